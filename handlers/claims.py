@@ -1,0 +1,153 @@
+"""Claiming a lead and giving it back.
+
+What happens when a partner presses Claim, top to bottom: ``claim_lead``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tortoise.expressions import Q
+
+from handlers import notify
+from handlers.common import lead_by_ref, partner_of, require, tenant_of, user_of
+from handlers.pool import pool_query
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.commands import Actor, ClaimLead, ReleaseClaim, Role
+from lyra_bot.domain import (
+    AlreadyYours,
+    ClaimState,
+    LeadStatus,
+    LeadTaken,
+    NotEntitled,
+    NotYourLead,
+    OverCap,
+    claim_due_at,
+    full_view,
+    is_entitled,
+    teaser,
+)
+from lyra_bot.models import Claim, Lead, LeadHide, Partner
+
+
+@handles(ClaimLead)
+async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.PARTNER)
+    tenant = await tenant_of(actor)
+    # Lock the partner row first: two claims by users of one partner queue here, so the cap
+    # check below sees the other's claim (PostgreSQL; SQLite's BEGIN IMMEDIATE already did).
+    partner = await partner_of(actor, lock=True)
+    user = await user_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+
+    if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
+        raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
+    if lead.status == LeadStatus.CLAIMED and await Claim.exists(
+        lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
+    ):
+        raise AlreadyYours(f"You already hold {lead.ref}.", ref=lead.ref)
+    if lead.status != LeadStatus.OPEN:
+        raise LeadTaken(
+            f"{lead.ref} has already been taken.",
+            ref=lead.ref,
+            similar=await _similar(partner, lead, uow),
+        )
+    hide = await LeadHide.filter(lead_id=lead.id, partner_id=partner.id, until__gt=uow.now).first()
+    if hide is not None:
+        raise NotEntitled(
+            f"You gave {lead.ref} back or let it lapse; others get a turn until "
+            f"{notify.local_time(tenant, hide.until)}.",
+            ref=lead.ref,
+            until=hide.until,
+        )
+    held = await Claim.filter(partner_id=partner.id, state=ClaimState.ACTIVE).count()
+    if held >= tenant.cap_open_claims:
+        raise OverCap(
+            f"Your partner already holds {held} lead(s) awaiting feedback (the limit is "
+            f"{tenant.cap_open_claims}). Give feedback on one to claim another.",
+            ref=lead.ref,
+            held=held,
+            cap=tenant.cap_open_claims,
+        )
+
+    # The claim itself: one conditional update. Exactly one concurrent caller changes the row.
+    won = await Lead.filter(id=lead.id, status=LeadStatus.OPEN).update(status=LeadStatus.CLAIMED)
+    if won != 1:
+        raise LeadTaken(
+            f"{lead.ref} has just been taken.",
+            ref=lead.ref,
+            similar=await _similar(partner, lead, uow),
+        )
+    lead.status = LeadStatus.CLAIMED
+    claim = await Claim.create(
+        tenant_id=tenant.id,
+        lead_id=lead.id,
+        partner_id=partner.id,
+        user_id=user.id,
+        channel=actor.channel,
+        claimed_at=uow.now,
+        due_at=claim_due_at(uow.now, tenant.claim_deadline_hours),
+    )
+    uow.audit(
+        "lead.claimed",
+        tenant.id,
+        lead_id=lead.id,
+        partner_id=partner.id,
+        user_id=user.id,
+        claim_id=claim.id,
+        due_at=claim.due_at,
+    )
+    notify.claimed(uow, tenant, lead, claim, partner, user)
+    return Reply(
+        True,
+        "claimed",
+        f"You have claimed {lead.ref}. "
+        f"Please give feedback by {notify.local_time(tenant, claim.due_at)}.",
+        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id},
+    )
+
+
+async def _similar(partner: Partner, lead: Lead, uow: UnitOfWork) -> list[dict]:
+    """Up to three open leads like the one that got away (same product or region)."""
+    query = pool_query(partner.tenant_id, partner, uow.now).filter(
+        Q(product__iexact=lead.product) | Q(region=lead.region)
+    )
+    return [teaser(other) for other in await query.exclude(id=lead.id).limit(3)]
+
+
+@handles(ReleaseClaim)
+async def release_claim(cmd: ReleaseClaim, actor: Actor, uow: UnitOfWork) -> Reply:
+    """The partner gives a lead back: it returns to the pool at once for everyone else."""
+    require(actor, Role.PARTNER)
+    tenant = await tenant_of(actor)
+    partner = await partner_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    claim = await Claim.filter(
+        lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
+    ).first()
+    if claim is None:
+        raise NotYourLead(f"You do not hold {lead.ref}.", ref=lead.ref)
+    ended = await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
+        state=ClaimState.RELEASED, ended_at=uow.now
+    )
+    if ended != 1:
+        raise NotYourLead(f"You no longer hold {lead.ref}.", ref=lead.ref)
+    await Lead.filter(id=lead.id, status=LeadStatus.CLAIMED).update(
+        status=LeadStatus.OPEN, opened_at=uow.now
+    )
+    lead.status = LeadStatus.OPEN
+    # Releasing and re-claiming would reset the deadline; others get a turn first.
+    until = uow.now + timedelta(hours=tenant.lapse_cooldown_hours)
+    await LeadHide.create(tenant_id=tenant.id, lead_id=lead.id, partner_id=partner.id, until=until)
+    user = await claim.user
+    uow.audit(
+        "lead.released",
+        tenant.id,
+        lead_id=lead.id,
+        partner_id=partner.id,
+        user_id=actor.user_id,
+        claim_id=claim.id,
+        reason=cmd.reason,
+    )
+    notify.released(uow, tenant, lead, claim, partner, user, cmd.reason)
+    return Reply(True, "released", f"{lead.ref} is back in the pool. Thank you.", {"ref": lead.ref})

@@ -1,0 +1,107 @@
+"""Feedback: the partner reports what came of the contact; that frees its slot."""
+
+from __future__ import annotations
+
+from handlers import notify
+from handlers.common import lead_by_ref, partner_of, require, tenant_of, user_of
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.commands import Actor, GiveFeedback, Role
+from lyra_bot.domain import (
+    ClaimState,
+    InvalidInput,
+    LeadStatus,
+    NotYourLead,
+    Outcome,
+    parse_amount,
+    parse_currency,
+    parse_outcome,
+)
+from lyra_bot.models import Claim, Feedback, Lead
+
+
+@handles(GiveFeedback)
+async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.PARTNER)
+    tenant = await tenant_of(actor)
+    partner = await partner_of(actor)
+    user = await user_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+
+    outcome = parse_outcome(cmd.outcome)
+    amount = parse_amount(cmd.amount)
+    currency = parse_currency(cmd.currency, tenant.currency) if amount is not None else None
+    reason, note = cmd.reason.strip(), cmd.note.strip()
+    if outcome == Outcome.WON and amount is None:
+        raise InvalidInput(
+            f"Please add the amount won, e.g. WON {lead.ref} 12000 {tenant.currency}."
+        )
+    if outcome == Outcome.LOST and not reason:
+        raise InvalidInput(f"Please add why it was lost, e.g. LOST {lead.ref} price too high.")
+
+    claim = await Claim.filter(
+        lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
+    ).first()
+    update = claim is None
+    if claim is not None:
+        closed = await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
+            state=ClaimState.CLOSED, ended_at=uow.now
+        )
+        if closed != 1:
+            raise NotYourLead(f"Your claim on {lead.ref} has just ended.", ref=lead.ref)
+        await Lead.filter(id=lead.id, status=LeadStatus.CLAIMED).update(
+            status=LeadStatus.CLOSED, closed_at=uow.now
+        )
+        lead.status = LeadStatus.CLOSED
+    else:
+        claim = await _contacted_claim(lead, partner.id)
+        if outcome == Outcome.CONTACTED:
+            raise InvalidInput(f"{lead.ref} is already recorded as contacted.", ref=lead.ref)
+
+    feedback = await Feedback.create(
+        tenant_id=tenant.id,
+        claim_id=claim.id,
+        lead_id=lead.id,
+        partner_id=partner.id,
+        user_id=user.id,
+        outcome=outcome.value,
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        note=note,
+        channel=actor.channel,
+        on_time=uow.now <= claim.due_at,
+        created_at=uow.now,
+    )
+    uow.audit(
+        "feedback.updated" if update else "feedback.given",
+        tenant.id,
+        lead_id=lead.id,
+        partner_id=partner.id,
+        user_id=user.id,
+        claim_id=claim.id,
+        outcome=outcome.value,
+        amount=amount,
+        currency=currency,
+        on_time=feedback.on_time,
+    )
+    notify.feedback_given(uow, tenant, lead, claim, partner, user, feedback, update=update)
+    verb = "updated" if update else "recorded"
+    return Reply(
+        True,
+        "feedback",
+        f"Thank you: {lead.ref} {verb} as {outcome.value}.",
+        {"ref": lead.ref, "outcome": outcome.value, "amount": amount, "currency": currency},
+    )
+
+
+async def _contacted_claim(lead: Lead, partner_id: int) -> Claim:
+    """The partner's closed claim whose last word was ``contacted`` (it may still say won/lost)."""
+    claim = (
+        await Claim.filter(lead_id=lead.id, partner_id=partner_id, state=ClaimState.CLOSED)
+        .order_by("-claimed_at")
+        .first()
+    )
+    last = await Feedback.filter(claim_id=claim.id).order_by("-id").first() if claim else None
+    if claim is None or last is None or last.outcome != Outcome.CONTACTED:
+        raise NotYourLead(f"You do not hold {lead.ref}.", ref=lead.ref)
+    return claim

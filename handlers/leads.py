@@ -1,0 +1,350 @@
+"""Owners put leads in: one at a time, or a CSV file that imports completely or not at all."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from tortoise.expressions import F, Q
+
+from handlers.common import lead_by_ref, require, tenant_of
+from handlers.pool import pool_query
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.commands import (
+    Actor,
+    AddLead,
+    ApproveLead,
+    ImportLeads,
+    ListLeads,
+    Role,
+    ShowLead,
+)
+from lyra_bot.domain import (
+    LEAD_FIELDS,
+    LIVE_STATUSES,
+    ClaimState,
+    InvalidInput,
+    InvalidTransition,
+    LeadStatus,
+    NotYourLead,
+    clean_lead,
+    full_view,
+    phone_key,
+    teaser,
+)
+from lyra_bot.models import Claim, Feedback, Lead, Partner, Tenant
+
+MAX_IMPORT_ROWS = 50_000
+
+
+@handles(AddLead)
+async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    fields = {name: getattr(cmd, name) for name in LEAD_FIELDS}
+    row = clean_lead(fields, tenant.ref_prefix)
+    [lead] = await _insert(uow, tenant, [row], cmd.source, cmd.allow_duplicate)
+    if lead.status == LeadStatus.HELD:
+        return Reply(
+            True,
+            "lead_held",
+            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. "
+            f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer.",
+            {"lead": full_view(lead)},
+        )
+    return Reply(True, "lead_added", f"Added {lead.ref} to the pool.", {"lead": full_view(lead)})
+
+
+@handles(ImportLeads)
+async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    rows = _read_csv(cmd.csv_text, tenant.ref_prefix, cmd.progress)
+    leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
+    held = [lead for lead in leads if lead.status == LeadStatus.HELD]
+    message = f"Imported {len(leads)} lead(s)."
+    if held:
+        message += f" {len(held)} kept out of the pool as possible duplicates: " + ", ".join(
+            f"{lead.ref} ({lead.hold_reason})" for lead in held[:20]
+        )
+    return Reply(
+        True,
+        "imported",
+        message,
+        {
+            "count": len(leads),
+            "refs": [lead.ref for lead in leads],
+            "held": [lead.ref for lead in held],
+        },
+    )
+
+
+def _read_csv(text: str, prefix: str, progress: Any) -> list[dict[str, Any]]:
+    """Parse and validate every row; any bad row fails the whole file, naming each line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if not header:
+        raise InvalidInput("The file is empty; it needs a header line with product and region.")
+    missing = {"product", "region"} - set(header)
+    unknown = set(header) - set(LEAD_FIELDS)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing column(s): " + ", ".join(sorted(missing)))
+        if unknown:
+            parts.append("unknown column(s): " + ", ".join(sorted(unknown)))
+        raise InvalidInput("line 1: " + "; ".join(parts), problems=parts)
+    reader.fieldnames = header
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    seen_refs: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            problems.append(f"line {line}: more values than columns")
+            continue
+        if not any((v or "").strip() for v in raw.values()):
+            continue
+        try:
+            row = clean_lead(raw, prefix)
+        except InvalidInput as exc:
+            problems.append(f"line {line}: {exc.message}")
+            continue
+        if row["ref"] and row["ref"] in seen_refs:
+            problems.append(f"line {line}: {row['ref']} already on line {seen_refs[row['ref']]}")
+        seen_refs.setdefault(row["ref"], line)
+        row["line"] = line
+        rows.append(row)
+        if progress and len(rows) % 500 == 0:
+            progress(len(rows), 0)
+    if len(rows) > MAX_IMPORT_ROWS:
+        problems.append(f"the file has {len(rows)} leads; import at most {MAX_IMPORT_ROWS} at once")
+    if problems:
+        shown = problems[:50] + ([f"… and {len(problems) - 50} more"] if len(problems) > 50 else [])
+        raise InvalidInput(
+            "Nothing was imported. Please fix:\n" + "\n".join(shown), problems=problems
+        )
+    if not rows:
+        raise InvalidInput("The file has a header but no leads.")
+    return rows
+
+
+async def _insert(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    rows: list[dict[str, Any]],
+    source: str,
+    allow_duplicates: bool,
+    progress: Any = None,
+) -> list[Lead]:
+    """Give each row a reference, flag possible duplicates, insert in bulk, audit."""
+    await _check_refs_free(tenant, [r["ref"] for r in rows if r["ref"]])
+    refs = await _allocate_refs(tenant, sum(1 for r in rows if not r["ref"]))
+    existing = await _live_contacts(tenant, rows)
+    in_file: dict[str, str] = {}
+    leads: list[Lead] = []
+    for row in rows:
+        ref = row["ref"] or refs.pop(0)
+        keys = [k for k in (row["email"], "tel:" + phone_key(row["phone"])) if k and k != "tel:"]
+        dup_ref, dup_id = None, None
+        for k in keys:
+            if k in existing:
+                dup_ref, dup_id = existing[k]
+                break
+            if k in in_file:
+                dup_ref = in_file[k]
+                break
+        for k in keys:
+            in_file.setdefault(k, ref)
+        held = dup_ref is not None and not allow_duplicates
+        leads.append(
+            Lead(
+                tenant_id=tenant.id,
+                ref=ref,
+                **{k: row[k] for k in LEAD_FIELDS if k != "ref"},
+                phone_key=phone_key(row["phone"]),
+                source=source,
+                status=LeadStatus.HELD if held else LeadStatus.OPEN,
+                hold_reason=f"possible duplicate of {dup_ref}" if held else "",
+                duplicate_of_id=dup_id,
+                created_at=uow.now,
+                opened_at=None if held else uow.now,
+            )
+        )
+    for start in range(0, len(leads), 500):
+        await Lead.bulk_create(leads[start : start + 500])
+        if progress:
+            progress(min(start + 500, len(leads)), len(leads))
+    ids = (
+        dict(
+            await Lead.filter(
+                tenant_id=tenant.id, ref__in=[lead.ref for lead in leads]
+            ).values_list("ref", "id")
+        )
+        if len(leads) <= 500
+        else await _ids_by_ref(tenant, [lead.ref for lead in leads])
+    )
+    for lead in leads:
+        lead.id = ids[lead.ref]
+        uow.audit(
+            "lead.held" if lead.status == LeadStatus.HELD else "lead.added",
+            tenant.id,
+            lead_id=lead.id,
+            ref=lead.ref,
+            product=lead.product,
+            region=lead.region,
+            source=source,
+            reason=lead.hold_reason,
+        )
+    return leads
+
+
+async def _ids_by_ref(tenant: Tenant, refs: list[str]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        ids.update(await Lead.filter(tenant_id=tenant.id, ref__in=chunk).values_list("ref", "id"))
+    return ids
+
+
+async def _check_refs_free(tenant: Tenant, refs: list[str]) -> None:
+    for start in range(0, len(refs), 500):
+        taken = await Lead.filter(
+            tenant_id=tenant.id, ref__in=refs[start : start + 500]
+        ).values_list("ref", flat=True)
+        if taken:
+            raise InvalidInput(
+                "Nothing was imported: reference(s) already used: " + ", ".join(sorted(taken))
+            )
+
+
+async def _allocate_refs(tenant: Tenant, count: int) -> list[str]:
+    """Take ``count`` fresh numbers from the tenant's counter, skipping any used explicitly."""
+    refs: list[str] = []
+    while len(refs) < count:
+        need = count - len(refs)
+        await Tenant.filter(id=tenant.id).update(next_ref=F("next_ref") + need)
+        end = (await Tenant.get(id=tenant.id)).next_ref
+        candidates = [f"{tenant.ref_prefix}{n}" for n in range(end - need, end)]
+        used: set[str] = set()
+        for start in range(0, len(candidates), 500):
+            used.update(
+                await Lead.filter(
+                    tenant_id=tenant.id, ref__in=candidates[start : start + 500]
+                ).values_list("ref", flat=True)
+            )
+        refs.extend(ref for ref in candidates if ref not in used)
+    return refs
+
+
+async def _live_contacts(tenant: Tenant, rows: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    """Email / phone keys of live leads that match any row: key → (ref, id)."""
+    emails = sorted({r["email"] for r in rows if r["email"]})
+    phones = sorted({phone_key(r["phone"]) for r in rows} - {""})
+    found: dict[str, tuple[str, int]] = {}
+    for start in range(0, max(len(emails), len(phones)), 500):
+        condition = Q(email__in=emails[start : start + 500]) | Q(
+            phone_key__in=phones[start : start + 500]
+        )
+        for ref, lead_id, email, key in await Lead.filter(
+            Q(tenant_id=tenant.id), Q(status__in=LIVE_STATUSES), condition
+        ).values_list("ref", "id", "email", "phone_key"):
+            if email:
+                found.setdefault(email, (ref, lead_id))
+            if key:
+                found.setdefault("tel:" + key, (ref, lead_id))
+    return found
+
+
+@handles(ApproveLead)
+async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    changed = await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
+        status=LeadStatus.OPEN, opened_at=uow.now, hold_reason=""
+    )
+    if changed != 1:
+        raise InvalidTransition(f"{lead.ref} is {lead.status}, not held.", ref=lead.ref)
+    uow.audit("lead.approved", tenant.id, lead_id=lead.id)
+    return Reply(True, "lead_approved", f"{lead.ref} is now in the pool.", {"ref": lead.ref})
+
+
+@handles(ShowLead)
+async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Owner: everything. Partner: full data while it holds (or held to the end) the claim;
+    the teaser while the lead is in its pool; nothing otherwise."""
+    require(actor, Role.OWNER, Role.PARTNER)
+    tenant = await tenant_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    if actor.role == Role.OWNER:
+        claims = (
+            await Claim.filter(lead_id=lead.id).select_related("partner").order_by("claimed_at")
+        )
+        feedback = await Feedback.filter(lead_id=lead.id).order_by("created_at")
+        return Reply(
+            True,
+            "lead",
+            f"{lead.ref}: {lead.status}",
+            {
+                "lead": {**full_view(lead), "hold_reason": lead.hold_reason, "source": lead.source},
+                "claims": [_claim_row(c) for c in claims],
+                "feedback": [_feedback_row(f) for f in feedback],
+            },
+        )
+    holds = await Claim.filter(
+        lead_id=lead.id,
+        partner_id=actor.partner_id,
+        state__in=[ClaimState.ACTIVE, ClaimState.CLOSED],
+    ).exists()
+    if holds:
+        return Reply(True, "lead", f"{lead.ref}: {lead.status}", {"lead": full_view(lead)})
+    partner = await Partner.get(id=actor.partner_id, tenant_id=tenant.id)
+    if await pool_query(tenant.id, partner, uow.now).filter(id=lead.id).exists():
+        return Reply(True, "lead_teaser", f"{lead.ref} is in your pool.", {"lead": teaser(lead)})
+    raise NotYourLead(f"{lead.ref} is not available to you.", ref=lead.ref)
+
+
+def _claim_row(claim: Claim) -> dict[str, Any]:
+    return {
+        "partner": claim.partner.name,
+        "state": str(claim.state),
+        "claimed_at": claim.claimed_at,
+        "due_at": claim.due_at,
+        "ended_at": claim.ended_at,
+    }
+
+
+def _feedback_row(feedback: Feedback) -> dict[str, Any]:
+    return {
+        "outcome": feedback.outcome,
+        "amount": feedback.amount,
+        "currency": feedback.currency,
+        "reason": feedback.reason,
+        "on_time": feedback.on_time,
+        "at": feedback.created_at,
+    }
+
+
+@handles(ListLeads)
+async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
+    """The owner's list: teaser, status and current holder (details via ShowLead)."""
+    require(actor, Role.OWNER)
+    query = Lead.filter(tenant_id=actor.tenant_id)
+    if cmd.status:
+        try:
+            query = query.filter(status=LeadStatus(cmd.status))
+        except ValueError:
+            raise InvalidInput(f"'{cmd.status}' is not a status.") from None
+    leads = await query.order_by("-id").limit(cmd.limit)
+    holders = dict(
+        await Claim.filter(
+            lead_id__in=[lead.id for lead in leads], state=ClaimState.ACTIVE
+        ).values_list("lead_id", "partner__name")
+    )
+    items = [
+        {**teaser(lead), "status": str(lead.status), "holder": holders.get(lead.id, "")}
+        for lead in leads
+    ]
+    return Reply(True, "leads", f"{len(items)} lead(s).", {"leads": items})

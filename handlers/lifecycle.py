@@ -1,0 +1,124 @@
+"""Leads leaving the normal path: withdrawn by the owner, or a claim lapsing at its deadline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from handlers import notify
+from handlers.common import lead_by_ref, require, tenant_of
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
+from lyra_bot.db import dialect
+from lyra_bot.domain import ClaimState, InvalidTransition, LeadStatus
+from lyra_bot.models import Claim, Lead, LeadHide
+
+CHUNK = 500
+
+
+@handles(WithdrawLead)
+async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER, Role.SYSTEM)
+    tenant = await tenant_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    claim = None
+    if lead.status == LeadStatus.CLAIMED:
+        claim = (
+            await Claim.filter(lead_id=lead.id, state=ClaimState.ACTIVE)
+            .select_related("partner", "user")
+            .first()
+        )
+        if claim is not None:
+            await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
+                state=ClaimState.WITHDRAWN, ended_at=uow.now
+            )
+    changed = await Lead.filter(
+        id=lead.id, status__in=[LeadStatus.OPEN, LeadStatus.HELD, LeadStatus.CLAIMED]
+    ).update(status=LeadStatus.WITHDRAWN, closed_at=uow.now)
+    if changed != 1:
+        raise InvalidTransition(
+            f"{lead.ref} is {lead.status}; it cannot be withdrawn.", ref=lead.ref
+        )
+    lead.status = LeadStatus.WITHDRAWN
+    uow.audit(
+        "lead.withdrawn",
+        tenant.id,
+        lead_id=lead.id,
+        partner_id=claim and claim.partner_id,
+        claim_id=claim and claim.id,
+        reason=cmd.reason,
+    )
+    if claim is not None:
+        notify.withdrawn_while_held(uow, tenant, lead, claim, claim.partner, claim.user, cmd.reason)
+    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+
+
+@handles(ExpireOverdue)
+async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Sweep: every claim past its deadline lapses, its lead returns to the pool, the partner
+    is told and cannot re-claim it during the tenant's cooldown, and the owner gets one summary.
+
+    Safe to run twice and after downtime: it only touches claims still active and overdue.
+    """
+    require(actor, Role.SYSTEM, Role.OWNER)
+    query = Claim.filter(state=ClaimState.ACTIVE, due_at__lte=uow.now)
+    if actor.tenant_id is not None:
+        query = query.filter(tenant_id=actor.tenant_id)
+    query = query.order_by("due_at", "id").limit(cmd.batch)
+    if dialect() == "postgres":
+        # Lock what we expire; a feedback racing us waits, then finds the claim ended.
+        query = query.select_for_update(skip_locked=True)
+    ids = list(await query.values_list("id", flat=True))
+    if not ids:
+        return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
+
+    claims: list[Claim] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        batch = await Claim.filter(id__in=chunk).select_related("lead", "partner", "user", "tenant")
+        await Claim.filter(id__in=chunk).update(state=ClaimState.EXPIRED, ended_at=uow.now)
+        await Lead.filter(id__in=[c.lead_id for c in batch], status=LeadStatus.CLAIMED).update(
+            status=LeadStatus.OPEN, opened_at=uow.now
+        )
+        claims += batch
+
+    hides, per_tenant = [], defaultdict(list)
+    for claim in claims:
+        tenant, lead = claim.tenant, claim.lead
+        lead.status = LeadStatus.OPEN
+        until = uow.now + timedelta(hours=tenant.lapse_cooldown_hours)
+        hides.append(
+            LeadHide(tenant_id=tenant.id, lead_id=lead.id, partner_id=claim.partner_id, until=until)
+        )
+        uow.audit(
+            "lead.lapsed",
+            tenant.id,
+            lead_id=lead.id,
+            partner_id=claim.partner_id,
+            user_id=claim.user_id,
+            claim_id=claim.id,
+            due_at=claim.due_at,
+        )
+        notify.lapsed(uow, tenant, lead, claim, claim.partner, claim.user, until)
+        per_tenant[tenant.id].append((tenant, claim))
+    await LeadHide.bulk_create(hides, batch_size=CHUNK)
+    for items in per_tenant.values():
+        tenant = items[0][0]
+        rows = [
+            {
+                "ref": c.lead.ref,
+                "product": c.lead.product,
+                "region": c.lead.region,
+                "partner": c.partner.name,
+                "due": notify.local_time(tenant, c.due_at),
+            }
+            for _, c in items
+        ]
+        notify.lapses_to_owner(uow, tenant, rows, f"lapses:{tenant.id}:{items[0][1].id}")
+    refs = [c.lead.ref for c in claims]
+    return Reply(
+        True,
+        "expired",
+        f"{len(claims)} claim(s) lapsed: {', '.join(refs[:20])}" + (" …" if len(refs) > 20 else ""),
+        {"expired": len(claims), "refs": refs, "more": len(ids) == cmd.batch},
+    )

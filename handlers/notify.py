@@ -1,0 +1,248 @@
+"""The mails each lead event sends, queued in the outbox of the handler's transaction.
+
+One function per event; each knows its three (or two) recipients. Every mail about one claim
+shares a thread, so the claim, reminders, feedback and lapse mails read as one conversation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lyra_bot import tokens
+from lyra_bot.bus import UnitOfWork
+from lyra_bot.domain import full_view, teaser
+from lyra_bot.models import Claim, Feedback, Lead, Partner, Tenant, User
+from lyra_bot.outbox import mail
+from lyra_bot.render import pick_locale
+
+
+def local_time(tenant: Tenant, when: datetime | None) -> str:
+    if when is None:
+        return ""
+    return when.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def user_locale(tenant: Tenant, partner: Partner | None, user: User | None) -> str:
+    return pick_locale(user and user.locale, partner and partner.locale, tenant.locale)
+
+
+def customer_locale(tenant: Tenant, lead: Lead) -> str:
+    return pick_locale(lead.locale, tenant.locale)
+
+
+def reply_to(uow: UnitOfWork, kind: str, tenant: Tenant, subject_id: int, lead: Lead | None) -> str:
+    token = tokens.issue(uow.settings, kind, tenant.id, subject_id, lead and lead.id, uow.now)
+    return tokens.reply_address(uow.settings, token)
+
+
+def _context(
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim | None,
+    partner: Partner | None,
+    user: User | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "tenant": {"name": tenant.name, "owner_email": tenant.owner_email},
+        "lead": full_view(lead),
+        "teaser": teaser(lead),
+        "partner": {"name": partner.name} if partner else None,
+        "user": {"name": user.name or user.email, "email": user.email} if user else None,
+        "due": local_time(tenant, claim.due_at) if claim else "",
+        **extra,
+    }
+
+
+def _to_owner(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    event: str,
+    key: str,
+    context: dict[str, Any],
+    thread: str | None,
+) -> None:
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind=f"{event}.owner",
+        to=tenant.owner_email,
+        template=f"{event}_owner",
+        locale=tenant.locale,
+        context=context,
+        dedupe_key=f"{key}:owner",
+        lead_id=lead.id,
+        thread=thread and f"{thread}:owner",
+        reply_to=reply_to(uow, "o", tenant, tenant.id, lead),
+    )
+
+
+def _to_partner(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    partner: Partner,
+    user: User,
+    event: str,
+    key: str,
+    context: dict[str, Any],
+    thread: str | None,
+) -> None:
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind=f"{event}.partner",
+        to=user.email,
+        template=f"{event}_partner",
+        locale=user_locale(tenant, partner, user),
+        context=context,
+        dedupe_key=f"{key}:partner",
+        lead_id=lead.id,
+        thread=thread and f"{thread}:partner",
+        reply_to=reply_to(uow, "u", tenant, user.id, lead),
+    )
+
+
+def _to_customer(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    event: str,
+    key: str,
+    context: dict[str, Any],
+    thread: str | None,
+) -> None:
+    if not (tenant.mail_customers and lead.email):
+        return
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind=f"{event}.customer",
+        to=lead.email,
+        template=f"{event}_customer",
+        locale=customer_locale(tenant, lead),
+        context=context,
+        dedupe_key=f"{key}:customer",
+        lead_id=lead.id,
+        thread=thread and f"{thread}:customer",
+        reply_to=reply_to(uow, "c", tenant, lead.id, lead),
+    )
+
+
+def claimed(
+    uow: UnitOfWork, tenant: Tenant, lead: Lead, claim: Claim, partner: Partner, user: User
+) -> None:
+    """Three mails: the owner learns who took it, the partner gets the customer, the customer
+    learns a partner will call."""
+    context = _context(tenant, lead, claim, partner, user)
+    thread, key = f"claim:{claim.id}", f"claim:{claim.id}"
+    _to_owner(uow, tenant, lead, "claim", key, context, thread)
+    _to_partner(uow, tenant, lead, partner, user, "claim", key, context, thread)
+    _to_customer(uow, tenant, lead, "claim", key, context, thread)
+
+
+def feedback_given(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    feedback: Feedback,
+    *,
+    update: bool,
+) -> None:
+    """Feedback mails all three; a later update (contacted → won) tells owner and partner."""
+    context = _context(
+        tenant,
+        lead,
+        claim,
+        partner,
+        user,
+        feedback={
+            "outcome": feedback.outcome,
+            "amount": feedback.amount,
+            "currency": feedback.currency,
+            "reason": feedback.reason,
+            "note": feedback.note,
+            "on_time": feedback.on_time,
+        },
+        update=update,
+    )
+    thread, key = f"claim:{claim.id}", f"feedback:{feedback.id}"
+    _to_owner(uow, tenant, lead, "feedback", key, context, thread)
+    _to_partner(uow, tenant, lead, partner, user, "feedback", key, context, thread)
+    if not update:
+        _to_customer(uow, tenant, lead, "feedback", key, context, thread)
+
+
+def lapsed(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    hidden_until: datetime,
+) -> None:
+    """The partner learns its claim lapsed (and the lead went back to the pool)."""
+    context = _context(
+        tenant, lead, claim, partner, user, hidden_until=local_time(tenant, hidden_until)
+    )
+    _to_partner(
+        uow, tenant, lead, partner, user, "lapse", f"lapse:{claim.id}", context, f"claim:{claim.id}"
+    )
+
+
+def lapses_to_owner(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]], key: str) -> None:
+    """One summary per sweep, rather than one mail per lapsed claim."""
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="lapse.owner",
+        to=tenant.owner_email,
+        template="lapse_owner",
+        locale=tenant.locale,
+        context={"tenant": {"name": tenant.name}, "items": items},
+        dedupe_key=key,
+    )
+
+
+def released(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    reason: str,
+) -> None:
+    context = _context(tenant, lead, claim, partner, user, reason=reason)
+    _to_owner(uow, tenant, lead, "release", f"release:{claim.id}", context, f"claim:{claim.id}")
+
+
+def withdrawn_while_held(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    reason: str,
+) -> None:
+    """The partner holding a withdrawn lead is told to stop."""
+    context = _context(tenant, lead, claim, partner, user, reason=reason)
+    _to_partner(
+        uow,
+        tenant,
+        lead,
+        partner,
+        user,
+        "withdraw",
+        f"withdraw:{claim.id}",
+        context,
+        f"claim:{claim.id}",
+    )

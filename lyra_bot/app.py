@@ -1,0 +1,95 @@
+"""Composition root: builds the bus, the transports, the outbox worker and the aiohttp app.
+
+Channels (email in/out, Slack, the HTTP API) and the scheduler attach here; nothing else in
+Lyra decides which transports exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.email_out import FileTransport
+from lyra_bot.bus import Bus, UnitOfWork
+from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.config import Settings, get_settings
+from lyra_bot.db import close_db, init_db
+from lyra_bot.outbox import OutboxWorker, Transport
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", "Services")
+
+
+@dataclass
+class Services:
+    """Everything a running Lyra process shares."""
+
+    settings: Settings
+    clock: Clock
+    bus: Bus
+    worker: OutboxWorker
+    background: list[Any] = field(default_factory=list)
+
+
+def email_transport(settings: Settings) -> Transport:
+    """SMTP when configured, else ``.eml`` files in ``LYRA_OUTBOX_DIR``."""
+    return FileTransport(settings)
+
+
+def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    bus = Bus(settings, clock)
+    worker = OutboxWorker(settings, [email_transport(settings)], clock, bus.renderer)
+
+    def wake_worker(uow: UnitOfWork) -> None:
+        if uow.queued:
+            worker.wake()
+
+    bus.after_commit.append(wake_worker)
+    return Services(settings, clock, bus, worker)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_web_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
+    """``lyra-bot run``: the HTTP app and the outbox worker until SIGTERM/SIGINT."""
+    settings = settings or get_settings()
+    await init_db(settings, migrate=True)
+    services = bootstrap(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    runner = web.AppRunner(build_web_app(services), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("Lyra listening on http://%s:%s", settings.http_host, settings.http_port)
+    worker_task = asyncio.create_task(services.worker.run_forever(stop), name="outbox")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await worker_task
+        await services.worker.close()
+        await close_db()

@@ -1,0 +1,232 @@
+"""The command bus: one command, one handler, one transaction, one Reply.
+
+``Bus.dispatch`` is the single way any channel changes state. It opens the transaction,
+records the inbound idempotency key, runs the handler, writes the audit and outbox rows the
+handler collected, and commits. A second dispatch with the same key returns the first Reply
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.commands import Actor, Command
+from lyra_bot.config import Settings, get_settings
+from lyra_bot.domain import DomainError
+from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.render import Renderer
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=Command)
+
+
+@dataclass
+class Reply:
+    """A channel-neutral answer: adapters render ``code`` + ``data``; ``message`` is English."""
+
+    ok: bool
+    code: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "code": self.code,
+            "message": self.message,
+            "data": _jsonable(self.data),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Reply:
+        return cls(raw["ok"], raw["code"], raw["message"], raw.get("data") or {})
+
+    @classmethod
+    def error(cls, exc: DomainError) -> Reply:
+        return cls(False, exc.code, exc.message, _jsonable(exc.data))
+
+
+Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
+Hook = Callable[["UnitOfWork"], Awaitable[None]]
+
+_HANDLERS: dict[type[Command], Handler] = {}
+
+
+def handles(command_type: type[C]) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of ``command_type``."""
+
+    def register(fn: Handler) -> Handler:
+        if command_type in _HANDLERS:
+            raise RuntimeError(f"{command_type.__name__} already has a handler")
+        _HANDLERS[command_type] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class UnitOfWork:
+    """What a handler may use besides the ORM: the clock, settings, outbox and audit trail.
+
+    Rows are collected here and written in bulk at the end of the handler's transaction.
+    """
+
+    actor: Actor
+    now: datetime
+    settings: Settings
+    renderer: Renderer
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+    changed_leads: set[int] = field(default_factory=set)
+    queued: int = 0  # outbox rows written by this unit of work
+
+    def audit(
+        self,
+        kind: str,
+        tenant_id: int,
+        *,
+        lead_id: int | None = None,
+        partner_id: int | None = None,
+        user_id: int | None = None,
+        claim_id: int | None = None,
+        **data: Any,
+    ) -> None:
+        if lead_id is not None and kind.startswith(("lead.", "claim.")):
+            self.changed_leads.add(lead_id)
+        self.events.append(
+            AuditEvent(
+                tenant_id=tenant_id,
+                kind=kind,
+                lead_id=lead_id,
+                partner_id=partner_id,
+                user_id=user_id,
+                claim_id=claim_id,
+                channel=self.actor.channel,
+                data=_jsonable(data),
+                at=self.now,
+            )
+        )
+
+    def enqueue(self, message: OutboxMessage) -> None:
+        self.outbox.append(message)
+
+    async def flush(self) -> None:
+        if self.events:
+            await AuditEvent.bulk_create(self.events, batch_size=500)
+            self.events = []
+        if self.outbox:
+            await OutboxMessage.bulk_create(self.outbox, batch_size=500, ignore_conflicts=True)
+            self.queued += len(self.outbox)
+            self.outbox = []
+
+
+class Bus:
+    """Dispatches commands. Built once per process by ``lyra_bot.app.bootstrap``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
+        import handlers  # noqa: F401  (registers every handler)
+
+        self.settings = settings or get_settings()
+        self.clock = clock or SystemClock()
+        self.renderer = renderer or Renderer(self.settings.templates_dir)
+        self.before_commit: list[Hook] = []
+        self.after_commit: list[Callable[[UnitOfWork], None]] = []
+
+    async def dispatch(self, cmd: Command, actor: Actor, key: str | None = None) -> Reply:
+        """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent."""
+        handler = _HANDLERS.get(type(cmd))
+        if handler is None:
+            raise LookupError(f"no handler for {cmd.kind}")
+        uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
+        if not cmd.writes and key is None:
+            try:
+                return await handler(cmd, actor, uow)
+            except DomainError as exc:
+                return Reply.error(exc)
+        try:
+            async with in_transaction("default"):
+                if key is not None and not await _claim_key(key, cmd, actor, uow.now):
+                    return await _stored_reply(key)
+                reply = await handler(cmd, actor, uow)
+                for hook in self.before_commit:
+                    await hook(uow)
+                await uow.flush()
+                if key is not None:
+                    await InboundKey.filter(key=key).update(reply=reply.to_json())
+        except DomainError as exc:
+            reply = Reply.error(exc)
+            if key is not None:
+                reply = await self._record_error(key, cmd, actor, uow.now, reply)
+            return reply
+        except IntegrityError:
+            # A concurrent delivery of the same key won the insert; answer like it did.
+            if key is not None and await InboundKey.exists(key=key):
+                return await _stored_reply(key)
+            raise
+        for callback in self.after_commit:
+            callback(uow)
+        return reply
+
+    async def _record_error(
+        self, key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply
+    ) -> Reply:
+        """Remember a refused command too, so a re-delivery is not answered twice."""
+        try:
+            async with in_transaction("default"):
+                if not await _claim_key(key, cmd, actor, now, reply):
+                    return await _stored_reply(key)
+        except IntegrityError:
+            return await _stored_reply(key)
+        return reply
+
+
+async def _claim_key(
+    key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply | None = None
+) -> bool:
+    """Insert the idempotency key first, so a concurrent duplicate blocks on it (PostgreSQL)."""
+    if await InboundKey.exists(key=key):
+        return False
+    await InboundKey.create(
+        key=key,
+        command=cmd.kind,
+        tenant_id=actor.tenant_id,
+        reply=reply.to_json() if reply else None,
+        created_at=now,
+    )
+    return True
+
+
+async def _stored_reply(key: str) -> Reply:
+    row = await InboundKey.get(key=key)
+    if row.reply is None:
+        return Reply(True, "duplicate", "Already handled.")
+    reply = Reply.from_json(row.reply)
+    reply.data = {**reply.data, "duplicate": True}
+    return reply
+
+
+def _jsonable(value: Any) -> Any:
+    """Make handler data storable as JSON (datetimes, decimals, enums)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

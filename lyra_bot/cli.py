@@ -1,0 +1,593 @@
+"""``lyra-bot``: the admin command line. Every state change goes through the bus.
+
+Errors a user can cause print one line on stderr and exit with status 1; an unreachable
+or outdated database exits with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from lyra_bot import commands as c
+from lyra_bot.bus import Bus, Reply
+from lyra_bot.commands import Actor
+from lyra_bot.config import get_settings
+from lyra_bot.db import close_db, init_db, pending_migrations, upgrade
+from lyra_bot.domain import DomainError
+from lyra_bot.models import Tenant, User
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Lyra: the self-service lead pool."
+)
+db_app = typer.Typer(no_args_is_help=True, help="The database.")
+tenant_app = typer.Typer(no_args_is_help=True, help="Owners (tenants).")
+partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
+user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
+lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
+for sub, name in (
+    (db_app, "db"),
+    (tenant_app, "tenant"),
+    (partner_app, "partner"),
+    (user_app, "user"),
+    (lead_app, "lead"),
+    (outbox_app, "outbox"),
+):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", "-t", envvar="LYRA_TENANT", help="Tenant short name (default: the only one)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AsOpt = Annotated[str, typer.Option("--as", help="Email of the partner user acting.")]
+
+
+class CliError(Exception):
+    """A one-line message for the user; exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    raise CliError(message, code)
+
+
+def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Open the store, run ``body``, close the store; turn failures into one-line errors."""
+
+    async def main() -> T:
+        settings = get_settings()
+        try:
+            await init_db(settings, migrate=migrate)
+            if not migrate and (pending := await pending_migrations()):
+                fail(
+                    f"The database needs {len(pending)} migration(s); run 'lyra-bot db upgrade'.",
+                    2,
+                )
+            return await body()
+        finally:
+            await close_db()
+
+    try:
+        return asyncio.run(main())
+    except CliError as exc:
+        err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        raise typer.Exit(exc.code) from None
+    except (OSError, ConnectionError) as exc:
+        err.print(f"[red]Error:[/red] cannot open the database: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+async def tenant_by_slug(slug: str | None) -> Tenant:
+    if slug:
+        tenant = await Tenant.get_or_none(slug=slug.lower())
+        if tenant is None:
+            fail(f"There is no tenant '{slug}'. See 'lyra-bot tenant list'.")
+        return tenant
+    tenants = await Tenant.all().limit(2)
+    if len(tenants) != 1:
+        fail(
+            "Say which tenant with --tenant (or LYRA_TENANT)."
+            if tenants
+            else "No tenant yet; add one with 'lyra-bot tenant add'."
+        )
+    return tenants[0]
+
+
+async def partner_actor(tenant: Tenant, email: str) -> Actor:
+    user = await User.get_or_none(tenant_id=tenant.id, email=email.strip().lower())
+    if user is None or user.partner_id is None:
+        fail(f"{email} is not a partner user of '{tenant.slug}'.")
+    return Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
+
+
+async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
+    reply = await (bus or Bus()).dispatch(cmd, actor)
+    if not reply.ok:
+        fail(reply.message)
+    return reply
+
+
+def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[str] = ()) -> None:
+    """Print a listing as a rich table, or its data as JSON."""
+    if as_json:
+        out.print_json(json.dumps(reply.to_json()["data"], ensure_ascii=False))
+        return
+    rows = reply.to_json()["data"].get(key, []) if key else []
+    if key is None:
+        out.print(reply.message, highlight=False)
+        return
+    table = Table(*columns, title=reply.message, title_justify="left")
+    for row in rows:
+        table.add_row(*(_cell(row.get(col)) for col in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def say(reply: Reply, as_json: bool = False) -> None:
+    if as_json:
+        out.print_json(json.dumps(reply.to_json(), ensure_ascii=False))
+    else:
+        out.print(reply.message, highlight=False)
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+
+    async def body() -> None:
+        await upgrade(
+            progress=lambda event, app_label, name: (
+                event == "apply_done" and out.print(f"applied {name}")
+            )
+        )
+        out.print("The database is up to date.")
+
+    try:
+        asyncio.run(body())
+    except (OSError, ConnectionError) as exc:
+        err.print(f"[red]Error:[/red] cannot open the database: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+# --- tenants, partners, users ------------------------------------------------------------
+
+
+@tenant_app.command("add")
+def tenant_add(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    owner_email: Annotated[str, typer.Option(help="Where owner notices go.")],
+    timezone: str = "Europe/Zurich",
+    locale: str = "de",
+    deadline_hours: Annotated[int, typer.Option(help="Hours a partner has for feedback.")] = 72,
+    cap: Annotated[int, typer.Option(help="Open claims a partner may hold without feedback.")] = 3,
+    mail_customers: Annotated[
+        bool, typer.Option(help="Tell customers who will contact them.")
+    ] = True,
+    cooldown_hours: Annotated[
+        int, typer.Option(help="Hours a lapsed lead stays hidden from its partner.")
+    ] = 72,
+    currency: str = "CHF",
+) -> None:
+    """Add a tenant (an owner organisation)."""
+    cmd = c.AddTenant(
+        slug,
+        name,
+        owner_email,
+        timezone,
+        locale,
+        deadline_hours,
+        cap,
+        mail_customers,
+        cooldown_hours,
+        currency,
+    )
+    say(run(lambda: send(cmd, Actor.system())))
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: JsonOpt = False) -> None:
+    """List tenants."""
+    reply = run(lambda: send(c.ListTenants(), Actor.system()))
+    show(
+        reply,
+        as_json,
+        "tenants",
+        (
+            "slug",
+            "name",
+            "owner_email",
+            "timezone",
+            "locale",
+            "claim_deadline_hours",
+            "cap_open_claims",
+        ),
+    )
+
+
+@partner_app.command("add")
+def partner_add(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    products: Annotated[str, typer.Option(help="Comma-separated products, or *.")],
+    regions: Annotated[str, typer.Option(help="Comma-separated regions (CH covers CH-ZH), or *.")],
+    locale: str | None = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Add a partner with its entitlements."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        cmd = c.AddPartner(
+            slug, name, tuple(products.split(",")), tuple(regions.split(",")), locale
+        )
+        return await send(cmd, Actor.owner(t.id))
+
+    say(run(body))
+
+
+@partner_app.command("list")
+def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List partners with their entitlements, open claims and pool size."""
+
+    async def body() -> Reply:
+        return await send(c.ListPartners(), Actor.owner((await tenant_by_slug(tenant)).id))
+
+    show(
+        run(body),
+        as_json,
+        "partners",
+        ("slug", "name", "products", "regions", "active_claims", "pool"),
+    )
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    name: str = "",
+    partner: Annotated[
+        str | None, typer.Option(help="Partner short name; omit for the owner's staff.")
+    ] = None,
+    locale: str | None = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Add a person acting for a partner (or for the owner)."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.AddUser(email, name, partner, locale), Actor.owner(t.id))
+
+    say(run(body))
+
+
+# --- leads --------------------------------------------------------------------------------
+
+
+@lead_app.command("add")
+def lead_add(
+    product: Annotated[str, typer.Option()],
+    region: Annotated[str, typer.Option(help="Region code like CH-ZH.")],
+    need: str = "",
+    industry: str = "",
+    size: str = "",
+    company: str = "",
+    contact: str = "",
+    email: str = "",
+    phone: str = "",
+    address: str = "",
+    notes: str = "",
+    ref: str | None = None,
+    allow_duplicate: bool = False,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add one lead to the pool."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        cmd = c.AddLead(
+            product,
+            region,
+            industry,
+            size,
+            need,
+            company,
+            contact,
+            email,
+            phone,
+            address,
+            notes,
+            ref=ref,
+            allow_duplicate=allow_duplicate,
+        )
+        return await send(cmd, Actor.owner(t.id))
+
+    say(run(body), as_json)
+
+
+@lead_app.command("import")
+def lead_import(
+    path: Path,
+    allow_duplicates: bool = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Import a CSV file (header: product,region,… ); all rows or none."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]Error:[/red] cannot read {path}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("Importing", total=None)
+
+            def tick(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total or None)
+
+            return await send(
+                c.ImportLeads(text, source="csv", allow_duplicates=allow_duplicates, progress=tick),
+                Actor.owner(t.id),
+            )
+
+    say(run(body))
+
+
+@lead_app.command("list")
+def lead_list(
+    status: str | None = None,
+    limit: int = 200,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List leads with status and holder."""
+
+    async def body() -> Reply:
+        return await send(
+            c.ListLeads(status, limit), Actor.owner((await tenant_by_slug(tenant)).id)
+        )
+
+    show(
+        run(body),
+        as_json,
+        "leads",
+        ("ref", "status", "product", "region", "industry", "size", "need", "holder"),
+    )
+
+
+@lead_app.command("show")
+def lead_show(ref: str, tenant: TenantOpt = None) -> None:
+    """Everything about one lead, with its claims and feedback (owner view)."""
+
+    async def body() -> Reply:
+        return await send(c.ShowLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+
+    say(run(body), True)
+
+
+@lead_app.command("withdraw")
+def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
+    """Take a lead out of the pool (its holder, if any, is told to stop)."""
+
+    async def body() -> Reply:
+        return await send(
+            c.WithdrawLead(ref, reason), Actor.owner((await tenant_by_slug(tenant)).id)
+        )
+
+    say(run(body))
+
+
+@lead_app.command("approve")
+def lead_approve(ref: str, tenant: TenantOpt = None) -> None:
+    """Put a held lead (a possible duplicate) into the pool."""
+
+    async def body() -> Reply:
+        return await send(c.ApproveLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+
+    say(run(body))
+
+
+@lead_app.command("claim")
+def lead_claim(ref: str, as_user: AsOpt, tenant: TenantOpt = None) -> None:
+    """Claim a lead on behalf of a partner user."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.ClaimLead(ref), await partner_actor(t, as_user))
+
+    say(run(body))
+
+
+@lead_app.command("feedback")
+def lead_feedback(
+    ref: str,
+    outcome: str,
+    as_user: AsOpt,
+    amount: str | None = None,
+    currency: str | None = None,
+    reason: str = "",
+    note: str = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Record feedback on behalf of a partner user (won, lost, contacted, no_contact, …)."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        cmd = c.GiveFeedback(ref, outcome, amount, currency, reason, note)
+        return await send(cmd, await partner_actor(t, as_user))
+
+    say(run(body))
+
+
+@lead_app.command("release")
+def lead_release(ref: str, as_user: AsOpt, reason: str = "", tenant: TenantOpt = None) -> None:
+    """Give a claimed lead back to the pool on behalf of its partner user."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.ReleaseClaim(ref, reason), await partner_actor(t, as_user))
+
+    say(run(body))
+
+
+@lead_app.command("expire")
+def lead_expire(tenant: TenantOpt = None) -> None:
+    """Lapse every overdue claim now (the scheduler does this every minute)."""
+
+    async def body() -> Reply:
+        return await send(c.ExpireOverdue(), Actor.owner((await tenant_by_slug(tenant)).id))
+
+    say(run(body))
+
+
+@app.command("pool")
+def pool(
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="See the pool as this partner user.")
+    ] = None,
+    limit: int | None = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The pool as teasers (as a partner user sees it with --as)."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        actor = await partner_actor(t, as_user) if as_user else Actor.owner(t.id)
+        return await send(c.ListPool(limit), actor)
+
+    show(run(body), as_json, "leads", ("ref", "product", "region", "industry", "size", "need"))
+
+
+@app.command("claims")
+def claims(
+    as_user: Annotated[str, typer.Option("--as", help="The partner user whose claims to show.")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open claims of a partner user's partner, with deadlines."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.ListMine(), await partner_actor(t, as_user))
+
+    show(
+        run(body),
+        as_json,
+        "claims",
+        ("ref", "product", "region", "company", "contact_name", "due_at"),
+    )
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: str | None = None,
+    limit: int = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Messages in the outbox, newest first."""
+    from lyra_bot.outbox import outbox_rows
+
+    async def body() -> Reply:
+        try:
+            rows = await outbox_rows(status, limit)
+        except DomainError as exc:
+            fail(exc.message)
+        return Reply(True, "outbox", f"{len(rows)} message(s).", {"messages": rows})
+
+    show(
+        run(body),
+        as_json,
+        "messages",
+        ("id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"),
+    )
+
+
+@outbox_app.command("deliver")
+def outbox_deliver() -> None:
+    """Deliver every due message now."""
+    from lyra_bot.app import bootstrap
+
+    async def body() -> int:
+        services = bootstrap()
+        try:
+            return await services.worker.run_once()
+        finally:
+            await services.worker.close()
+
+    out.print(f"Delivered {run(body)} message(s).")
+
+
+# --- service ------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run_service() -> None:
+    """Run Lyra: the HTTP endpoints and the outbox worker, until SIGTERM."""
+    from lyra_bot.app import serve
+
+    logging.basicConfig(
+        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve())
+    except (OSError, ConnectionError) as exc:
+        err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command("demo")
+def demo(
+    database: Annotated[
+        Path, typer.Option(help="SQLite file to create (replaced if present).")
+    ] = Path("lyra-demo.db"),
+    outbox_dir: Annotated[Path, typer.Option(help="Where the demo's emails are written.")] = Path(
+        "demo-outbox"
+    ),
+) -> None:
+    """Walk through the whole story on a fresh SQLite file, printing each step."""
+    from lyra_bot.demo import run_demo
+
+    try:
+        run_demo(database, outbox_dir, out)
+    except CliError as exc:
+        err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        raise typer.Exit(exc.code) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="lyra-bot")

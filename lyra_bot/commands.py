@@ -1,0 +1,197 @@
+"""What can be asked of Lyra. Every channel turns its traffic into one of these.
+
+A command is a frozen dataclass; it says *what* is wanted. *Who* asks travels beside it as an
+``Actor``. Query commands set ``writes = False`` so the bus does not take the write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Role(StrEnum):
+    PARTNER = "partner"  # a partner user acting for its partner
+    OWNER = "owner"  # the tenant's own staff (CLI, API key, owner user)
+    SYSTEM = "system"  # the scheduler; may sweep all tenants
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is speaking, through which channel. Checked before a handler reads anything."""
+
+    role: Role
+    channel: str
+    tenant_id: int | None
+    user_id: int | None = None
+    partner_id: int | None = None
+
+    @classmethod
+    def owner(cls, tenant_id: int, channel: str = "cli", user_id: int | None = None) -> Actor:
+        return cls(Role.OWNER, channel, tenant_id, user_id=user_id)
+
+    @classmethod
+    def partner_user(cls, tenant_id: int, partner_id: int, user_id: int, channel: str) -> Actor:
+        return cls(Role.PARTNER, channel, tenant_id, user_id=user_id, partner_id=partner_id)
+
+    @classmethod
+    def system(cls, tenant_id: int | None = None) -> Actor:
+        return cls(Role.SYSTEM, "scheduler", tenant_id)
+
+
+@dataclass(frozen=True)
+class Command:
+    writes: ClassVar[bool] = True
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class AddLead(Command):
+    product: str
+    region: str
+    industry: str = ""
+    size: str = ""
+    need: str = ""
+    company: str = ""
+    contact_name: str = ""
+    email: str = ""
+    phone: str = ""
+    address: str = ""
+    notes: str = ""
+    locale: str | None = None
+    ref: str | None = None
+    source: str = "cli"
+    allow_duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class ImportLeads(Command):
+    """A CSV file of leads: all rows are imported, or none."""
+
+    csv_text: str
+    source: str = "csv"
+    allow_duplicates: bool = False
+    progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ApproveLead(Command):
+    """Put a held lead (e.g. a possible duplicate) into the pool."""
+
+    lead_ref: str
+
+
+@dataclass(frozen=True)
+class WithdrawLead(Command):
+    lead_ref: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ShowLead(Command):
+    writes: ClassVar[bool] = False
+    lead_ref: str
+
+
+@dataclass(frozen=True)
+class ListLeads(Command):
+    """The owner's list of leads, any status."""
+
+    writes: ClassVar[bool] = False
+    status: str | None = None
+    limit: int = 200
+
+
+@dataclass(frozen=True)
+class ListPool(Command):
+    """Teasers the actor may claim now, oldest first."""
+
+    writes: ClassVar[bool] = False
+    limit: int | None = None
+    partner_id: int | None = None  # owners may look through a partner's eyes
+
+
+@dataclass(frozen=True)
+class ListMine(Command):
+    writes: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class ClaimLead(Command):
+    lead_ref: str
+
+
+@dataclass(frozen=True)
+class GiveFeedback(Command):
+    lead_ref: str
+    outcome: str
+    amount: str | None = None
+    currency: str | None = None
+    reason: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseClaim(Command):
+    lead_ref: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExpireOverdue(Command):
+    """Sweep: return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+
+    batch: int = 1000
+
+
+# --- administration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddTenant(Command):
+    slug: str
+    name: str
+    owner_email: str
+    timezone: str = "Europe/Zurich"
+    locale: str = "de"
+    claim_deadline_hours: int = 72
+    cap_open_claims: int = 3
+    mail_customers: bool = True
+    lapse_cooldown_hours: int = 72
+    currency: str = "CHF"
+
+
+@dataclass(frozen=True)
+class ListTenants(Command):
+    writes: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class AddPartner(Command):
+    slug: str
+    name: str
+    products: tuple[str, ...]
+    regions: tuple[str, ...]
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class ListPartners(Command):
+    writes: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class AddUser(Command):
+    """A partner user (``partner_slug`` set) or one of the owner's staff."""
+
+    email: str
+    name: str = ""
+    partner_slug: str | None = None
+    locale: str | None = None
+    slack_user_id: str | None = None
+    slack_team_id: str | None = None

@@ -1,0 +1,60 @@
+"""All of Lyra's settings in one place, read from ``LYRA_*`` variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; per-owner policy lives on the Tenant row instead."""
+
+    model_config = SettingsConfigDict(env_prefix="LYRA_", env_file=".env", extra="ignore")
+
+    # Store
+    database_url: str = "sqlite://lyra.db"
+    db_pool_max: int = 10
+
+    # Identity and links
+    secret_key: SecretStr = SecretStr("change-me-in-production")
+    secret_key_id: str = "k1"
+    old_secret_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    public_url: str = "http://127.0.0.1:8080"
+    reply_token_days: int = 30
+
+    # HTTP service
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    # Outbound mail
+    mail_from: str = "Lyra <lyra@localhost>"
+    inbound_address: str = "leads@localhost"
+    outbox_dir: Path = Path("outbox")
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout: float = 30.0
+
+    # Outbox worker
+    outbox_poll_seconds: float = 1.0
+    outbox_batch: int = 50
+    outbox_max_attempts: int = 8
+    outbox_backoff_initial: float = 30.0
+    outbox_backoff_max: float = 3600.0
+    outbox_lease_seconds: float = 300.0
+
+    templates_dir: Path = REPO_ROOT / "templates"
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,326 @@
+"""Pure rules of the lead pool: states, entitlements, the teaser projection, deadlines.
+
+Nothing here does I/O, so every rule can be tested without a database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+
+class LeadStatus(StrEnum):
+    HELD = "held"  # kept out of the pool until the owner approves (e.g. possible duplicate)
+    OPEN = "open"
+    CLAIMED = "claimed"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class ClaimState(StrEnum):
+    ACTIVE = "active"  # awaiting feedback; counts against the partner's cap
+    CLOSED = "closed"  # feedback given
+    EXPIRED = "expired"  # deadline lapsed, lead back in the pool
+    RELEASED = "released"  # partner gave the lead back
+    WITHDRAWN = "withdrawn"  # owner withdrew the lead while it was held
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class Outcome(StrEnum):
+    WON = "won"
+    LOST = "lost"
+    CONTACTED = "contacted"
+    NO_CONTACT = "no_contact"
+    NOT_QUALIFIED = "not_qualified"
+    DUPLICATE = "duplicate"
+
+
+FINAL_OUTCOMES = frozenset(Outcome) - {Outcome.CONTACTED}
+"""Outcomes that end the story of a lead; only ``contacted`` may be followed by another."""
+
+LIVE_STATUSES = (LeadStatus.HELD, LeadStatus.OPEN, LeadStatus.CLAIMED)
+TEASER_FIELDS = ("ref", "product", "region", "industry", "size", "need")
+PRIVATE_FIELDS = ("company", "contact_name", "email", "phone", "address", "notes")
+WILDCARD = "*"
+
+
+class DomainError(Exception):
+    """An error a user can cause; handlers turn it into a Reply, never a crash."""
+
+    code = "error"
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class UnknownLead(NotFound):
+    code = "unknown_lead"
+
+
+class LeadTaken(DomainError):
+    code = "lead_taken"
+
+
+class AlreadyYours(DomainError):
+    code = "already_yours"
+
+
+class OverCap(DomainError):
+    code = "over_cap"
+
+
+class NotEntitled(DomainError):
+    code = "not_entitled"
+
+
+class NotYourLead(DomainError):
+    code = "not_your_lead"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+# --- entitlements -----------------------------------------------------------------------
+
+
+def region_covers(entitled: str, region: str) -> bool:
+    """``CH`` covers ``CH`` and ``CH-ZH`` (but not ``CHX``); ``*`` covers everything."""
+    entitled, region = entitled.strip().upper(), region.strip().upper()
+    if entitled == WILDCARD:
+        return True
+    return region == entitled or region.startswith(entitled + "-")
+
+
+def is_entitled(products: Iterable[str], regions: Iterable[str], product: str, region: str) -> bool:
+    """Whether a partner with these entitlements may see a lead of this product and region."""
+    product_key = product.strip().casefold()
+    product_ok = any(p == WILDCARD or p.strip().casefold() == product_key for p in products)
+    return product_ok and any(region_covers(r, region) for r in regions)
+
+
+def normalize_entitlements(values: Iterable[str], *, upper: bool) -> list[str]:
+    """Trim, dedupe and case-normalise a list of products or regions, keeping order."""
+    out: list[str] = []
+    for value in values:
+        value = value.strip()
+        value = value.upper() if upper else value
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+# --- the teaser projection --------------------------------------------------------------
+
+
+def teaser(lead: Any) -> dict[str, Any]:
+    """The only view of a lead that may appear in a pool listing.
+
+    A whitelist: any field added to Lead later stays private until it is added here.
+    """
+    return {field: getattr(lead, field) for field in TEASER_FIELDS}
+
+
+def full_view(lead: Any) -> dict[str, Any]:
+    """Teaser plus customer data: for the owner and for the partner holding the claim."""
+    view = teaser(lead)
+    view.update({field: getattr(lead, field) for field in PRIVATE_FIELDS})
+    status = getattr(lead, "status", None)
+    view["status"] = str(status) if status is not None else None
+    return view
+
+
+# --- references, amounts, deadlines -----------------------------------------------------
+
+_REF_RE = re.compile(r"^\s*([A-Za-z]{1,6})\s*-?\s*(\d{1,9})\s*$")
+
+
+def normalize_ref(raw: str, prefix: str = "L-") -> str:
+    """Accept ``l-1042``, ``L1042``, ``1042`` and return the canonical ``L-1042``."""
+    text = raw.strip()
+    if text.isdigit():
+        return f"{prefix}{int(text)}"
+    match = _REF_RE.match(text)
+    if not match:
+        raise InvalidInput(f"'{raw}' is not a lead reference (like {prefix}1042).")
+    return f"{match.group(1).upper()}-{int(match.group(2))}"
+
+
+def parse_amount(raw: str | Decimal | int | float | None) -> Decimal | None:
+    """Parse a positive amount; ``None`` or empty means no amount."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise InvalidInput(f"'{raw}' is not an amount.") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"'{raw}' is not a positive amount.")
+    return value.quantize(Decimal("0.01"))
+
+
+OUTCOME_WORDS: dict[str, Outcome] = {
+    # en
+    "won": Outcome.WON,
+    "lost": Outcome.LOST,
+    "contacted": Outcome.CONTACTED,
+    "no_contact": Outcome.NO_CONTACT,
+    "nocontact": Outcome.NO_CONTACT,
+    "not_qualified": Outcome.NOT_QUALIFIED,
+    "notqualified": Outcome.NOT_QUALIFIED,
+    "duplicate": Outcome.DUPLICATE,
+    # de
+    "gewonnen": Outcome.WON,
+    "verloren": Outcome.LOST,
+    "kontaktiert": Outcome.CONTACTED,
+    "kein_kontakt": Outcome.NO_CONTACT,
+    "keinkontakt": Outcome.NO_CONTACT,
+    "nicht_qualifiziert": Outcome.NOT_QUALIFIED,
+    "nichtqualifiziert": Outcome.NOT_QUALIFIED,
+    "duplikat": Outcome.DUPLICATE,
+    # fr
+    "gagné": Outcome.WON,
+    "gagne": Outcome.WON,
+    "perdu": Outcome.LOST,
+    "contacté": Outcome.CONTACTED,
+    "contacte": Outcome.CONTACTED,
+    "pas_de_contact": Outcome.NO_CONTACT,
+    "sans_contact": Outcome.NO_CONTACT,
+    "non_qualifié": Outcome.NOT_QUALIFIED,
+    "non_qualifie": Outcome.NOT_QUALIFIED,
+    "doublon": Outcome.DUPLICATE,
+}
+
+
+def parse_outcome(raw: str) -> Outcome:
+    """``won``, ``No-Contact``, ``gewonnen``, ``non qualifié`` … → an Outcome, or a clear error."""
+    key = re.sub(r"[\s\-]+", "_", raw.strip().casefold())
+    try:
+        return OUTCOME_WORDS[key]
+    except KeyError:
+        codes = ", ".join(o.value for o in Outcome)
+        raise InvalidInput(f"'{raw}' is not an outcome. Use one of: {codes}.") from None
+
+
+def parse_currency(raw: str | None, default: str) -> str:
+    code = (raw or default).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise InvalidInput(f"'{raw}' is not a currency code (like CHF or EUR).")
+    return code
+
+
+def claim_due_at(claimed_at: datetime, deadline_hours: int) -> datetime:
+    """Deadline of a claim in wall-clock hours (business-time deadlines come with the scheduler)."""
+    return claimed_at + timedelta(hours=deadline_hours)
+
+
+def phone_key(phone: str) -> str:
+    """The digits of a phone number (at least six), for duplicate detection; else empty."""
+    digits = re.sub(r"\D", "", phone or "")
+    return digits if len(digits) >= 6 else ""
+
+
+class TokenInvalid(DomainError):
+    code = "token_invalid"
+
+
+class TokenExpired(DomainError):
+    code = "token_expired"
+
+
+# --- validating leads -------------------------------------------------------------------
+
+LEAD_FIELDS = (
+    "ref",
+    "product",
+    "region",
+    "industry",
+    "size",
+    "need",
+    "company",
+    "contact_name",
+    "email",
+    "phone",
+    "address",
+    "notes",
+    "locale",
+)
+_LIMITS = {
+    "product": 100,
+    "region": 32,
+    "industry": 100,
+    "size": 50,
+    "need": 280,
+    "company": 200,
+    "contact_name": 200,
+    "email": 254,
+    "phone": 64,
+    "address": 1000,
+    "notes": 5000,
+    "locale": 8,
+}
+_MULTILINE = {"address", "notes"}
+_REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
+_EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+
+
+def clean_lead(raw: dict[str, Any], prefix: str = "L-") -> dict[str, Any]:
+    """Validate and normalise one lead's fields; raise ``InvalidInput`` naming every problem.
+
+    Single-line fields have their whitespace (CR/LF included) collapsed; emails are
+    lower-cased; regions upper-cased.
+    """
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    for name in LEAD_FIELDS:
+        value = raw.get(name)
+        value = "" if value is None else str(value)
+        value = value.strip() if name in _MULTILINE else " ".join(value.split())
+        if len(value) > _LIMITS.get(name, 32):
+            problems.append(f"{name} is longer than {_LIMITS.get(name, 32)} characters")
+        out[name] = value
+    unknown = sorted(set(raw) - set(LEAD_FIELDS) - {"source"})
+    if unknown:
+        problems.append(f"unknown field(s): {', '.join(unknown)}")
+    if not out["product"]:
+        problems.append("product is missing")
+    out["region"] = out["region"].upper()
+    if not out["region"]:
+        problems.append("region is missing")
+    elif not _REGION_RE.match(out["region"]):
+        problems.append(f"region '{out['region']}' is not a region code like CH or CH-ZH")
+    out["email"] = out["email"].lower()
+    if out["email"] and not _EMAIL_RE.match(out["email"]):
+        problems.append(f"email '{out['email']}' is not an email address")
+    if out["ref"]:
+        try:
+            out["ref"] = normalize_ref(out["ref"], prefix)
+        except InvalidInput as exc:
+            problems.append(exc.message)
+    out["locale"] = out["locale"].lower() or None
+    if problems:
+        raise InvalidInput("; ".join(problems), problems=problems)
+    return out

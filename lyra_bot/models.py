@@ -1,0 +1,300 @@
+"""Tables. Every row that belongs to an owner carries ``tenant`` so queries can be scoped.
+
+Rules about these rows (states, teasers, deadlines) live in ``domain.py``; this module
+only says what is stored.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+from lyra_bot.domain import ClaimState, LeadStatus, OutboxStatus
+
+
+class Tenant(Model):
+    """An owner organisation (manufacturer or distributor) and its policy."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=200)
+    owner_email = fields.CharField(max_length=254)
+    timezone = fields.CharField(max_length=64, default="Europe/Zurich")
+    locale = fields.CharField(max_length=8, default="de")
+    claim_deadline_hours = fields.IntField(default=72)
+    cap_open_claims = fields.IntField(default=3)
+    mail_customers = fields.BooleanField(default=True)
+    lapse_cooldown_hours = fields.IntField(default=72)
+    currency = fields.CharField(max_length=3, default="CHF")
+    ref_prefix = fields.CharField(max_length=8, default="L-")
+    next_ref = fields.IntField(default=1001)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "tenant"
+
+
+class Partner(Model):
+    """A reseller or branch. It sees leads whose product and region it is entitled to."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="partners", on_delete=fields.CASCADE
+    )
+    slug = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=200)
+    products = fields.JSONField(default=list)
+    regions = fields.JSONField(default=list)
+    locale = fields.CharField(max_length=8, null=True)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    tenant_id: int
+
+    class Meta:
+        table = "partner"
+        unique_together = (("tenant", "slug"),)
+
+
+class User(Model):
+    """A person: a partner user when ``partner`` is set, otherwise the owner's staff."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="users", on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyNullableRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name="users", null=True, on_delete=fields.CASCADE
+    )
+    email = fields.CharField(max_length=254)
+    name = fields.CharField(max_length=200, default="")
+    locale = fields.CharField(max_length=8, null=True)
+    slack_team_id = fields.CharField(max_length=32, null=True)
+    slack_user_id = fields.CharField(max_length=32, null=True)
+    digest_enabled = fields.BooleanField(default=True)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    tenant_id: int
+    partner_id: int | None
+
+    class Meta:
+        table = "lyra_user"
+        unique_together = (("tenant", "email"),)
+        indexes = (Index(fields=("slack_team_id", "slack_user_id")),)
+
+
+class Lead(Model):
+    """A sales lead. Teaser fields may be shown in the pool, private fields may not."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="leads", on_delete=fields.CASCADE
+    )
+    ref = fields.CharField(max_length=32)
+    # teaser
+    product = fields.CharField(max_length=100)
+    region = fields.CharField(max_length=32)
+    industry = fields.CharField(max_length=100, default="")
+    size = fields.CharField(max_length=50, default="")
+    need = fields.CharField(max_length=280, default="")
+    # private
+    company = fields.CharField(max_length=200, default="")
+    contact_name = fields.CharField(max_length=200, default="")
+    email = fields.CharField(max_length=254, default="")
+    phone = fields.CharField(max_length=64, default="")
+    phone_key = fields.CharField(max_length=32, default="", db_index=True)
+    address = fields.TextField(default="")
+    notes = fields.TextField(default="")
+    locale = fields.CharField(max_length=8, null=True)
+    # bookkeeping
+    source = fields.CharField(max_length=32, default="cli")
+    status = fields.CharEnumField(LeadStatus, default=LeadStatus.OPEN, max_length=16)
+    hold_reason = fields.CharField(max_length=200, default="")
+    duplicate_of: fields.ForeignKeyNullableRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+    opened_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+    duplicate_of_id: int | None
+
+    class Meta:
+        table = "lead"
+        unique_together = (("tenant", "ref"),)
+        indexes = (Index(fields=("tenant_id", "status", "opened_at")),)
+
+
+class Claim(Model):
+    """One partner holding one lead, from claim until feedback, lapse, release or withdrawal."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="claims", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="claims", on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name="claims", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="claims", on_delete=fields.CASCADE
+    )
+    state = fields.CharEnumField(ClaimState, default=ClaimState.ACTIVE, max_length=16)
+    channel = fields.CharField(max_length=16, default="cli")
+    claimed_at = fields.DatetimeField()
+    due_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+    lead_id: int
+    partner_id: int
+    user_id: int
+
+    class Meta:
+        table = "claim"
+        indexes = (
+            Index(fields=("state", "due_at")),
+            Index(fields=("partner_id", "state")),
+            Index(fields=("lead_id", "state")),
+        )
+
+
+class Feedback(Model):
+    """The outcome a partner reported for a claim. A claim may collect several (contacted, won)."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="feedback", on_delete=fields.CASCADE
+    )
+    claim: fields.ForeignKeyRelation[Claim] = fields.ForeignKeyField(
+        "models.Claim", related_name="feedback", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="feedback", on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name="feedback", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="feedback", on_delete=fields.CASCADE
+    )
+    outcome = fields.CharField(max_length=16)
+    amount = fields.DecimalField(max_digits=14, decimal_places=2, null=True)
+    currency = fields.CharField(max_length=3, null=True)
+    reason = fields.CharField(max_length=500, default="")
+    note = fields.TextField(default="")
+    channel = fields.CharField(max_length=16)
+    on_time = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField()
+
+    tenant_id: int
+    claim_id: int
+    lead_id: int
+    partner_id: int
+    user_id: int
+
+    class Meta:
+        table = "feedback"
+
+
+class LeadHide(Model):
+    """Keeps a lead out of one partner's pool until ``until`` (after that partner let it lapse)."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="hides", on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, on_delete=fields.CASCADE
+    )
+    until = fields.DatetimeField()
+
+    lead_id: int
+    partner_id: int
+
+    class Meta:
+        table = "lead_hide"
+        indexes = (Index(fields=("partner_id", "until")),)
+
+
+class AuditEvent(Model):
+    """Append-only history of every transition. Reports are computed from these rows."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=40)
+    lead: fields.ForeignKeyNullableRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, null=True, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyNullableRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    claim_id = fields.IntField(null=True)
+    channel = fields.CharField(max_length=16, default="system")
+    data = fields.JSONField(default=dict)
+    at = fields.DatetimeField()
+
+    tenant_id: int
+    lead_id: int | None
+    partner_id: int | None
+    user_id: int | None
+
+    class Meta:
+        table = "audit_event"
+        indexes = (Index(fields=("tenant_id", "at")), Index(fields=("tenant_id", "kind", "at")))
+
+
+class OutboxMessage(Model):
+    """A message to deliver, written in the same transaction as the change that caused it."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyNullableRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, null=True, on_delete=fields.CASCADE
+    )
+    lead_id = fields.IntField(null=True)
+    channel = fields.CharField(max_length=16)
+    kind = fields.CharField(max_length=40)
+    recipient = fields.CharField(max_length=254)
+    payload = fields.JSONField()
+    dedupe_key = fields.CharField(max_length=200, unique=True)
+    message_id = fields.CharField(max_length=250)
+    status = fields.CharEnumField(OutboxStatus, default=OutboxStatus.PENDING, max_length=16)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    locked_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(default="")
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+
+    tenant_id: int | None
+
+    class Meta:
+        table = "outbox_message"
+        indexes = (Index(fields=("status", "next_attempt_at")),)
+
+
+class InboundKey(Model):
+    """An inbound message already handled, with the reply it got, so a re-delivery is a no-op."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=255, unique=True)
+    command = fields.CharField(max_length=40)
+    tenant_id = fields.IntField(null=True)
+    reply = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "inbound_key"

@@ -1,0 +1,286 @@
+"""The outbox: messages written with the change that caused them, delivered by a worker.
+
+Handlers call ``mail()`` to queue an email (rendered now, so it says what was true when it
+was written). The worker takes due rows, hands each to the transport of its channel, and
+records the result: sent, retry later (exponential backoff with jitter), or dead after
+``outbox_max_attempts``, in which case the owner is told.
+
+Delivery is at-least-once: a crash between handing a mail to SMTP and marking it sent sends
+it again, with the same Message-ID, which receivers use to drop the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tenacity import RetryCallState, wait_exponential, wait_random
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.config import Settings
+from lyra_bot.db import dialect
+from lyra_bot.domain import InvalidInput, OutboxStatus
+from lyra_bot.models import OutboxMessage, Tenant
+from lyra_bot.render import Renderer, one_line
+
+if TYPE_CHECKING:
+    from lyra_bot.bus import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """Delivery can never succeed (bad address, message rejected); do not retry."""
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def send(self, message: OutboxMessage) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def mail_domain(settings: Settings) -> str:
+    return parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+
+
+def thread_root(settings: Settings, tenant_id: int, thread: str) -> str:
+    """A Message-ID that every mail of one thread refers to (it is never sent itself)."""
+    digest = hashlib.sha256(f"{tenant_id}:{thread}".encode()).hexdigest()[:24]
+    return f"<thread.{digest}@{mail_domain(settings)}>"
+
+
+def clean_address(address: str) -> str:
+    """A bare address safe for a header; refuses CR/LF and anything that does not parse."""
+    if any(ch in address for ch in "\r\n"):
+        raise ValueError("address contains a line break")
+    _, addr = parseaddr(address)
+    if "@" not in addr or " " in addr:
+        raise ValueError(f"not an email address: {address!r}")
+    return addr
+
+
+def mail(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int,
+    kind: str,
+    to: str,
+    template: str,
+    locale: str | None,
+    context: dict[str, Any],
+    dedupe_key: str,
+    lead_id: int | None = None,
+    thread: str | None = None,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> OutboxMessage | None:
+    """Render and queue one email. Returns None (and logs) when ``to`` is not an address."""
+    try:
+        recipient = clean_address(to)
+    except ValueError:
+        log.warning("not queueing %s for tenant %s: bad recipient", kind, tenant_id)
+        return None
+    rendered = uow.renderer.mail(template, locale, context)
+    extra = {k: one_line(v) for k, v in (headers or {}).items()}
+    if thread:
+        root = thread_root(uow.settings, tenant_id, thread)
+        extra.setdefault("In-Reply-To", root)
+        extra.setdefault("References", root)
+    payload = {
+        "to": recipient,
+        "subject": rendered.subject,
+        "text": rendered.text,
+        "html": rendered.html,
+        "reply_to": reply_to,
+        "headers": extra,
+    }
+    tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
+    message = OutboxMessage(
+        tenant_id=tenant_id,
+        lead_id=lead_id,
+        channel="email",
+        kind=kind,
+        recipient=recipient,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        message_id=f"<{tag}{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
+        status=OutboxStatus.PENDING,
+        next_attempt_at=uow.now,
+        created_at=uow.now,
+    )
+    uow.enqueue(message)
+    return message
+
+
+async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest outbox rows, for ``lyra-bot outbox list``."""
+    query = OutboxMessage.all().order_by("-id").limit(limit)
+    if status:
+        try:
+            query = query.filter(status=OutboxStatus(status))
+        except ValueError:
+            raise InvalidInput(f"'{status}' is not a status (pending, sent, dead).") from None
+    return await query.values(
+        "id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"
+    )
+
+
+# --- delivering -------------------------------------------------------------------------
+
+
+def backoff_seconds(attempt: int, initial: float, maximum: float) -> float:
+    """Exponential backoff (initial · 2^(n-1), capped) plus up to ``initial`` of jitter."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    strategy = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
+    return float(strategy(state))
+
+
+class OutboxWorker:
+    """Delivers due outbox rows. Several workers (processes) may run against PostgreSQL."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transports: Iterable[Transport],
+        clock: Clock | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.renderer = renderer or Renderer(settings.templates_dir)
+        self.transports = {t.channel: t for t in transports}
+        self.clock = clock or SystemClock()
+        self._wake = asyncio.Event()
+        self.delivered = 0
+        self.last_success: datetime | None = None
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (called after a commit that queued mail)."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Deliver every due row, batch by batch. Returns how many were handled."""
+        handled = 0
+        while rows := await self._take():
+            for row in rows:
+                await self._deliver(row)
+            handled += len(rows)
+        return handled
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("outbox worker pass failed; retrying")
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(
+                waiters, timeout=self.settings.outbox_poll_seconds, return_when="FIRST_COMPLETED"
+            )
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def close(self) -> None:
+        for transport in self.transports.values():
+            await transport.close()
+
+    async def _take(self) -> list[OutboxMessage]:
+        now = self.clock.now()
+        async with in_transaction("default"):
+            query = (
+                OutboxMessage.filter(
+                    status=OutboxStatus.PENDING,
+                    next_attempt_at__lte=now,
+                    channel__in=list(self.transports),
+                )
+                .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+                .order_by("id")
+                .limit(self.settings.outbox_batch)
+            )
+            if dialect() == "postgres":
+                query = query.select_for_update(skip_locked=True)
+            rows = await query
+            if rows:
+                lease = now + timedelta(seconds=self.settings.outbox_lease_seconds)
+                await OutboxMessage.filter(id__in=[r.id for r in rows]).update(locked_until=lease)
+        return rows
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        transport = self.transports[row.channel]
+        try:
+            await transport.send(row)
+        except Exception as exc:
+            await self._failed(row, exc)
+            return
+        now = self.clock.now()
+        await OutboxMessage.filter(id=row.id).update(
+            status=OutboxStatus.SENT, sent_at=now, attempts=row.attempts + 1, locked_until=None
+        )
+        self.delivered += 1
+        self.last_success = now
+
+    async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
+        attempts = row.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        now = self.clock.now()
+        if isinstance(exc, PermanentError) or attempts >= self.settings.outbox_max_attempts:
+            log.error(
+                "outbox %s (%s) is dead after %d attempts: %s", row.id, row.kind, attempts, error
+            )
+            async with in_transaction("default"):
+                await OutboxMessage.filter(id=row.id).update(
+                    status=OutboxStatus.DEAD, attempts=attempts, last_error=error, locked_until=None
+                )
+                await self._alert_owner(row, error, now)
+            return
+        delay = backoff_seconds(
+            attempts, self.settings.outbox_backoff_initial, self.settings.outbox_backoff_max
+        )
+        log.warning("outbox %s (%s) failed, retry in %.0fs: %s", row.id, row.kind, delay, error)
+        await OutboxMessage.filter(id=row.id).update(
+            attempts=attempts,
+            last_error=error,
+            next_attempt_at=now + timedelta(seconds=delay),
+            locked_until=None,
+        )
+
+    async def _alert_owner(self, row: OutboxMessage, error: str, now: datetime) -> None:
+        """Tell the owner a message could not be delivered (never about an alert itself)."""
+        if row.tenant_id is None or row.kind == "outbox.dead":
+            return
+        tenant = await Tenant.get(id=row.tenant_id)
+        from lyra_bot.bus import UnitOfWork
+        from lyra_bot.commands import Actor
+
+        uow = UnitOfWork(Actor.system(tenant.id), now, self.settings, self.renderer)
+        mail(
+            uow,
+            tenant_id=tenant.id,
+            kind="outbox.dead",
+            to=tenant.owner_email,
+            template="delivery_failed",
+            locale=tenant.locale,
+            context={
+                "tenant": tenant,
+                "kind": row.kind,
+                "channel": row.channel,
+                "recipient": row.recipient,
+                "error": error,
+            },
+            dedupe_key=f"dead:{row.id}",
+        )
+        await uow.flush()

@@ -1,0 +1,108 @@
+"""Signed reply tokens: who may answer a mail, for which tenant and lead, until when.
+
+A token rides in the Reply-To address (``leads+TOKEN@domain``) and in our Message-IDs, so it
+must be short (an address's local part is at most 64 characters) and survive gateways that
+change case. It is lower-case base36 fields plus a truncated HMAC-SHA256, prefixed by the id
+of the key that signed it, so keys can be rotated without breaking mails already sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lyra_bot.config import Settings
+from lyra_bot.domain import TokenExpired, TokenInvalid
+
+KINDS = {"u": "user", "c": "customer", "o": "owner"}
+_MAC_BYTES = 12
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+){5}")
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    kind: str  # "u" a user, "c" a lead's customer (subject: lead), "o" the owner (subject: tenant)
+    tenant_id: int
+    subject_id: int  # user id, or lead id for a customer
+    lead_id: int | None
+    expires_at: datetime
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def _keys(settings: Settings) -> dict[str, bytes]:
+    keys = {
+        kid.lower(): key.get_secret_value().encode()
+        for kid, key in settings.old_secret_keys.items()
+    }
+    keys[settings.secret_key_id.lower()] = settings.secret_key.get_secret_value().encode()
+    return keys
+
+
+def _mac(key: bytes, body: str) -> str:
+    digest = hmac.new(key, body.encode(), hashlib.sha256).digest()[:_MAC_BYTES]
+    return base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def issue(
+    settings: Settings,
+    kind: str,
+    tenant_id: int,
+    subject_id: int,
+    lead_id: int | None,
+    now: datetime,
+    days: int | None = None,
+) -> str:
+    if kind not in KINDS:
+        raise ValueError(kind)
+    kid = settings.secret_key_id.lower()
+    if not re.fullmatch(r"[a-z0-9]+", kid):
+        raise ValueError("LYRA_SECRET_KEY_ID must be letters and digits")
+    expires = int((now + timedelta(days=days or settings.reply_token_days)).timestamp()) // 3600
+    fields = [kid, kind + _b36(tenant_id), _b36(subject_id), _b36(lead_id or 0), _b36(expires)]
+    body = ".".join(fields)
+    return f"{body}.{_mac(_keys(settings)[kid], body)}"
+
+
+def verify(settings: Settings, token: str, now: datetime) -> ReplyToken:
+    """Check signature and expiry; raise ``TokenInvalid`` or ``TokenExpired``."""
+    token = token.strip().lower()
+    if not _TOKEN_RE.fullmatch(token):
+        raise TokenInvalid("This reply address is not one of ours.")
+    body, mac = token.rsplit(".", 1)
+    kid, kind_tenant, subject, lead, expires = body.split(".")
+    key = _keys(settings).get(kid)
+    if key is None or not hmac.compare_digest(_mac(key, body), mac):
+        raise TokenInvalid("This reply address is not valid.")
+    kind = kind_tenant[:1]
+    if kind not in KINDS:
+        raise TokenInvalid("This reply address is not valid.")
+    expires_at = datetime.fromtimestamp(int(expires, 36) * 3600, UTC)
+    if now >= expires_at:
+        raise TokenExpired("This mail is too old to answer; ask for a fresh digest with LEADS.")
+    lead_id = int(lead, 36)
+    return ReplyToken(kind, int(kind_tenant[1:], 36), int(subject, 36), lead_id or None, expires_at)
+
+
+def reply_address(settings: Settings, token: str) -> str:
+    """``leads@example.com`` + token → ``leads+TOKEN@example.com``."""
+    local, _, domain = settings.inbound_address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def token_in(text: str) -> str | None:
+    """Find a token in an address or Message-ID (``leads+TOKEN@…``, ``<…TOKEN…@…>``)."""
+    match = _TOKEN_RE.search(text.lower())
+    return match.group(0) if match else None

@@ -1,42 +1,146 @@
 """Outbound email: an outbox row becomes a MIME message; transports hand it on.
 
-``FileTransport`` (the default when no SMTP server is configured) writes each mail as an
+``SmtpTransport`` delivers over one reused SMTP connection (aiosmtplib) when
+``LYRA_SMTP_HOST`` is set; ``FileTransport`` (the default otherwise) writes each mail as an
 ``.eml`` file, so Lyra runs with no accounts at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
+
+import aiosmtplib
+import css_inline
 
 from lyra_bot.config import Settings
 from lyra_bot.models import OutboxMessage
+from lyra_bot.outbox import PermanentError
+from lyra_bot.render import one_line
+
+log = logging.getLogger(__name__)
 
 # Headers every machine-written mail carries (RFC 3834; Outlook's auto-reply suppression).
 AUTOMATED_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+_INLINER = css_inline.CSSInliner(keep_style_tags=False)
+
+
+def inline_css(html: str) -> str:
+    """Move the layout's ``<style>`` rules into ``style`` attributes (Outlook, old webmail)."""
+    try:
+        return _INLINER.inline(html)
+    except ValueError:  # css_inline refuses markup it cannot parse; send it as written
+        log.warning("could not inline CSS; sending the HTML part unchanged")
+        return html
 
 
 def build_mime(row: OutboxMessage, settings: Settings) -> EmailMessage:
-    """multipart/alternative (plain text + HTML), UTF-8, with a Message-ID stable across retries."""
+    """multipart/alternative (plain text + HTML), UTF-8, with a Message-ID stable across retries.
+
+    Every header value passes through ``one_line``: nothing from user data can start a header.
+    """
     payload = row.payload
     message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = payload["to"]
-    message["Subject"] = payload["subject"]
+    message["From"] = one_line(settings.mail_from)
+    message["To"] = one_line(payload["to"])
+    message["Subject"] = one_line(payload["subject"])
     message["Date"] = format_datetime(row.created_at)
-    message["Message-ID"] = row.message_id
+    message["Message-ID"] = one_line(row.message_id)
     if payload.get("reply_to"):
-        message["Reply-To"] = payload["reply_to"]
+        message["Reply-To"] = one_line(payload["reply_to"])
     for name, value in AUTOMATED_HEADERS.items():
         message[name] = value
     for name, value in (payload.get("headers") or {}).items():
-        message[name] = value
+        if name.lower() in {h.lower() for h in AUTOMATED_HEADERS}:
+            continue
+        message[one_line(name).replace(":", "")] = one_line(value)
     message.set_content(payload["text"], charset="utf-8")
     if payload.get("html"):
-        message.add_alternative(payload["html"], subtype="html", charset="utf-8")
+        message.add_alternative(inline_css(payload["html"]), subtype="html", charset="utf-8")
     return message
+
+
+def envelope_sender(settings: Settings) -> str:
+    """Bounces go to the envelope sender: the inbound address, so the poller sees them."""
+    return parseaddr(settings.inbound_address)[1] or parseaddr(settings.mail_from)[1]
+
+
+class SmtpTransport:
+    """One SMTP connection, opened on first use, reused for every mail, reopened if it drops.
+
+    A 5xx answer (unknown recipient, message refused) is permanent; everything else
+    (4xx, a dropped or refused connection, a timeout) is retried by the outbox worker.
+    """
+
+    channel = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            timeout=s.smtp_timeout,
+        )
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is None or not self._client.is_connected:
+            self._client = self._new_client()
+            await self._client.connect()
+        return self._client
+
+    async def send(self, row: OutboxMessage) -> None:
+        message = build_mime(row, self.settings)
+        async with self._lock:
+            for attempt in (1, 2):
+                client = await self._connected()
+                try:
+                    await client.send_message(
+                        message, sender=envelope_sender(self.settings), recipients=[row.recipient]
+                    )
+                    return
+                except aiosmtplib.SMTPServerDisconnected:
+                    # The server closed an idle connection; one fresh try, then let the
+                    # worker's backoff take over.
+                    self._client = None
+                    if attempt == 2:
+                        raise
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    codes = [r.code for r in exc.recipients]
+                    if codes and all(code >= 500 for code in codes):
+                        raise PermanentError(str(exc)) from exc
+                    raise
+                except aiosmtplib.SMTPResponseException as exc:
+                    await self._reset(client)
+                    if exc.code >= 500:
+                        raise PermanentError(f"{exc.code} {exc.message}") from exc
+                    raise
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """After a refused message, RSET so the next one starts a clean transaction."""
+        try:
+            await client.rset()
+        except aiosmtplib.SMTPException:
+            self._client = None
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
 
 
 class FileTransport:

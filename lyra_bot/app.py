@@ -15,7 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.email_out import FileTransport
+from adapters import email_web
+from adapters.email_inbound import MailProcessor
+from adapters.email_out import FileTransport, SmtpTransport
+from adapters.imap_poller import ImapPoller
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
@@ -35,11 +38,18 @@ class Services:
     clock: Clock
     bus: Bus
     worker: OutboxWorker
+    mail: MailProcessor
     background: list[Any] = field(default_factory=list)
+
+    def imap_poller(self) -> ImapPoller | None:
+        """The IMAP poller when ``LYRA_IMAP_HOST`` is set."""
+        return ImapPoller(self.settings, self.mail) if self.settings.imap_host else None
 
 
 def email_transport(settings: Settings) -> Transport:
     """SMTP when configured, else ``.eml`` files in ``LYRA_OUTBOX_DIR``."""
+    if settings.smtp_host:
+        return SmtpTransport(settings)
     return FileTransport(settings)
 
 
@@ -54,7 +64,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
             worker.wake()
 
     bus.after_commit.append(wake_worker)
-    return Services(settings, clock, bus, worker)
+    return Services(settings, clock, bus, worker, MailProcessor(bus, settings))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -65,11 +75,13 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    email_web.register(app, services.bus, services.mail)
     return app
 
 
 async def serve(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    """``lyra-bot run``: the HTTP app and the outbox worker until SIGTERM/SIGINT."""
+    """``lyra-bot run``: the HTTP app, the outbox worker and (with ``LYRA_IMAP_HOST``) the
+    IMAP poller, until SIGTERM/SIGINT."""
     settings = settings or get_settings()
     await init_db(settings, migrate=True)
     services = bootstrap(settings)
@@ -85,11 +97,18 @@ async def serve(settings: Settings | None = None, stop: asyncio.Event | None = N
     await site.start()
     log.info("Lyra listening on http://%s:%s", settings.http_host, settings.http_port)
     worker_task = asyncio.create_task(services.worker.run_forever(stop), name="outbox")
+    poller = services.imap_poller()
+    poller_task = (
+        asyncio.create_task(poller.run_forever(stop), name="imap") if poller is not None else None
+    )
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
         await runner.cleanup()
         await worker_task
+        if poller is not None and poller_task is not None:
+            await poller_task
+            await poller.close()
         await services.worker.close()
         await close_db()

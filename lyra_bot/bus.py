@@ -57,6 +57,8 @@ class Reply:
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
 Hook = Callable[["UnitOfWork"], Awaitable[None]]
+Responder = Callable[[Reply, "UnitOfWork"], Awaitable[None]]
+"""Answers the sender of one dispatch (e.g. a reply mail), inside the command's transaction."""
 
 _HANDLERS: dict[type[Command], Handler] = {}
 
@@ -146,13 +148,24 @@ class Bus:
         self.before_commit: list[Hook] = []
         self.after_commit: list[Callable[[UnitOfWork], None]] = []
 
-    async def dispatch(self, cmd: Command, actor: Actor, key: str | None = None) -> Reply:
-        """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent."""
+    async def dispatch(
+        self,
+        cmd: Command,
+        actor: Actor,
+        key: str | None = None,
+        respond: Responder | None = None,
+    ) -> Reply:
+        """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent.
+
+        ``respond`` (if given) runs with the Reply in the same transaction as the command, or,
+        when the command was refused, in the transaction that records the refusal; it never
+        runs for a duplicate delivery, so an inbound message is answered once.
+        """
         handler = _HANDLERS.get(type(cmd))
         if handler is None:
             raise LookupError(f"no handler for {cmd.kind}")
         uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
-        if not cmd.writes and key is None:
+        if not cmd.writes and key is None and respond is None:
             try:
                 return await handler(cmd, actor, uow)
             except DomainError as exc:
@@ -164,13 +177,15 @@ class Bus:
                 reply = await handler(cmd, actor, uow)
                 for hook in self.before_commit:
                     await hook(uow)
+                if respond is not None:
+                    await respond(reply, uow)
                 await uow.flush()
                 if key is not None:
                     await InboundKey.filter(key=key).update(reply=reply.to_json())
         except DomainError as exc:
             reply = Reply.error(exc)
-            if key is not None:
-                reply = await self._record_error(key, cmd, actor, uow.now, reply)
+            if key is not None or respond is not None:
+                reply = await self._record_error(key, cmd, actor, uow.now, reply, respond)
             return reply
         except IntegrityError:
             # A concurrent delivery of the same key won the insert; answer like it did.
@@ -182,15 +197,29 @@ class Bus:
         return reply
 
     async def _record_error(
-        self, key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply
+        self,
+        key: str | None,
+        cmd: Command,
+        actor: Actor,
+        now: datetime,
+        reply: Reply,
+        respond: Responder | None = None,
     ) -> Reply:
         """Remember a refused command too, so a re-delivery is not answered twice."""
+        uow = UnitOfWork(actor, now, self.settings, self.renderer)
         try:
             async with in_transaction("default"):
-                if not await _claim_key(key, cmd, actor, now, reply):
+                if key is not None and not await _claim_key(key, cmd, actor, now, reply):
                     return await _stored_reply(key)
+                if respond is not None:
+                    await respond(reply, uow)
+                    await uow.flush()
         except IntegrityError:
+            if key is None:
+                raise
             return await _stored_reply(key)
+        for callback in self.after_commit:
+            callback(uow)
         return reply
 
 

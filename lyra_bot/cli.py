@@ -7,8 +7,10 @@ or outdated database exits with status 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -38,7 +40,11 @@ partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
 user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
+digest_app = typer.Typer(no_args_is_help=True, help="Digest mails to partner users.")
+mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
 for sub, name in (
+    (digest_app, "digest"),
+    (mail_app, "mail"),
     (db_app, "db"),
     (tenant_app, "tenant"),
     (partner_app, "partner"),
@@ -550,6 +556,62 @@ def outbox_deliver() -> None:
             await services.worker.close()
 
     out.print(f"Delivered {run(body)} message(s).")
+
+
+# --- email --------------------------------------------------------------------------------
+
+
+@digest_app.command("send")
+def digest_send(tenant: TenantOpt = None) -> None:
+    """Queue today's digest for every partner user now (once per user and day)."""
+
+    async def body() -> Reply:
+        tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
+        return await send(c.SendDigests(tenant_id), Actor.system())
+
+    say(run(body))
+
+
+@mail_app.command("poll")
+def mail_poll(
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
+) -> None:
+    """Read replies from the IMAP inbox (LYRA_IMAP_HOST) and act on them."""
+    from lyra_bot.app import bootstrap
+
+    settings = get_settings()
+    if not settings.imap_host:
+        err.print("[red]Error:[/red] set LYRA_IMAP_HOST to read replies.", highlight=False)
+        raise typer.Exit(1)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def body() -> str:
+        services = bootstrap(settings)
+        poller = services.imap_poller()
+        assert poller is not None
+        try:
+            if once:
+                result = await poller.poll_once()
+                return (
+                    f"Processed {result.processed} mail(s), {result.failed} refused or failed, "
+                    f"{result.deferred} left for the next poll."
+                )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            await poller.run_forever(stop)
+            return "Stopped."
+        except OSError as exc:
+            fail(f"cannot reach the IMAP server: {exc}", 2)
+        finally:
+            await poller.close()
+            await services.worker.close()
+
+    out.print(run(body), highlight=False)
 
 
 # --- service ------------------------------------------------------------------------------

@@ -116,6 +116,8 @@ _CUT_FROM = (
 )
 _INSCRIPTIS = ParserConfig(display_links=False, display_images=False)
 _CHARSET_FALLBACKS = ("utf-8", "windows-1252", "latin-1")
+# Characters lxml refuses (controls, lone surrogates, non-characters); no mail client means them.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -400,6 +402,7 @@ def _requote(text: str, depth: int) -> str:
 
 def html_to_text(html: str) -> str:
     """HTML without the quoted mail (client quote containers removed) as plain text."""
+    html = _XML_UNSAFE.sub("", html)
     if not html.strip():
         return ""
     try:

@@ -266,9 +266,7 @@ class MailProcessor:
         parsed = ctx.mail
         default_ref = identity.lead.ref if identity.lead else None
         prefix = identity.tenant.ref_prefix
-        found = parse_lines(parsed.text, default_ref, prefix)
-        if not found and not parsed.text.strip() and not _is_reply(parsed.subject):
-            found = parse_line(parsed.subject, default_ref, prefix)  # a mailto: link's subject
+        found = commands_of(parsed, default_ref, prefix)
         if not found:
             quoted = parse_lines(parsed.quoted, default_ref, prefix)
             verdict = "quoted_only" if any(p.command for p in quoted) else "no_command"
@@ -449,6 +447,16 @@ class MailProcessor:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def commands_of(
+    parsed: ParsedMail, default_ref: str | None, prefix: str = "L-"
+) -> list[ParsedCommand]:
+    """The commands of a mail: its new text, else (a mailto: link's) subject."""
+    found = parse_lines(parsed.text, default_ref, prefix)
+    if not found and not parsed.text.strip() and not _is_reply(parsed.subject):
+        found = parse_line(parsed.subject, default_ref, prefix)
+    return found
 
 
 def _key(message_id: str) -> str:

@@ -417,6 +417,7 @@ class MailProcessor:
             token,
             f"answer:{key}",
             headers=self._threading(ctx),
+            kind="answer",
         )
 
     def _answer_mine(self, uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:

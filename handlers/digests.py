@@ -79,6 +79,7 @@ async def digest_for(
         "new": sum(1 for i in items if i["new"]),
         "more": total - len(items),
         "reply_address": address,
+        "in_reply": False,
         "unsubscribe_url": unsubscribe_url(uow, token),
         "today": uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d"),
     }
@@ -94,6 +95,7 @@ def queue_digest(
     token: str,
     dedupe_key: str,
     headers: dict[str, str] | None = None,
+    kind: str = "digest",
 ) -> OutboxMessage | None:
     """Queue one digest mail, with RFC 8058 one-click unsubscribe headers."""
     address = tokens.reply_address(uow.settings, token)
@@ -105,7 +107,7 @@ def queue_digest(
     return mail(
         uow,
         tenant_id=tenant.id,
-        kind="digest",
+        kind=kind,
         to=user.email,
         template="digest",
         locale=notify.user_locale(tenant, partner, user),

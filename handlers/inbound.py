@@ -78,7 +78,7 @@ async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:
             lead_id=original.lead_id,
             address=address,
             status=cmd.bounce_status,
-            kind=original.kind,
+            mail_kind=original.kind,
         )
         if original.kind in _NO_ALERT_KINDS or address == tenant.owner_email.lower():
             continue

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,21 @@ class SmtpSink:
     refuse: set[str] = field(default_factory=set)
     host: str = "127.0.0.1"
     port: int = 0
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname=self.host, port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def restart(self) -> None:
+        """The server goes away (dropping open connections) and comes back on its port."""
+        self.stop()
+        self.start()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.refuse:
@@ -71,12 +87,11 @@ class SmtpSink:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
+    sink.start()
     try:
         yield sink
     finally:
-        controller.stop()
+        sink.stop()
 
 
 @dataclass
@@ -160,13 +175,14 @@ service anvil {{
 
 
 @pytest.fixture(scope="session")
-def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def dovecot_server() -> Iterator[Dovecot]:
     binary = shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
     )
     if binary is None:
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd); IMAP tests skipped")
-    d = tmp_path_factory.mktemp("dovecot")
+    # Not under pytest's basetemp: that is mode 0700, and Dovecot's own users must get in.
+    d = Path(tempfile.mkdtemp(prefix="lyra-dovecot-"))
     os.chmod(d, 0o755)
     for sub in ("run", "mail", "home/bot"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -202,6 +218,7 @@ def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

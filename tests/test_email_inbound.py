@@ -119,7 +119,7 @@ async def test_lead_taken_is_answered_with_similar_leads_threaded_to_the_reply(s
 async def test_error_answers_are_limited_to_one_per_kind_and_day(services, clock):
     await build_world(services.bus)
     to = await address_for(services.settings, clock, "mia@alpine.example")
-    for n in range(3):
+    for _ in range(3):
         await services.mail.process(reply_mail(MIA, to, "hello there, any news?"))
     assert len(await answers_to("mia@alpine.example")) == 1
     clock.advance(days=1)

@@ -19,6 +19,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
@@ -175,17 +177,29 @@ def synthetic_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@lyra.invalid>"
 
 
+def _headers(msg: Message, name: str) -> list[str]:
+    """Every value of a header, unfolded and with RFC 2047 words decoded.
+
+    Read from the raw values: the header registry of ``policy.default`` would parse (and
+    could choke on) every structured header, which costs more than the rest of the mail.
+    """
+    wanted = name.lower()
+    values = []
+    for key, raw in msg.raw_items():
+        if key.lower() == wanted:
+            value = " ".join(str(raw).split())
+            if "=?" in value:
+                try:
+                    value = str(make_header(decode_header(value)))
+                except (HeaderParseError, LookupError, UnicodeError, ValueError):
+                    pass
+            values.append(value)
+    return values
+
+
 def _header(msg: Message, name: str) -> str:
-    """A header as text; a malformed header is read raw rather than failing the mail."""
-    try:
-        value = msg.get(name)
-    except Exception:
-        value = None
-        for key, raw in msg.raw_items() if hasattr(msg, "raw_items") else []:
-            if key.lower() == name.lower():
-                value = raw
-                break
-    return " ".join(str(value).split()) if value is not None else ""
+    values = _headers(msg, name)
+    return values[0] if values else ""
 
 
 def _first_id(value: str) -> str:
@@ -208,12 +222,8 @@ def _read_headers(msg: Message, mail: ParsedMail) -> None:
     mail.sender_name = name[:200]
     mail.subject = _header(msg, "Subject")[:300]
     for header in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To"):
-        try:
-            values = msg.get_all(header, [])
-        except Exception:  # a malformed address header: fall back to the raw value
-            values = [_header(msg, header)]
-        for value in values:
-            mail.recipients.extend(_addresses(" ".join(str(value).split())))
+        for value in _headers(msg, header):
+            mail.recipients.extend(_addresses(value))
     ids = _MSGID_RE.findall(_header(msg, "In-Reply-To"))
     ids += reversed(_MSGID_RE.findall(_header(msg, "References")))
     mail.references = list(dict.fromkeys(ids))[:50]

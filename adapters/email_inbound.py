@@ -230,23 +230,31 @@ class MailProcessor:
 
     async def _person(self, token: tokens.ReplyToken, sender: str) -> Identity | None:
         """The token's person, if ``sender`` is that person (addresses compare case-blind)."""
-        tenant = await Tenant.get_or_none(id=token.tenant_id)
-        if tenant is None or not sender:
+        if not sender:
             return None
-        lead = None
-        if token.lead_id is not None:
-            lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
         if token.kind == "u":
-            user = await User.get_or_none(id=token.subject_id, tenant_id=tenant.id)
+            user = (
+                await User.filter(id=token.subject_id, tenant_id=token.tenant_id)
+                .select_related("tenant", "partner")
+                .first()
+            )
             if user is None or user.email.lower() != sender or user.partner_id is None:
                 return None
-            partner = await Partner.get(id=user.partner_id)
-            return Identity("u", tenant, user=user, partner=partner, lead=lead)
+            lead = None
+            if token.lead_id is not None:
+                lead = await Lead.get_or_none(id=token.lead_id, tenant_id=token.tenant_id)
+            return Identity("u", user.tenant, user=user, partner=user.partner, lead=lead)
+        tenant = await Tenant.get_or_none(id=token.tenant_id)
+        if tenant is None:
+            return None
         if token.kind == "c":
             lead = await Lead.get_or_none(id=token.subject_id, tenant_id=tenant.id)
             if lead is None or lead.email.lower() != sender:
                 return None
             return Identity("c", tenant, lead=lead)
+        lead = None
+        if token.lead_id is not None:
+            lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
         owners = {tenant.owner_email.lower()}
         owners.update(
             e.lower()
@@ -341,7 +349,7 @@ class MailProcessor:
         parsed = ctx.mail
         if parsed.message_id.endswith("@lyra.invalid>"):
             return {}
-        refs = [*reversed(parsed.references[:10]), parsed.message_id]
+        refs = [*reversed(parsed.references[:8]), parsed.message_id]
         return {"In-Reply-To": parsed.message_id, "References": " ".join(dict.fromkeys(refs))}
 
     def _answer(

@@ -21,7 +21,7 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
@@ -175,8 +175,8 @@ class OutboxWorker:
         """Deliver every due row, batch by batch. Returns how many were handled."""
         handled = 0
         while rows := await self._take():
-            for row in rows:
-                await self._deliver(row)
+            sent = [row for row in rows if await self._deliver(row)]
+            await self._mark_sent(sent)
             handled += len(rows)
         return handled
 
@@ -219,18 +219,26 @@ class OutboxWorker:
                 await OutboxMessage.filter(id__in=[r.id for r in rows]).update(locked_until=lease)
         return rows
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _deliver(self, row: OutboxMessage) -> bool:
+        """Hand one row to its transport; a failure is recorded here, a success by the caller."""
         transport = self.transports[row.channel]
         try:
             await transport.send(row)
         except Exception as exc:
             await self._failed(row, exc)
+            return False
+        return True
+
+    async def _mark_sent(self, rows: list[OutboxMessage]) -> None:
+        """One UPDATE for a batch of delivered rows (a crash before it re-sends them, with
+        the same Message-IDs, which is the at-least-once promise anyway)."""
+        if not rows:
             return
         now = self.clock.now()
-        await OutboxMessage.filter(id=row.id).update(
-            status=OutboxStatus.SENT, sent_at=now, attempts=row.attempts + 1, locked_until=None
+        await OutboxMessage.filter(id__in=[row.id for row in rows]).update(
+            status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, locked_until=None
         )
-        self.delivered += 1
+        self.delivered += len(rows)
         self.last_success = now
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:

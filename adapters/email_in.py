@@ -14,6 +14,7 @@ the common clients are removed with ``lxml``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -189,10 +190,8 @@ def _headers(msg: Message, name: str) -> list[str]:
         if key.lower() == wanted:
             value = " ".join(str(raw).split())
             if "=?" in value:
-                try:
+                with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
                     value = str(make_header(decode_header(value)))
-                except (HeaderParseError, LookupError, UnicodeError, ValueError):
-                    pass
             values.append(value)
     return values
 

@@ -105,7 +105,6 @@ class MailProcessor:
             ctx.locale = pick_locale(tenant.locale if tenant else None)
             return await self._refuse(ctx, error or "no_token")
         ctx.identity, ctx.tenant = identity, identity.tenant
-        ctx.locale = _locale_of(identity)
         if identity.kind == "c":
             return await self._record(ctx, "customer", answer="customer_ack", text=parsed.text)
         if identity.kind == "o":
@@ -135,7 +134,7 @@ class MailProcessor:
     async def _oversize(self, ctx: Context, size: int) -> Outcome:
         identity, _, _ = await self._identify(ctx.mail)
         if identity is not None:
-            ctx.identity, ctx.tenant, ctx.locale = identity, identity.tenant, _locale_of(identity)
+            ctx.identity, ctx.tenant = identity, identity.tenant
         data = {
             "size_kb": size // 1024,
             "limit_kb": self.settings.inbound_max_bytes // 1024,
@@ -180,6 +179,7 @@ class MailProcessor:
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if answer and parsed.sender:
+                await _complete(ctx)
                 self._answer(uow, ctx, answer, extra, "", key or ctx.key, error=error)
 
         reply = await self.bus.dispatch(cmd, actor, key or ctx.key, respond)
@@ -233,17 +233,16 @@ class MailProcessor:
         if not sender:
             return None
         if token.kind == "u":
-            user = (
-                await User.filter(id=token.subject_id, tenant_id=token.tenant_id)
-                .select_related("tenant", "partner")
-                .first()
-            )
+            # Plain lookups (no joins): this runs for every reply. The partner row is read
+            # only when an answer needs its name or language (``_complete``).
+            user = await User.get_or_none(id=token.subject_id, tenant_id=token.tenant_id)
             if user is None or user.email.lower() != sender or user.partner_id is None:
                 return None
+            tenant = await Tenant.get(id=token.tenant_id)
             lead = None
             if token.lead_id is not None:
-                lead = await Lead.get_or_none(id=token.lead_id, tenant_id=token.tenant_id)
-            return Identity("u", user.tenant, user=user, partner=user.partner, lead=lead)
+                lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
+            return Identity("u", tenant, user=user, lead=lead)
         tenant = await Tenant.get_or_none(id=token.tenant_id)
         if tenant is None:
             return None
@@ -270,7 +269,8 @@ class MailProcessor:
 
     async def _partner(self, ctx: Context) -> Outcome:
         identity = ctx.identity
-        assert identity is not None and identity.user is not None and identity.partner
+        assert identity is not None and identity.user is not None
+        assert identity.user.partner_id is not None
         parsed = ctx.mail
         default_ref = identity.lead.ref if identity.lead else None
         prefix = identity.tenant.ref_prefix
@@ -282,7 +282,7 @@ class MailProcessor:
                 ctx, verdict, answer=verdict, error=True, data={"show_help": True}
             )
         actor = Actor.partner_user(
-            identity.tenant.id, identity.partner.id, identity.user.id, "email"
+            identity.tenant.id, identity.user.partner_id, identity.user.id, "email"
         )
         outcome = Outcome("processed", "commands")
         for index, item in enumerate(found[:20], start=1):
@@ -312,6 +312,7 @@ class MailProcessor:
                 await MailBounce.filter(tenant_id=identity.tenant.id, address=sender).delete()
             if reply.ok and any(m.recipient == sender for m in uow.outbox):
                 return  # the handler already wrote to the sender (claim, feedback): that answers
+            await _complete(ctx)
             if reply.ok and reply.code == "pool":
                 await self._answer_pool(uow, ctx, key)
                 return
@@ -480,6 +481,17 @@ def _tenant_in(token: str) -> int | None:
         return int(token.split(".")[1][1:], 36)
     except (IndexError, ValueError):
         return None
+
+
+async def _complete(ctx: Context) -> None:
+    """Read what only an answer needs: the partner (name, language) and the locale."""
+    identity = ctx.identity
+    if identity is None:
+        ctx.locale = pick_locale(ctx.tenant.locale if ctx.tenant else None)
+        return
+    if identity.kind == "u" and identity.partner is None and identity.user is not None:
+        identity.partner = await Partner.get(id=identity.user.partner_id)
+    ctx.locale = _locale_of(identity)
 
 
 def _locale_of(identity: Identity) -> str:

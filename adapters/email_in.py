@@ -188,12 +188,25 @@ def _headers(msg: Message, name: str) -> list[str]:
     values = []
     for key, raw in msg.raw_items():
         if key.lower() == wanted:
-            value = " ".join(str(raw).split())
+            value = _undo_surrogates(" ".join(str(raw).split()))
             if "=?" in value:
                 with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
                     value = str(make_header(decode_header(value)))
             values.append(value)
     return values
+
+
+def _undo_surrogates(value: str) -> str:
+    """Raw 8-bit header bytes arrive as surrogate escapes: read them as UTF-8 (or cp1252)."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    for charset in ("utf-8", "windows-1252"):
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
 
 
 def _header(msg: Message, name: str) -> str:
@@ -335,7 +348,9 @@ def _status_blocks(part: Message) -> list[Message]:
 def body_text(msg: Message) -> str:
     """The text the sender wrote: text/plain if there is a useful one, else the HTML as text."""
     plain = html = None
-    if isinstance(msg, EmailMessage):
+    if not msg.is_multipart() and msg.get_content_type() == "text/plain":
+        plain = msg  # the common case; get_body's search is not needed
+    elif isinstance(msg, EmailMessage):
         try:
             plain = msg.get_body(preferencelist=("plain",))
             html = msg.get_body(preferencelist=("html",))

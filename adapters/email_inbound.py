@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,12 +32,13 @@ from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import DomainError, TokenExpired
-from lyra_bot.models import Lead, MailBounce, Partner, Tenant, User
+from lyra_bot.models import Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, mail_domain
 from lyra_bot.render import one_line, pick_locale
 
 log = logging.getLogger(__name__)
 
+TENANT_CACHE_SECONDS = 60.0
 _REPLY_PREFIXES = ("re:", "aw:", "antw:", "ré:", "réf:", "sv:", "wg:", "fw:", "fwd:", "tr:")
 
 
@@ -86,6 +88,7 @@ class MailProcessor:
         if "@" in from_addr:
             own.add(from_addr)
         self.own = frozenset(own)
+        self._tenants: dict[int, tuple[float, Tenant]] = {}
 
     # --- entry point -------------------------------------------------------------------
 
@@ -228,6 +231,17 @@ class MailProcessor:
         tenant = await Tenant.get_or_none(id=tenant_id) if tenant_id else None
         return None, error, tenant
 
+    async def _tenant(self, tenant_id: int) -> Tenant:
+        """Tenants change rarely (name, language; the reference prefix never): a minute's
+        cache spares every reply a query."""
+        now = time.monotonic()
+        cached = self._tenants.get(tenant_id)
+        if cached is not None and now - cached[0] < TENANT_CACHE_SECONDS:
+            return cached[1]
+        tenant = await Tenant.get(id=tenant_id)
+        self._tenants[tenant_id] = (now, tenant)
+        return tenant
+
     async def _person(self, token: tokens.ReplyToken, sender: str) -> Identity | None:
         """The token's person, if ``sender`` is that person (addresses compare case-blind)."""
         if not sender:
@@ -238,7 +252,7 @@ class MailProcessor:
             user = await User.get_or_none(id=token.subject_id, tenant_id=token.tenant_id)
             if user is None or user.email.lower() != sender or user.partner_id is None:
                 return None
-            tenant = await Tenant.get(id=token.tenant_id)
+            tenant = await self._tenant(token.tenant_id)
             lead = None
             if token.lead_id is not None:
                 lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
@@ -297,19 +311,16 @@ class MailProcessor:
                 outcome.results.append((item.describe(), sub.results[0][1]))
                 continue
             reply = await self.bus.dispatch(
-                item.command, actor, key, self._responder(ctx, item, key, first=index == 1)
+                item.command, actor, key, self._responder(ctx, item, key)
             )
             outcome.results.append((item.describe(), reply))
         return outcome
 
-    def _responder(self, ctx: Context, item: ParsedCommand, key: str, *, first: bool):
+    def _responder(self, ctx: Context, item: ParsedCommand, key: str):
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             identity = ctx.identity
             assert identity is not None and identity.user is not None
             sender = ctx.mail.sender
-            if first:
-                # A mail from this address arrived: it no longer bounces.
-                await MailBounce.filter(tenant_id=identity.tenant.id, address=sender).delete()
             if reply.ok and any(m.recipient == sender for m in uow.outbox):
                 return  # the handler already wrote to the sender (claim, feedback): that answers
             await _complete(ctx)

@@ -171,12 +171,14 @@ async def main(n: int) -> dict:
         await init_db(settings, migrate=True)
         services = bootstrap(settings, FrozenClock())
         try:
-            inbound, direct = await bench_inbound(services, n, rounds=6)
+            inbound, direct = await bench_inbound(services, n, rounds=max(1, n // 10))
             # Park every pending mail in the future; each slice is made due in turn.
             await OutboxMessage.filter(status=OutboxStatus.PENDING).update(
                 next_attempt_at=services.clock.now() + timedelta(days=1)
             )
-            smtp_outbox, smtp_raw, mails = await bench_smtp(services, sink, port, rounds=6)
+            smtp_outbox, smtp_raw, mails = await bench_smtp(
+                services, sink, port, rounds=max(1, n // 25)
+            )
         finally:
             await services.worker.close()
             await close_db()

@@ -19,7 +19,7 @@ from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, Role, SendDigests, SetDigests
 from lyra_bot.domain import teaser
-from lyra_bot.models import Lead, MailBounce, OutboxMessage, Partner, Tenant, User
+from lyra_bot.models import AuditEvent, Lead, MailBounce, OutboxMessage, Partner, Tenant, User
 from lyra_bot.outbox import mail
 
 
@@ -130,9 +130,7 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
         tenants = await query.order_by("id")
     queued = skipped = 0
     for tenant in tenants:
-        bouncing = set(
-            await MailBounce.filter(tenant_id=tenant.id).values_list("address", flat=True)
-        )
+        bouncing = await _still_bouncing(tenant)
         users = (
             await User.filter(
                 tenant_id=tenant.id,
@@ -174,6 +172,29 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
         f"Queued {queued} digest(s); {skipped} user(s) had nothing new today or get none.",
         {"queued": queued, "skipped": skipped},
     )
+
+
+async def _still_bouncing(tenant: Tenant) -> set[str]:
+    """Addresses that bounced, less those whose person has acted by email since (a mail
+    from the address arrived, so it works again): those bounces are cleared here."""
+    bounces = await MailBounce.filter(tenant_id=tenant.id)
+    if not bounces:
+        return set()
+    users = dict(
+        await User.filter(tenant_id=tenant.id, email__in=[b.address for b in bounces]).values_list(
+            "email", "id"
+        )
+    )
+    bouncing = set()
+    for bounce in bounces:
+        user_id = users.get(bounce.address)
+        if user_id is not None and await AuditEvent.exists(
+            tenant_id=tenant.id, user_id=user_id, channel="email", at__gt=bounce.last_at
+        ):
+            await MailBounce.filter(id=bounce.id).delete()
+            continue
+        bouncing.add(bounce.address)
+    return bouncing
 
 
 @handles(SetDigests)

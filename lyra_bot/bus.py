@@ -172,8 +172,8 @@ class Bus:
                 return Reply.error(exc)
         try:
             async with in_transaction("default"):
-                if key is not None and not await _claim_key(key, cmd, actor, uow.now):
-                    return await _stored_reply(key)
+                # A duplicate delivery runs the handler too, then fails to insert its key at
+                # the end and rolls back: one write for the common case, not three.
                 reply = await handler(cmd, actor, uow)
                 for hook in self.before_commit:
                     await hook(uow)
@@ -181,7 +181,7 @@ class Bus:
                     await respond(reply, uow)
                 await uow.flush()
                 if key is not None:
-                    await InboundKey.filter(key=key).update(reply=reply.to_json())
+                    await _claim_key(key, cmd, actor, uow.now, reply)
         except DomainError as exc:
             reply = Reply.error(exc)
             if key is not None or respond is not None:
@@ -209,8 +209,8 @@ class Bus:
         uow = UnitOfWork(actor, now, self.settings, self.renderer)
         try:
             async with in_transaction("default"):
-                if key is not None and not await _claim_key(key, cmd, actor, now, reply):
-                    return await _stored_reply(key)
+                if key is not None:
+                    await _claim_key(key, cmd, actor, now, reply)
                 if respond is not None:
                     await respond(reply, uow)
                     await uow.flush()
@@ -225,10 +225,13 @@ class Bus:
 
 async def _claim_key(
     key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply | None = None
-) -> bool:
-    """Insert the idempotency key first, so a concurrent duplicate blocks on it (PostgreSQL)."""
-    if await InboundKey.exists(key=key):
-        return False
+) -> None:
+    """Record the idempotency key with its reply, last thing in the command's transaction.
+
+    The key is unique: of two concurrent deliveries only one can commit; the other fails
+    here with ``IntegrityError`` (on PostgreSQL after waiting for the first to commit), its
+    whole transaction rolls back, and the caller answers with the stored reply.
+    """
     await InboundKey.create(
         key=key,
         command=cmd.kind,
@@ -236,7 +239,6 @@ async def _claim_key(
         reply=reply.to_json() if reply else None,
         created_at=now,
     )
-    return True
 
 
 async def _stored_reply(key: str) -> Reply:

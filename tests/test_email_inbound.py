@@ -266,9 +266,15 @@ async def test_hard_bounce_marks_the_address_and_a_later_reply_clears_it(service
     ).exists()
     assert reply.data["queued"] >= 1
 
+    # Max acts by email again: the next digest sweep clears the bounce and includes him.
     to = await address_for(services.settings, clock, "max@alpine.example")
-    await services.mail.process(reply_mail("max@alpine.example", to, "mine"))
+    await services.mail.process(reply_mail("max@alpine.example", to, "claim L-1003"))
+    clock.advance(days=1)
+    await world.ok(c.SendDigests(world.tenant_id), world.owner)
     assert not await MailBounce.filter(address="max@alpine.example").exists()
+    assert await OutboxMessage.filter(
+        kind="digest", recipient="max@alpine.example", created_at=clock.now()
+    ).exists()
 
 
 async def test_oversize_mail_gets_a_clear_answer(services, clock):

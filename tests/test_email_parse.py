@@ -107,6 +107,14 @@ def test_amounts(text, amount, currency):
     assert str(value) == amount and cur == currency
 
 
+def test_raw_8bit_headers_are_read_as_text():
+    raw = "From: Mia <mia@alpine.example>\r\nSubject: AW: Leads für Zürich\r\n\r\nclaim L-1\r\n"
+    parsed = read_mail(raw.encode("utf-8"))
+    assert parsed.subject == "AW: Leads für Zürich"
+    parsed = read_mail(raw.encode("cp1252"))
+    assert parsed.subject == "AW: Leads für Zürich"
+
+
 def test_format_flowed_is_unwrapped_and_keeps_quotes():
     text = "CLAIM L-1 \nand more\n> quoted \n> line\n-- \nsig"
     assert unflow(text).splitlines() == ["CLAIM L-1 and more", "> quoted line", "-- ", "sig"]

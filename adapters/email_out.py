@@ -34,7 +34,9 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=False)
 # No folding of plain header values: some clients mishandle a folded Message-ID.
 _POLICY = compat32.clone(max_line_length=998)
 _UTF8 = email_charset.Charset("utf-8")
-_UTF8.body_encoding = email_charset.QP
+_UTF8.body_encoding = email_charset.QP  # the plain text stays readable in the raw source
+_UTF8_B64 = email_charset.Charset("utf-8")
+_UTF8_B64.body_encoding = email_charset.BASE64  # HTML: base64 is encoded in C, QP in Python
 
 
 def inline_css(html: str) -> str:
@@ -83,7 +85,7 @@ def build_mime(row: OutboxMessage, settings: Settings) -> Message:
             message[name] = _header(value)
     message.attach(MIMEText(payload["text"], "plain", _UTF8))
     if payload.get("html"):
-        message.attach(MIMEText(inline_css(payload["html"]), "html", _UTF8))
+        message.attach(MIMEText(inline_css(payload["html"]), "html", _UTF8_B64))
     return message
 
 

@@ -162,13 +162,14 @@ def read_mail(raw: bytes, own_addresses: set[str] | frozenset[str] = frozenset()
     _read_headers(msg, mail)
     if mail.message_id.endswith("@lyra.invalid>"):
         mail.message_id = _first_id(_header(msg, "Message-ID")) or mail.message_id
-    verdict = machine_verdict(msg, mail, own_addresses)
+    ctype, params = content_type(msg)
+    verdict = machine_verdict(msg, mail, own_addresses, ctype, params)
     if verdict:
         mail.machine, mail.machine_reason = verdict
         if mail.machine == "bounce":
             mail.bounce = read_bounce(msg)
         return mail
-    body = body_text(msg)
+    body = body_text(msg, ctype, params)
     mail.text, mail.quoted = split_reply(body)
     return mail
 
@@ -244,21 +245,47 @@ def _read_headers(msg: Message, mail: ParsedMail) -> None:
 # --- machines -------------------------------------------------------------------------
 
 
+def content_type(part: Message) -> tuple[str, dict[str, str]]:
+    """Content type and its parameters, parsed once: with ``policy.default`` every
+    ``get_content_type``/``get_param`` call parses the header again."""
+    try:
+        header = part.get("Content-Type")
+    except Exception:
+        header = None
+    parsed = getattr(header, "content_type", None)
+    if header is None or parsed is None:
+        return part.get_content_type(), {}
+    ctype = str(parsed).lower()
+    if ctype.count("/") != 1:
+        ctype = "text/plain"
+    try:
+        params = {str(k).lower(): str(v) for k, v in header.params.items()}
+    except Exception:
+        params = {}
+    return ctype, params
+
+
 def machine_verdict(
-    msg: Message, mail: ParsedMail, own_addresses: set[str] | frozenset[str]
+    msg: Message,
+    mail: ParsedMail,
+    own_addresses: set[str] | frozenset[str],
+    ctype: str | None = None,
+    params: dict[str, str] | None = None,
 ) -> tuple[str, str] | None:
     """Why this mail was written by a machine (RFC 3834 and common practice), or None.
 
     ``X-Auto-Response-Suppress`` is deliberately ignored: Outlook sets it on ordinary mail.
     """
-    ctype = msg.get_content_type()
+    if ctype is None:
+        ctype, params = content_type(msg)
+    params = params or {}
     if ctype == "multipart/report":
-        report = str(msg.get_param("report-type", "") or "").lower()
+        report = params.get("report-type", "").lower()
         if report == "disposition-notification":
             return "receipt", "read receipt (multipart/report)"
         return "bounce", f"delivery report ({report or 'report'})"
-    for part in _walk(msg):
-        part_type = part.get_content_type()
+    for part in _walk(msg) if msg.is_multipart() else ():
+        part_type = content_type(part)[0]
         if part_type in {"message/delivery-status", "message/global-delivery-status"}:
             return "bounce", "delivery status part"
         if part_type == "message/disposition-notification":
@@ -345,12 +372,17 @@ def _status_blocks(part: Message) -> list[Message]:
 # --- the body -------------------------------------------------------------------------
 
 
-def body_text(msg: Message) -> str:
+def body_text(msg: Message, ctype: str | None = None, params: dict[str, str] | None = None) -> str:
     """The text the sender wrote: text/plain if there is a useful one, else the HTML as text."""
+    if ctype is None:
+        ctype, params = content_type(msg)
+    if not msg.is_multipart() and ctype in {"text/plain", "text/html"}:
+        # The common case: one part, already typed; get_body's search is not needed.
+        if ctype == "text/html":
+            return html_to_text(_part_text(msg, (params or {}).get("charset")))
+        return _plain_text(msg, params or {})
     plain = html = None
-    if not msg.is_multipart() and msg.get_content_type() == "text/plain":
-        plain = msg  # the common case; get_body's search is not needed
-    elif isinstance(msg, EmailMessage):
+    if isinstance(msg, EmailMessage):
         try:
             plain = msg.get_body(preferencelist=("plain",))
             html = msg.get_body(preferencelist=("html",))
@@ -362,9 +394,7 @@ def body_text(msg: Message) -> str:
         plain = msg if msg.get_content_subtype() != "html" else None
         html = msg if msg.get_content_subtype() == "html" else None
     if plain is not None:
-        text = _part_text(plain)
-        if str(plain.get_param("format", "") or "").lower() == "flowed":
-            text = unflow(text, str(plain.get_param("delsp", "") or "").lower() == "yes")
+        text = _plain_text(plain, content_type(plain)[1])
         if text.strip():
             return text
     if html is not None:
@@ -372,7 +402,14 @@ def body_text(msg: Message) -> str:
     return ""
 
 
-def _part_text(part: Message) -> str:
+def _plain_text(part: Message, params: dict[str, str]) -> str:
+    text = _part_text(part, params.get("charset"))
+    if params.get("format", "").lower() == "flowed":
+        text = unflow(text, params.get("delsp", "").lower() == "yes")
+    return text
+
+
+def _part_text(part: Message, charset: str | None = None) -> str:
     """Decode a text part: declared charset, then UTF-8, windows-1252, latin-1."""
     try:
         data = part.get_payload(decode=True)
@@ -381,7 +418,7 @@ def _part_text(part: Message) -> str:
     if data is None:
         payload = part.get_payload()
         return payload if isinstance(payload, str) else ""
-    declared = (part.get_content_charset() or "").lower()
+    declared = (charset if charset is not None else part.get_content_charset() or "").lower()
     candidates = [declared] if declared else []
     if declared in {"us-ascii", "ascii", "iso-8859-1", "latin-1", "windows-1252"}:
         candidates.insert(0, "utf-8")  # mislabelled UTF-8 is common; real latin-1 rarely parses

@@ -38,13 +38,12 @@ class Reply:
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Always JSON-shaped (ISO datetimes, decimal strings), fresh or replayed from storage.
+        self.data = _jsonable(self.data)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "code": self.code,
-            "message": self.message,
-            "data": _jsonable(self.data),
-        }
+        return {"ok": self.ok, "code": self.code, "message": self.message, "data": self.data}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Reply:
@@ -52,7 +51,7 @@ class Reply:
 
     @classmethod
     def error(cls, exc: DomainError) -> Reply:
-        return cls(False, exc.code, exc.message, _jsonable(exc.data))
+        return cls(False, exc.code, exc.message, exc.data)
 
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]

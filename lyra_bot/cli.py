@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from tortoise.connection import get_connection
 
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, Reply
@@ -80,6 +81,7 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
         settings = get_settings()
         try:
             await init_db(settings, migrate=migrate)
+            await get_connection("default").execute_query("SELECT 1")
             if not migrate and (pending := await pending_migrations()):
                 fail(
                     f"The database needs {len(pending)} migration(s); run 'lyra-bot db upgrade'.",

@@ -23,6 +23,7 @@ from lyra_bot.commands import (
 from lyra_bot.domain import (
     LEAD_FIELDS,
     LIVE_STATUSES,
+    REF_PREFIX,
     ClaimState,
     InvalidInput,
     InvalidTransition,
@@ -43,7 +44,7 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
     fields = {name: getattr(cmd, name) for name in LEAD_FIELDS}
-    row = clean_lead(fields, tenant.ref_prefix)
+    row = clean_lead(fields)
     [lead] = await _insert(uow, tenant, [row], cmd.source, cmd.allow_duplicate)
     if lead.status == LeadStatus.HELD:
         return Reply(
@@ -60,7 +61,7 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
 async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
-    rows = _read_csv(cmd.csv_text, tenant.ref_prefix, cmd.progress)
+    rows = _read_csv(cmd.csv_text, cmd.progress)
     leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
     held = [lead for lead in leads if lead.status == LeadStatus.HELD]
     message = f"Imported {len(leads)} lead(s)."
@@ -80,7 +81,7 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
     )
 
 
-def _read_csv(text: str, prefix: str, progress: Any) -> list[dict[str, Any]]:
+def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
     """Parse and validate every row; any bad row fails the whole file, naming each line."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -107,7 +108,7 @@ def _read_csv(text: str, prefix: str, progress: Any) -> list[dict[str, Any]]:
         if not any((v or "").strip() for v in raw.values()):
             continue
         try:
-            row = clean_lead(raw, prefix)
+            row = clean_lead(raw)
         except InvalidInput as exc:
             problems.append(f"line {line}: {exc.message}")
             continue
@@ -226,7 +227,7 @@ async def _allocate_refs(tenant: Tenant, count: int) -> list[str]:
         need = count - len(refs)
         await Tenant.filter(id=tenant.id).update(next_ref=F("next_ref") + need)
         end = (await Tenant.get(id=tenant.id)).next_ref
-        candidates = [f"{tenant.ref_prefix}{n}" for n in range(end - need, end)]
+        candidates = [f"{REF_PREFIX}{n}" for n in range(end - need, end)]
         used: set[str] = set()
         for start in range(0, len(candidates), 500):
             used.update(

@@ -68,7 +68,7 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
     if dialect() == "postgres":
         # Lock what we expire; a feedback racing us waits, then finds the claim ended.
         query = query.select_for_update(skip_locked=True)
-    ids = list(await query.values_list("id", flat=True))
+    ids = [claim.id for claim in await query.only("id")]
     if not ids:
         return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
 

@@ -119,9 +119,11 @@ class UnitOfWork:
         self.outbox.append(message)
 
     async def flush(self) -> None:
-        if self.events:
+        if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
+            await self.events[0].save()
+        elif self.events:
             await AuditEvent.bulk_create(self.events, batch_size=500)
-            self.events = []
+        self.events = []
         if self.outbox:
             await OutboxMessage.bulk_create(self.outbox, batch_size=500, ignore_conflicts=True)
             self.queued += len(self.outbox)

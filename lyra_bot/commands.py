@@ -117,6 +117,19 @@ class ListPool(Command):
 
 
 @dataclass(frozen=True)
+class SimilarLeads(Command):
+    """Up to ``limit`` teasers from the actor's pool like ``lead_ref`` (same product or region).
+
+    Adapters ask for these after a refused claim; computing them outside the claim's write
+    transaction keeps that transaction (and the write lock) short.
+    """
+
+    writes: ClassVar[bool] = False
+    lead_ref: str
+    limit: int = 3
+
+
+@dataclass(frozen=True)
 class ListMine(Command):
     writes: ClassVar[bool] = False
 

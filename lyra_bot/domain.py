@@ -158,7 +158,10 @@ def full_view(lead: Any) -> dict[str, Any]:
 _REF_RE = re.compile(r"^\s*([A-Za-z]{1,6})\s*-?\s*(\d{1,9})\s*$")
 
 
-def normalize_ref(raw: str, prefix: str = "L-") -> str:
+REF_PREFIX = "L-"
+
+
+def normalize_ref(raw: str, prefix: str = REF_PREFIX) -> str:
     """Accept ``l-1042``, ``L1042``, ``1042`` and return the canonical ``L-1042``."""
     text = raw.strip()
     if text.isdigit():
@@ -287,7 +290,7 @@ _REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
-def clean_lead(raw: dict[str, Any], prefix: str = "L-") -> dict[str, Any]:
+def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise one lead's fields; raise ``InvalidInput`` naming every problem.
 
     Single-line fields have their whitespace (CR/LF included) collapsed; emails are
@@ -317,7 +320,7 @@ def clean_lead(raw: dict[str, Any], prefix: str = "L-") -> dict[str, Any]:
         problems.append(f"email '{out['email']}' is not an email address")
     if out["ref"]:
         try:
-            out["ref"] = normalize_ref(out["ref"], prefix)
+            out["ref"] = normalize_ref(out["ref"])
         except InvalidInput as exc:
             problems.append(exc.message)
     out["locale"] = out["locale"].lower() or None

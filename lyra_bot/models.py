@@ -27,7 +27,6 @@ class Tenant(Model):
     mail_customers = fields.BooleanField(default=True)
     lapse_cooldown_hours = fields.IntField(default=72)
     currency = fields.CharField(max_length=3, default="CHF")
-    ref_prefix = fields.CharField(max_length=8, default="L-")
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 

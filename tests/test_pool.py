@@ -36,8 +36,8 @@ async def test_no_pool_listing_contains_a_private_value(bus):
         c.AddLead("Firewall", "CH-ZH", company="Second AG", email="s@second.example"), world.owner
     )
     await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
-    taken = await world.do(c.ClaimLead("L-1001"), "tom@lakeside.example")
-    assert taken.data["similar"]
+    taken = await world.ok(c.SimilarLeads("L-1001"), "tom@lakeside.example")
+    assert taken.data["leads"]
     renderings.append(json.dumps(taken.to_json(), ensure_ascii=False))
     secrets = _private_values(await Lead.all())
     for text in renderings:

@@ -38,7 +38,6 @@ class Migration(migrations.Migration):
                 ('mail_customers', fields.BooleanField(default=True)),
                 ('lapse_cooldown_hours', fields.IntField(default=72)),
                 ('currency', fields.CharField(default='CHF', max_length=3)),
-                ('ref_prefix', fields.CharField(default='L-', max_length=8)),
                 ('next_ref', fields.IntField(default=1001)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],

@@ -17,6 +17,7 @@ from lyra_bot.commands import (
     ApproveLead,
     ImportLeads,
     ListLeads,
+    RecordConsent,
     Role,
     ShowLead,
 )
@@ -28,6 +29,7 @@ from lyra_bot.domain import (
     InvalidInput,
     InvalidTransition,
     LeadStatus,
+    LegalBasis,
     NotYourLead,
     clean_lead,
     full_view,
@@ -50,9 +52,8 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
         return Reply(
             True,
             "lead_held",
-            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. "
-            f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer.",
-            {"lead": full_view(lead)},
+            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. {_hint(lead)}",
+            {"lead": full_view(lead), "hold_reason": lead.hold_reason},
         )
     return Reply(True, "lead_added", f"Added {lead.ref} to the pool.", {"lead": full_view(lead)})
 
@@ -158,7 +159,12 @@ async def _insert(
                 break
         for k in keys:
             in_file.setdefault(k, ref)
-        held = dup_ref is not None and not allow_duplicates
+        reasons = []
+        if tenant.require_consent and row["legal_basis"] != LegalBasis.CONSENT:
+            reasons.append(NO_CONSENT)
+        if dup_ref is not None and not allow_duplicates:
+            reasons.append(f"possible duplicate of {dup_ref}")
+        held = bool(reasons)
         leads.append(
             Lead(
                 tenant_id=tenant.id,
@@ -167,7 +173,7 @@ async def _insert(
                 phone_key=phone_key(row["phone"]),
                 source=source,
                 status=LeadStatus.HELD if held else LeadStatus.OPEN,
-                hold_reason=f"possible duplicate of {dup_ref}" if held else "",
+                hold_reason="; ".join(reasons),
                 duplicate_of_id=dup_id,
                 created_at=uow.now,
                 opened_at=None if held else uow.now,
@@ -258,11 +264,23 @@ async def _live_contacts(tenant: Tenant, rows: list[dict[str, Any]]) -> dict[str
     return found
 
 
+NO_CONSENT = "no consent recorded"
+
+
+def _hint(lead: Lead) -> str:
+    if NO_CONSENT in lead.hold_reason:
+        return f"Record the customer's consent with 'lyra-bot lead consent {lead.ref} …'."
+    return f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer."
+
+
 @handles(ApproveLead)
 async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Release a lead held as a possible duplicate into the pool (never one without consent)."""
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
+    if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
+        raise InvalidTransition(f"{lead.ref}: {lead.hold_reason}. {_hint(lead)}", ref=lead.ref)
     changed = await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
         status=LeadStatus.OPEN, opened_at=uow.now, hold_reason=""
     )
@@ -270,6 +288,51 @@ async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply
         raise InvalidTransition(f"{lead.ref} is {lead.status}, not held.", ref=lead.ref)
     uow.audit("lead.approved", tenant.id, lead_id=lead.id)
     return Reply(True, "lead_approved", f"{lead.ref} is now in the pool.", {"ref": lead.ref})
+
+
+@handles(RecordConsent)
+async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Record how the customer agreed to be contacted; a lead held only for that opens."""
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    row = clean_lead(
+        {
+            "product": lead.product,
+            "region": lead.region,
+            "legal_basis": cmd.legal_basis,
+            "consent_source": cmd.consent_source,
+            "consent_at": cmd.consent_at,
+            "legal_note": cmd.legal_note,
+        }
+    )
+    if not row["legal_basis"]:
+        raise InvalidInput("Say which legal basis: consent or legitimate_interest.")
+    legal = {k: row[k] for k in ("legal_basis", "consent_source", "consent_at", "legal_note")}
+    await Lead.filter(id=lead.id).update(**legal)
+    uow.audit(
+        "lead.legal_basis",
+        tenant.id,
+        lead_id=lead.id,
+        legal_basis=row["legal_basis"],
+        consent_source=row["consent_source"],
+        consent_at=row["consent_at"],
+    )
+    message = f"{lead.ref}: legal basis recorded ({row['legal_basis']})."
+    if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
+        if row["legal_basis"] != LegalBasis.CONSENT and tenant.require_consent:
+            return Reply(True, "legal_basis", message + " It stays held: consent is required.")
+        rest = "; ".join(r for r in lead.hold_reason.split("; ") if r != NO_CONSENT)
+        opened = not rest
+        await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
+            hold_reason=rest,
+            status=LeadStatus.OPEN if opened else LeadStatus.HELD,
+            opened_at=uow.now if opened else None,
+        )
+        if opened:
+            uow.audit("lead.approved", tenant.id, lead_id=lead.id)
+            message += " It is now in the pool."
+    return Reply(True, "legal_basis", message, {"ref": lead.ref})
 
 
 @handles(ShowLead)

@@ -18,10 +18,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
-from lyra_bot.commands import Actor, Command
+from lyra_bot.commands import Actor, Command, RecordDisclosure
 from lyra_bot.config import Settings, get_settings
-from lyra_bot.domain import DomainError
+from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class Bus:
                     await hook(uow)
                 await uow.flush()
                 if key is not None:
-                    await InboundKey.filter(key=key).update(reply=reply.to_json())
+                    await InboundKey.filter(key=key).update(reply=_stored(reply))
         except DomainError as exc:
             reply = Reply.error(exc)
             if key is not None:
@@ -181,6 +182,13 @@ class Bus:
         for callback in self.after_commit:
             callback(uow)
         return reply
+
+    async def disclosed(self, reply: Reply, actor: Actor, purpose: str) -> None:
+        """An adapter has shown ``reply`` to a person: log the customer data it carried."""
+        for view in private_views(reply.data):
+            fields = tuple(f for f in PRIVATE_FIELDS if view.get(f) and view[f] != MARKER)
+            if fields:
+                await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
     async def _record_error(
         self, key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply
@@ -205,10 +213,15 @@ async def _claim_key(
         key=key,
         command=cmd.kind,
         tenant_id=actor.tenant_id,
-        reply=reply.to_json() if reply else None,
+        reply=_stored(reply) if reply else None,
         created_at=now,
     )
     return True
+
+
+def _stored(reply: Reply) -> dict[str, Any]:
+    """What is kept of a reply: no customer data (a re-delivery is not answered again)."""
+    return {**reply.to_json(), "data": scrub(reply.data)}
 
 
 async def _stored_reply(key: str) -> Reply:

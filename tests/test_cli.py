@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -198,3 +199,25 @@ def test_concurrent_processes_on_sqlite_claim_one_lead_once(env, tmp_path):
         m for m in cli_json(env, "outbox", "list")["messages"] if m["kind"] == "claim.partner"
     ]
     assert len(claims) == 1
+
+
+def test_privacy_commands(env, tmp_path):
+    cli(env, "lead", "claim", "L-1001", "--as", "u@alpine.example")
+    cli(env, "outbox", "deliver")
+    cli(env, "lead", "show", "L-1001")  # the owner looks: one more disclosure
+    log = cli_json(env, "privacy", "log", "acme", "--lead", "L-1001")["disclosures"]
+    assert [d["purpose"] for d in log] == ["claim.owner", "claim.partner", "lead show"]
+    assert log[2]["channel"] == "cli" and "email" in log[2]["fields"]
+
+    out = tmp_path / "anna.json"
+    cli(env, "privacy", "export", "acme", "--customer", "anna@huber.example", "--out", str(out))
+    exported = json.loads(out.read_text())
+    assert exported["leads"][0]["phone"] == "+41 44 555 01 01" and len(exported["messages"]) == 3
+
+    refused = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", ok=False)
+    assert refused.returncode == 1  # no --yes and no terminal to confirm
+    erased = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", "--yes")
+    assert "Erased anna@huber.example from 1 lead(s)" in erased.stdout
+    shown = cli(env, "lead", "show", "L-1001").stdout
+    assert "anna@huber.example" not in shown and "[erased]" in shown
+    assert "Erased customer data of 0 lead(s)" in cli(env, "privacy", "purge").stdout

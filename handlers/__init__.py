@@ -1,3 +1,14 @@
 """Command handlers, one module per area. Importing this package registers them all."""
 
-from handlers import admin, claims, feedback, leads, lifecycle, pool  # noqa: F401
+from handlers import (  # noqa: F401
+    admin,
+    claims,
+    contact_checks,
+    extensions,
+    feedback,
+    leads,
+    lifecycle,
+    pool,
+    reminders,
+    stale,
+)

@@ -11,8 +11,11 @@ from tortoise.expressions import Q
 
 from handlers import notify
 from handlers.common import lead_by_ref, partner_of, require, tenant_of, user_of
+from handlers.contact_checks import check_due_at
 from handlers.pool import pool_query
+from handlers.reminders import next_reminder_at
 from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.business_time import calendar_of
 from lyra_bot.commands import Actor, ClaimLead, ReleaseClaim, Role
 from lyra_bot.domain import (
     AlreadyYours,
@@ -22,7 +25,7 @@ from lyra_bot.domain import (
     NotEntitled,
     NotYourLead,
     OverCap,
-    claim_due_at,
+    PartnerPaused,
     full_view,
     is_entitled,
     teaser,
@@ -40,6 +43,14 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     user = await user_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
 
+    if partner.paused_until is not None and partner.paused_until > uow.now:
+        raise PartnerPaused(
+            f"Your partner may not claim leads until "
+            f"{notify.local_time(tenant, partner.paused_until)}: too many claims lapsed "
+            f"without feedback recently. You can still see the pool.",
+            ref=lead.ref,
+            until=partner.paused_until,
+        )
     if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
         raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
     if lead.status == LeadStatus.CLAIMED and await Claim.exists(
@@ -79,6 +90,8 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
             similar=await _similar(partner, lead, uow),
         )
     lead.status = LeadStatus.CLAIMED
+    calendar = calendar_of(tenant)
+    due_at = calendar.deadline(uow.now, tenant.claim_deadline_hours)
     claim = await Claim.create(
         tenant_id=tenant.id,
         lead_id=lead.id,
@@ -86,7 +99,9 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         user_id=user.id,
         channel=actor.channel,
         claimed_at=uow.now,
-        due_at=claim_due_at(uow.now, tenant.claim_deadline_hours),
+        due_at=due_at,
+        next_remind_at=next_reminder_at(tenant, calendar, due_at, uow.now),
+        check_due_at=check_due_at(tenant, calendar, lead, uow.now),
     )
     uow.audit(
         "lead.claimed",

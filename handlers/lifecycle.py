@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from handlers import notify
 from handlers.common import lead_by_ref, require, tenant_of
+from handlers.reliability import apply_lapse_policy
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
 from lyra_bot.db import dialect
@@ -70,7 +71,9 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
         query = query.select_for_update(skip_locked=True)
     ids = list(await query.values_list("id", flat=True))
     if not ids:
-        return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
+        return Reply(
+            True, "expired", "No claims are overdue.", {"expired": 0, "count": 0, "more": False}
+        )
 
     claims: list[Claim] = []
     for start in range(0, len(ids), CHUNK):
@@ -115,10 +118,17 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
             for _, c in items
         ]
         notify.lapses_to_owner(uow, tenant, rows, f"lapses:{tenant.id}:{items[0][1].id}")
+    paused = await apply_lapse_policy(uow, claims)
     refs = [c.lead.ref for c in claims]
     return Reply(
         True,
         "expired",
         f"{len(claims)} claim(s) lapsed: {', '.join(refs[:20])}" + (" …" if len(refs) > 20 else ""),
-        {"expired": len(claims), "refs": refs, "more": len(ids) == cmd.batch},
+        {
+            "expired": len(claims),
+            "count": len(claims),
+            "refs": refs,
+            "paused": [p.slug for p in paused],
+            "more": len(ids) == cmd.batch,
+        },
     )

@@ -16,6 +16,7 @@ class Role(StrEnum):
     PARTNER = "partner"  # a partner user acting for its partner
     OWNER = "owner"  # the tenant's own staff (CLI, API key, owner user)
     SYSTEM = "system"  # the scheduler; may sweep all tenants
+    CUSTOMER = "customer"  # a lead's customer, known only by a signed link or reply token
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class Actor:
     @classmethod
     def system(cls, tenant_id: int | None = None) -> Actor:
         return cls(Role.SYSTEM, "scheduler", tenant_id)
+
+    @classmethod
+    def customer(cls, tenant_id: int, channel: str) -> Actor:
+        return cls(Role.CUSTOMER, channel, tenant_id)
 
 
 @dataclass(frozen=True)
@@ -143,10 +148,62 @@ class ReleaseClaim(Command):
 
 
 @dataclass(frozen=True)
-class ExpireOverdue(Command):
-    """Sweep: return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+class Sweep(Command):
+    """A scheduler job: find what is due in the database and handle it.
+
+    Idempotent and safe after downtime. On PostgreSQL the bus runs each kind of sweep under a
+    transaction-scoped advisory lock, so two instances never run the same sweep at once; a
+    sweep that finds the lock taken answers ``busy`` and does nothing. A handler returns
+    ``data["more"] = True`` when it stopped at ``batch`` and should be called again.
+    """
 
     batch: int = 1000
+
+
+@dataclass(frozen=True)
+class ExpireOverdue(Sweep):
+    """Return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+
+
+@dataclass(frozen=True)
+class SendReminders(Sweep):
+    """Remind partners of deadlines at the tenant's offsets (each once per claim and deadline)."""
+
+
+@dataclass(frozen=True)
+class CustomerContactCheck(Sweep):
+    """Ask customers, once per claim, whether the partner has contacted them."""
+
+
+@dataclass(frozen=True)
+class StaleLeadAlert(Sweep):
+    """Tell owners, once per lead, about leads nobody claimed for the tenant's days."""
+
+
+@dataclass(frozen=True)
+class AnswerContactCheck(Command):
+    """A customer's answer (from a signed link or a reply): did the partner get in touch?"""
+
+    check_id: int
+    answer: str  # yes/no, ja/nein, oui/non
+
+
+@dataclass(frozen=True)
+class RequestExtension(Command):
+    """A partner asks for ``days`` more on a lead it holds."""
+
+    lead_ref: str
+    days: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DecideExtension(Command):
+    """The owner approves or declines the pending extension request on a lead."""
+
+    lead_ref: str
+    approve: bool
+    note: str = ""
 
 
 # --- administration ---------------------------------------------------------------------
@@ -164,6 +221,50 @@ class AddTenant(Command):
     mail_customers: bool = True
     lapse_cooldown_hours: int = 72
     currency: str = "CHF"
+    deadline_business_hours: bool = False
+    work_days: str = "mon-fri"
+    work_hours: str = "08:00-17:00"
+    holidays: str = "CH"  # country and optional subdivision: CH-ZH; "none"
+    reminder_hours: str = "24,2"  # hours before the deadline; "none"
+    contact_check_days: int = 3  # 0 = never ask customers
+    stale_lead_days: int = 7  # 0 = never report
+    extension_auto_days: int = 2  # 0 = the owner decides every request
+    extension_max_days: int = 14
+    lapse_limit: int = 0  # 0 = no reliability pauses
+    lapse_pause_days: int = 14
+
+
+@dataclass(frozen=True)
+class UpdateTenant(Command):
+    """Change a tenant's policy; fields left ``None`` stay as they are."""
+
+    name: str | None = None
+    owner_email: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    claim_deadline_hours: int | None = None
+    cap_open_claims: int | None = None
+    mail_customers: bool | None = None
+    lapse_cooldown_hours: int | None = None
+    currency: str | None = None
+    deadline_business_hours: bool | None = None
+    work_days: str | None = None
+    work_hours: str | None = None
+    holidays: str | None = None
+    reminder_hours: str | None = None
+    contact_check_days: int | None = None
+    stale_lead_days: int | None = None
+    extension_auto_days: int | None = None
+    extension_max_days: int | None = None
+    lapse_limit: int | None = None
+    lapse_pause_days: int | None = None
+
+
+@dataclass(frozen=True)
+class ShowTenant(Command):
+    """The actor's tenant with its whole policy."""
+
+    writes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)

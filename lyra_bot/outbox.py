@@ -125,6 +125,39 @@ def mail(
     return message
 
 
+def slack_dm(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int,
+    kind: str,
+    slack_user_id: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+    dedupe_key: str,
+    lead_id: int | None = None,
+) -> OutboxMessage:
+    """Queue a Slack direct message: ``chat.postMessage`` to the user's id (the Slack
+    transport delivers it; ``text`` is the notification and fallback, ``blocks`` the body)."""
+    message = OutboxMessage(
+        tenant_id=tenant_id,
+        lead_id=lead_id,
+        channel="slack",
+        kind=kind,
+        recipient=slack_user_id,
+        payload={
+            "method": "chat.postMessage",
+            "args": {"channel": slack_user_id, "text": text, "blocks": blocks},
+        },
+        dedupe_key=dedupe_key,
+        message_id=f"<slack.{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
+        status=OutboxStatus.PENDING,
+        next_attempt_at=uow.now,
+        created_at=uow.now,
+    )
+    uow.enqueue(message)
+    return message
+
+
 async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The newest outbox rows, for ``lyra-bot outbox list``."""
     query = OutboxMessage.all().order_by("-id").limit(limit)

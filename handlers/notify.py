@@ -262,7 +262,12 @@ def reminder(
 ) -> None:
     """The claim's user is reminded of the deadline: by mail (in the claim's thread) and, when
     the user is linked to Slack, by direct message."""
-    hours_left = max(1, round((claim.due_at - uow.now).total_seconds() / 3600))
+    zone = ZoneInfo(tenant.timezone)
+    # Counted on the local clock, as a person reads "due tomorrow 10:00" (DST included).
+    left = claim.due_at.astimezone(zone).replace(tzinfo=None) - uow.now.astimezone(zone).replace(
+        tzinfo=None
+    )
+    hours_left = max(1, round(left.total_seconds() / 3600))
     context = _context(tenant, lead, claim, partner, user, hours_left=hours_left)
     key = f"remind:{claim.id}:{int(claim.due_at.timestamp())}:{offset_hours}"
     locale = user_locale(tenant, partner, user)

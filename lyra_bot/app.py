@@ -112,3 +112,6 @@ async def serve(
         await worker_task
         await services.worker.close()
         await close_db()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)

@@ -182,9 +182,12 @@ class StaleLeadAlert(Sweep):
 
 @dataclass(frozen=True)
 class AnswerContactCheck(Command):
-    """A customer's answer (from a signed link or a reply): did the partner get in touch?"""
+    """A customer's answer (from a signed link or a reply): did the partner get in touch?
 
-    check_id: int
+    ``claim_id`` comes from the verified token of kind ``k``, never from what a user typed.
+    """
+
+    claim_id: int
     answer: str  # yes/no, ja/nein, oui/non
 
 

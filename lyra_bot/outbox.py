@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
@@ -53,7 +54,13 @@ class Transport(Protocol):
 
 
 def mail_domain(settings: Settings) -> str:
-    return parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+    return _domain_of(settings.mail_from)
+
+
+@lru_cache(maxsize=16)
+def _domain_of(mail_from: str) -> str:
+    """Parsed once per sender: sweeps write thousands of mails in one transaction."""
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
 def thread_root(settings: Settings, tenant_id: int, thread: str) -> str:

@@ -57,7 +57,7 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
     if not ids:
         return Reply(True, "checked", "No contact checks are due.", {"count": 0, "more": False})
 
-    claims = await Claim.filter(id__in=ids).select_related("lead", "partner", "tenant")
+    claims = await Claim.filter(id__in=ids).prefetch_related("lead", "partner", "tenant")
     await Claim.filter(id__in=ids).update(check_due_at=None)
     asked = set(await ContactCheck.filter(claim_id__in=ids).values_list("claim_id", flat=True))
     checks: list[ContactCheck] = []

@@ -78,7 +78,11 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
     claims: list[Claim] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        batch = await Claim.filter(id__in=chunk).select_related("lead", "partner", "user", "tenant")
+        # Related rows by primary key (one query each), not one join: the join's plan
+        # degrades to scanning every lead once the table is large.
+        batch = await Claim.filter(id__in=chunk).prefetch_related(
+            "lead", "partner", "user", "tenant"
+        )
         await Claim.filter(id__in=chunk).update(state=ClaimState.EXPIRED, ended_at=uow.now)
         await Lead.filter(id__in=[c.lead_id for c in batch], status=LeadStatus.CLAIMED).update(
             status=LeadStatus.OPEN, opened_at=uow.now

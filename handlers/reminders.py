@@ -51,7 +51,7 @@ async def send_reminders(cmd: SendReminders, actor: Actor, uow: UnitOfWork) -> R
     if not ids:
         return Reply(True, "reminded", "No reminders are due.", {"count": 0, "more": False})
 
-    claims = await Claim.filter(id__in=ids).select_related("tenant", "lead", "partner", "user")
+    claims = await Claim.filter(id__in=ids).prefetch_related("tenant", "lead", "partner", "user")
     calendars: dict[int, Calendar] = {}
     sent: list[str] = []
     for claim in claims:

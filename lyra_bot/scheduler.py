@@ -139,14 +139,10 @@ class Scheduler:
                 reply = await self.bus.dispatch(job.command(), Actor.system())
                 batches += 1
                 if reply.code == "busy":
-                    return JobResult(
-                        job.name,
-                        True,
-                        "skipped: another instance is running it.",
-                        count,
-                        batches,
-                        busy=True,
-                    )
+                    message = "skipped: another instance is running it."
+                    if count:
+                        message = f"{count} handled; another instance is running the rest."
+                    return JobResult(job.name, True, message, count, batches, busy=True)
                 if not reply.ok:
                     return JobResult(job.name, False, reply.message, count, batches)
                 count += int(reply.data.get("count", 0))

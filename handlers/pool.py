@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -152,11 +152,12 @@ class PoolIndex:
         """The partner's pool, optionally only leads opened after ``since``."""
         buckets = self._matching(partner)
         hidden = self._hidden.get(partner.id, set())
-        if since is None:
-            fresh = buckets
-        else:
-            fresh = [b[bisect_right(b, since, key=lambda lead: lead.opened_at) :] for b in buckets]
-        total = sum(len(b) for b in fresh)
+        # Where each bucket's fresh part starts; slices would copy every fresh lead.
+        starts = [
+            0 if since is None else bisect_right(b, since, key=lambda lead: lead.opened_at)
+            for b in buckets
+        ]
+        total = sum(len(b) - start for b, start in zip(buckets, starts, strict=True))
         if hidden:
             keys = {id(b) for b in buckets}
             for lead_id in hidden:
@@ -164,6 +165,7 @@ class PoolIndex:
                 if lead is not None and (since is None or lead.opened_at > since):
                     bucket = self._buckets[lead.product.casefold()][lead.region.upper()]
                     total -= id(bucket) in keys
+        fresh = [_from(b, start) for b, start in zip(buckets, starts, strict=True)]
         merged = (lead for lead in heapq.merge(*fresh, key=_pool_order) if lead.id not in hidden)
         leads = list(islice(merged, limit)) if limit is not None else list(merged)
         return PartnerPool(total, leads)
@@ -185,6 +187,11 @@ class PoolIndex:
             if by_region:
                 found += [by_region[r] for r in regions if r in by_region]
         return found
+
+
+def _from(bucket: list[PoolLead], start: int) -> Iterator[PoolLead]:
+    """``bucket[start:]`` lazily, without copying or stepping over the first ``start``."""
+    return (bucket[i] for i in range(start, len(bucket)))
 
 
 def _pool_order(lead: PoolLead) -> tuple[datetime, int]:

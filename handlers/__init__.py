@@ -1,3 +1,15 @@
 """Command handlers, one module per area. Importing this package registers them all."""
 
-from handlers import admin, claims, feedback, leads, lifecycle, pool, privacy  # noqa: F401
+from handlers import (  # noqa: F401
+    admin,
+    claims,
+    contact_checks,
+    extensions,
+    feedback,
+    leads,
+    lifecycle,
+    pool,
+    privacy,
+    reminders,
+    stale,
+)

@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 
 from adapters.email_commands import ParsedCommand, parse_line, parse_lines
 from adapters.email_in import ParsedMail, read_mail
-from handlers import digests, notify
+from handlers import digests, notify, pool
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
-from lyra_bot.domain import DomainError, TokenExpired
+from lyra_bot.domain import REF_PREFIX, DomainError, TokenExpired
 from lyra_bot.models import Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, mail_domain
 from lyra_bot.render import one_line, pick_locale
@@ -232,7 +232,7 @@ class MailProcessor:
         return None, error, tenant
 
     async def _tenant(self, tenant_id: int) -> Tenant:
-        """Tenants change rarely (name, language; the reference prefix never): a minute's
+        """Tenants change rarely (name, language, time zone): a minute's
         cache spares every reply a query."""
         now = time.monotonic()
         cached = self._tenants.get(tenant_id)
@@ -287,7 +287,7 @@ class MailProcessor:
         assert identity.user.partner_id is not None
         parsed = ctx.mail
         default_ref = identity.lead.ref if identity.lead else None
-        prefix = identity.tenant.ref_prefix
+        prefix = REF_PREFIX
         found = commands_of(parsed, default_ref, prefix)
         if not found:
             quoted = parse_lines(parsed.quoted, default_ref, prefix)
@@ -332,6 +332,13 @@ class MailProcessor:
                 self._answer_mine(uow, ctx, reply, key)
                 return
             data.setdefault("ref", _ref_of(item.command))
+            if reply.code == "lead_taken" and data["ref"] and "similar" not in data:
+                # Up to three leads like the one that got away (a read in this short
+                # transaction: the claim's own transaction has already ended).
+                similar = await pool.similar_leads(
+                    c.SimilarLeads(data["ref"], 3), actor_of(identity), uow
+                )
+                data["similar"] = similar.data.get("leads", [])
             self._answer(
                 uow,
                 ctx,
@@ -445,7 +452,7 @@ class MailProcessor:
         assert identity is not None and identity.user is not None and identity.partner
         tenant = identity.tenant
         claims = [
-            {**item, "due": notify.local_time(tenant, item.get("due_at"))}
+            {**item, "due": notify.local_time(tenant, _when(item.get("due_at")))}
             for item in reply.data.get("claims", [])
         ]
         mail(
@@ -511,6 +518,23 @@ def _locale_of(identity: Identity) -> str:
     if identity.kind == "u":
         return notify.user_locale(identity.tenant, identity.partner, identity.user)
     return pick_locale(identity.tenant.locale)
+
+
+def actor_of(identity: Identity) -> Actor:
+    assert identity.user is not None and identity.user.partner_id is not None
+    return Actor.partner_user(
+        identity.tenant.id, identity.user.partner_id, identity.user.id, "email"
+    )
+
+
+def _when(value: Any) -> datetime | None:
+    """Reply data holds times as ISO text (it is made JSON-safe)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _ref_of(cmd: c.Command | None) -> str | None:

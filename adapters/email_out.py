@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from email import charset as email_charset
+from email import policy
 from email.header import Header
-from email.message import Message
+from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
@@ -58,12 +60,19 @@ def _address(value: str) -> str:
     return formataddr((name, addr), charset="utf-8") if name else addr
 
 
-def build_mime(row: OutboxMessage, settings: Settings) -> Message:
-    """multipart/alternative (plain text + HTML), UTF-8 base64, with a Message-ID
-    stable across retries.
+def build_mime(row: OutboxMessage, settings: Settings) -> EmailMessage:
+    """The mail of an outbox row as an ``EmailMessage`` (for tests and other senders);
+    transports send ``mime_bytes`` directly."""
+    return BytesParser(policy=policy.default).parsebytes(mime_bytes(row, settings))  # type: ignore[return-value]
+
+
+def mime_bytes(row: OutboxMessage, settings: Settings) -> bytes:
+    """multipart/alternative (plain text + HTML), UTF-8 base64, with a Message-ID stable
+    across retries, as the bytes that go on the wire.
 
     Built with the classic ``email.mime`` classes: four times faster than ``EmailMessage``
-    with the default policy, which matters when the worker sends thousands of mails. Every
+    with the default policy, which matters when the worker sends thousands of mails. Header
+    lines are not folded (some clients keep the fold's space in a folded Message-ID). Every
     header value passes through ``one_line``, so nothing from user data can start a header.
     """
     payload = row.payload
@@ -85,7 +94,7 @@ def build_mime(row: OutboxMessage, settings: Settings) -> Message:
     message.attach(MIMEText(payload["text"], "plain", _UTF8))
     if payload.get("html"):
         message.attach(MIMEText(inline_css(payload["html"]), "html", _UTF8))
-    return message
+    return message.as_bytes()
 
 
 def envelope_sender(settings: Settings) -> str:
@@ -126,7 +135,7 @@ class SmtpTransport:
         return self._client
 
     async def send(self, row: OutboxMessage) -> None:
-        data = build_mime(row, self.settings).as_bytes()
+        data = mime_bytes(row, self.settings)
         async with self._lock:
             for attempt in (1, 2):
                 client = await self._connected()
@@ -176,7 +185,7 @@ class FileTransport:
         self.directory = Path(directory or settings.outbox_dir)
 
     async def send(self, row: OutboxMessage) -> None:
-        data = build_mime(row, self.settings).as_bytes()
+        data = mime_bytes(row, self.settings)
         folder = self.directory / str(row.tenant_id or "system")
         path = folder / f"{row.id:06d}-{row.kind.replace('.', '-')}.eml"
         await asyncio.to_thread(_write, path, data)

@@ -1,238 +1,28 @@
-"""Email channel benchmark: ``python bench/email.py [--n 300]``; last line is one JSON object.
+"""``python bench/email.py [--n 300]``: the email channel benchmark (``email_channel.py``).
 
-(a) ``smtp_ratio``: outbox delivery over SMTP (the worker: take rows, build MIME, inline CSS,
-    send over one reused aiosmtplib connection, mark sent) to a local aiosmtpd, divided by a
-    bare aiosmtplib loop sending the same, already built messages over one connection.
-(b) ``inbound_ratio``: reply mails processed per second from raw bytes to a committed claim
-    (parse, identify, claim, answer bookkeeping) divided by dispatching the same
-    ``ClaimLead`` commands directly on the bus.
-
-Both baselines run in the same process, on the same SQLite store, in the same run, in
-alternating slices; each ratio is the median of the per-slice ratios (a burst of load from
-another process then spoils one slice, not the figure). Totals are reported too.
+This file's name is also the standard library's ``email`` package, which every other script
+in bench/ imports: when it is imported under that name it hands the real package over.
 """
 
-from __future__ import annotations
-
+import os
 import sys
-from pathlib import Path
 
-# This file is named like the standard library's ``email`` package: take its folder off the
-# path before anything imports ``email``, and put the project root on it.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
+if __name__ == "email":
+    import importlib
 
-import aiosmtplib  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
+    _saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+    del sys.modules["email"]
+    try:
+        # The import system returns what a module leaves in sys.modules under its name.
+        sys.modules["email"] = importlib.import_module("email")
+    finally:
+        sys.path[:] = _saved
+elif __name__ == "__main__":
+    import runpy
 
-from adapters.email_out import build_mime, envelope_sender  # noqa: E402
-from lyra_bot import commands as c  # noqa: E402
-from lyra_bot import tokens  # noqa: E402
-from lyra_bot.app import bootstrap  # noqa: E402
-from lyra_bot.clock import FrozenClock  # noqa: E402
-from lyra_bot.commands import Actor  # noqa: E402
-from lyra_bot.config import Settings  # noqa: E402
-from lyra_bot.db import close_db, init_db  # noqa: E402
-from lyra_bot.domain import OutboxStatus  # noqa: E402
-from lyra_bot.models import OutboxMessage, User  # noqa: E402
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        self.count += 1
-        return "250 OK"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def reply(sender: str, address: str, ref: str, n: int) -> bytes:
-    return (
-        f"From: {sender}\r\nTo: {address}\r\nSubject: Re: new leads\r\n"
-        f"Message-ID: <bench-{n}@client.example>\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-        f"Claim {ref}\r\n\r\nOn Mon, 2 Nov 2026 at 10:00, Lyra <lyra@lyra.test> wrote:\r\n"
-        f"> CLAIM L-9999\r\n> reply above this line\r\n"
-    ).encode()
-
-
-async def setup(services, n: int) -> tuple[int, list[Actor], list[str], list[str]]:
-    """One tenant, 2n partner users (one partner each), 2n open leads."""
-    bus = services.bus
-    reply_ = await bus.dispatch(
-        c.AddTenant("bench", "Bench", "owner@bench.example", locale="en", cap_open_claims=5),
-        Actor.system(),
-    )
-    tenant_id = reply_.data["id"]
-    owner = Actor.owner(tenant_id)
-    actors, emails, refs = [], [], []
-    for i in range(2 * n):
-        await bus.dispatch(c.AddPartner(f"p{i}", f"P{i}", ("*",), ("CH",)), owner)
-        email = f"u{i}@p{i}.example"
-        user_reply = await bus.dispatch(c.AddUser(email, f"U{i}", f"p{i}"), owner)
-        user = await User.get(id=user_reply.data["id"])
-        actors.append(Actor.partner_user(tenant_id, user.partner_id or 0, user.id, "bench"))
-        emails.append(email)
-    csv = "product,region,company,email\n" + "".join(
-        f"Firewall,CH-ZH,Company {i},c{i}@cust.example\n" for i in range(2 * n)
-    )
-    imported = await bus.dispatch(c.ImportLeads(csv), owner)
-    refs = imported.data["refs"]
-    return tenant_id, actors, emails, refs
-
-
-async def bench_inbound(services, n: int, rounds: int) -> tuple[float, float]:
-    """Alternating blocks of direct claims and reply mails, so drift hits both alike."""
-    tenant_id, actors, emails, refs = await setup(services, n)
-    settings, now = services.settings, services.clock.now()
-    mails = []
-    for i in range(n):
-        user = await User.get(email=emails[i])
-        token = tokens.issue(settings, "u", tenant_id, user.id, None, now)
-        mails.append(reply(emails[i], tokens.reply_address(settings, token), refs[i], i))
-    block = max(1, n // rounds)
-    direct_time = inbound_time = 0.0
-    ratios = []
-
-    async def run_direct(chunk: range) -> float:
-        start = time.perf_counter()
-        for i in chunk:
-            result = await services.bus.dispatch(c.ClaimLead(refs[n + i]), actors[n + i])
-            assert result.ok, result.message
-        return time.perf_counter() - start
-
-    async def run_inbound(chunk: range) -> float:
-        start = time.perf_counter()
-        for i in chunk:
-            outcome = await services.mail.process(mails[i], "bench")
-            assert outcome.results and outcome.results[0][1].ok, outcome
-        return time.perf_counter() - start
-
-    for slice_no, start_at in enumerate(range(0, n, block)):
-        chunk = range(start_at, min(n, start_at + block))
-        if slice_no % 2:  # alternate which side goes first
-            inbound = await run_inbound(chunk)
-            direct = await run_direct(chunk)
-        else:
-            direct = await run_direct(chunk)
-            inbound = await run_inbound(chunk)
-        direct_time, inbound_time = direct_time + direct, inbound_time + inbound
-        ratios.append(direct / inbound)
-    return n / inbound_time, n / direct_time, statistics.median(ratios)
-
-
-async def bench_smtp(services, sink: Sink, port: int, rounds: int) -> tuple[float, float, int]:
-    """The pending mails in ``rounds`` slices; per slice the bare loop, then the worker."""
-    rows = await OutboxMessage.filter(status=OutboxStatus.PENDING).order_by("id")
-    sender = envelope_sender(services.settings)
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
-    await client.connect()
-    block = max(1, len(rows) // rounds)
-    raw_time = outbox_time = 0.0
-    delivered = 0
-    ratios = []
-
-    async def run_raw(chunk: list, messages: list) -> float:
-        start = time.perf_counter()
-        for row, message in zip(chunk, messages, strict=True):
-            await client.send_message(message, sender=sender, recipients=[row.recipient])
-        return time.perf_counter() - start
-
-    async def run_outbox(chunk: list) -> tuple[float, int]:
-        # Only this slice is due for the worker.
-        await OutboxMessage.filter(id__in=[r.id for r in chunk]).update(
-            next_attempt_at=services.clock.now()
-        )
-        start = time.perf_counter()
-        count = await services.worker.run_once()
-        return time.perf_counter() - start, count
-
-    for slice_no, start_at in enumerate(range(0, len(rows), block)):
-        chunk = rows[start_at : start_at + block]
-        messages = [build_mime(row, services.settings) for row in chunk]
-        if slice_no % 2:
-            outbox, count = await run_outbox(chunk)
-            raw = await run_raw(chunk, messages)
-        else:
-            raw = await run_raw(chunk, messages)
-            outbox, count = await run_outbox(chunk)
-        delivered += count
-        raw_time, outbox_time = raw_time + raw, outbox_time + outbox
-        ratios.append(raw / outbox)
-    await client.quit()
-    assert delivered == len(rows) and sink.count == 2 * len(rows)
-    return delivered / outbox_time, len(rows) / raw_time, statistics.median(ratios)
-
-
-async def main(n: int) -> dict:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=f"sqlite://{tmp}/bench.db",
-            secret_key="bench-secret",  # type: ignore[arg-type]
-            mail_from="Lyra <lyra@lyra.test>",
-            inbound_address="leads@lyra.test",
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            outbox_dir=Path(tmp) / "outbox",
-            outbox_batch=200,
-        )
-        await init_db(settings, migrate=True)
-        services = bootstrap(settings, FrozenClock())
-        try:
-            inbound, direct, inbound_ratio = await bench_inbound(
-                services, n, rounds=max(1, n // 10)
-            )
-            # Park every pending mail in the future; each slice is made due in turn.
-            await OutboxMessage.filter(status=OutboxStatus.PENDING).update(
-                next_attempt_at=services.clock.now() + timedelta(days=1)
-            )
-            smtp_outbox, smtp_raw, smtp_ratio = await bench_smtp(
-                services, sink, port, rounds=max(1, n // 25)
-            )
-        finally:
-            await services.worker.close()
-            await close_db()
-            controller.stop()
-    return {
-        "smtp_ratio": round(smtp_ratio, 3),
-        "inbound_ratio": round(inbound_ratio, 3),
-        "smtp_ratio_of_totals": round(smtp_outbox / smtp_raw, 3),
-        "inbound_ratio_of_totals": round(inbound / direct, 3),
-        "smtp_outbox_per_s": round(smtp_outbox, 1),
-        "smtp_raw_per_s": round(smtp_raw, 1),
-        "inbound_per_s": round(inbound, 1),
-        "direct_claims_per_s": round(direct, 1),
-        "replies": n,
-        "mails": 6 * n,
-    }
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=300, help="replies (and direct claims) per side")
-    args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.n))))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+    sys.path.insert(0, os.path.dirname(_HERE))
+    runpy.run_path(os.path.join(_HERE, "email_channel.py"), run_name="__main__")

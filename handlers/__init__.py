@@ -1,3 +1,17 @@
 """Command handlers, one module per area. Importing this package registers them all."""
 
-from handlers import admin, claims, digests, feedback, inbound, leads, lifecycle, pool  # noqa: F401
+from handlers import (  # noqa: F401
+    admin,
+    claims,
+    contact_checks,
+    digests,
+    extensions,
+    feedback,
+    inbound,
+    leads,
+    lifecycle,
+    pool,
+    privacy,
+    reminders,
+    stale,
+)

@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from tortoise.functions import Max
+
 from handlers import notify
-from handlers.common import require, tenant_of, user_of
-from handlers.pool import pool_query
+from handlers.common import partner_context, require, tenant_of
+from handlers.pool import PoolIndex, PoolLead, pool_query
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, Role, SendDigests, SetDigests
@@ -34,7 +36,7 @@ def unsubscribe_url(uow: UnitOfWork, token: str) -> str:
 
 
 def lead_items(
-    leads: list[Lead], reply_address: str, since: datetime | None
+    leads: list[Lead] | list[PoolLead], reply_address: str, since: datetime | None
 ) -> list[dict[str, Any]]:
     """Teasers (never more: ``domain.teaser``) with a new-flag and a one-click claim link."""
     items = []
@@ -60,16 +62,29 @@ async def last_digest_at(user: User) -> datetime | None:
 async def digest_for(
     uow: UnitOfWork, tenant: Tenant, partner: Partner, user: User
 ) -> tuple[dict[str, Any], str] | None:
-    """The digest's template context and reply address, or None when the pool is empty."""
+    """One user's digest (the LEADS answer): template context and token, or None if the
+    pool is empty."""
     query = pool_query(tenant.id, partner, uow.now)
     total = await query.count()
     if total == 0:
         return None
     # Newest first: what opened since the last digest leads the list.
     leads = await query.order_by("-opened_at", "-id").limit(uow.settings.digest_max_leads)
+    return digest_context(uow, tenant, partner, user, leads, total, await last_digest_at(user))
+
+
+def digest_context(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    partner: Partner,
+    user: User,
+    leads: list[Lead] | list[PoolLead],
+    total: int,
+    since: datetime | None,
+) -> tuple[dict[str, Any], str]:
     token = tokens.issue(uow.settings, "u", tenant.id, user.id, None, uow.now)
     address = tokens.reply_address(uow.settings, token)
-    items = lead_items(leads, address, await last_digest_at(user))
+    items = lead_items(leads, address, since)
     context = {
         "tenant": {"name": tenant.name},
         "partner": {"name": partner.name},
@@ -143,6 +158,13 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
             .order_by("id")
         )
         day = uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d")
+        index = await PoolIndex.load(tenant.id, uow.now)
+        last_sent = dict(
+            await OutboxMessage.filter(tenant_id=tenant.id, kind="digest")
+            .annotate(last=Max("created_at"))
+            .group_by("recipient")
+            .values_list("recipient", "last")
+        )
         sent = set(
             await OutboxMessage.filter(
                 tenant_id=tenant.id, kind="digest", dedupe_key__startswith=f"digest:{tenant.id}:"
@@ -156,11 +178,14 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
             if key in sent or user.email.lower() in bouncing:
                 skipped += 1
                 continue
-            digest = await digest_for(uow, tenant, user.partner, user)
-            if digest is None:
+            pool = index.pool(user.partner)
+            if pool.total == 0:
                 skipped += 1
                 continue
-            context, token = digest
+            newest = pool.leads[-uow.settings.digest_max_leads :][::-1]
+            context, token = digest_context(
+                uow, tenant, user.partner, user, newest, pool.total, last_sent.get(user.email)
+            )
             if queue_digest(uow, tenant, user.partner, user, context, token, key) is not None:
                 queued_here += 1
         queued += queued_here
@@ -199,8 +224,7 @@ async def _still_bouncing(tenant: Tenant) -> set[str]:
 
 @handles(SetDigests)
 async def set_digests(cmd: SetDigests, actor: Actor, uow: UnitOfWork) -> Reply:
-    require(actor, Role.PARTNER)
-    user = await user_of(actor)
+    _, _, user = await partner_context(actor)
     if user.digest_enabled != cmd.enabled:
         await User.filter(id=user.id).update(digest_enabled=cmd.enabled)
         uow.audit(

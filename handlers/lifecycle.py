@@ -7,13 +7,17 @@ from datetime import timedelta
 
 from handlers import notify
 from handlers.common import lead_by_ref, require, tenant_of
+from handlers.reliability import apply_lapse_policy
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
 from lyra_bot.db import dialect
 from lyra_bot.domain import ClaimState, InvalidTransition, LeadStatus
-from lyra_bot.models import Claim, Lead, LeadHide
+from lyra_bot.models import Claim, Lead, LeadHide, Tenant
 
 CHUNK = 500
+
+
+LIVE = (LeadStatus.OPEN, LeadStatus.HELD, LeadStatus.CLAIMED)
 
 
 @handles(WithdrawLead)
@@ -21,6 +25,12 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
     require(actor, Role.OWNER, Role.SYSTEM)
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
+    await withdraw(uow, tenant, lead, cmd.reason)
+    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+
+
+async def withdraw(uow: UnitOfWork, tenant: Tenant, lead: Lead, reason: str) -> None:
+    """Take a live lead out of play; the partner holding it is told to stop."""
     claim = None
     if lead.status == LeadStatus.CLAIMED:
         claim = (
@@ -32,9 +42,9 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
             await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
                 state=ClaimState.WITHDRAWN, ended_at=uow.now
             )
-    changed = await Lead.filter(
-        id=lead.id, status__in=[LeadStatus.OPEN, LeadStatus.HELD, LeadStatus.CLAIMED]
-    ).update(status=LeadStatus.WITHDRAWN, closed_at=uow.now)
+    changed = await Lead.filter(id=lead.id, status__in=LIVE).update(
+        status=LeadStatus.WITHDRAWN, closed_at=uow.now
+    )
     if changed != 1:
         raise InvalidTransition(
             f"{lead.ref} is {lead.status}; it cannot be withdrawn.", ref=lead.ref
@@ -46,11 +56,10 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
         lead_id=lead.id,
         partner_id=claim and claim.partner_id,
         claim_id=claim and claim.id,
-        reason=cmd.reason,
+        reason=reason,
     )
     if claim is not None:
-        notify.withdrawn_while_held(uow, tenant, lead, claim, claim.partner, claim.user, cmd.reason)
-    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+        notify.withdrawn_while_held(uow, tenant, lead, claim, claim.partner, claim.user, reason)
 
 
 @handles(ExpireOverdue)
@@ -68,14 +77,20 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
     if dialect() == "postgres":
         # Lock what we expire; a feedback racing us waits, then finds the claim ended.
         query = query.select_for_update(skip_locked=True)
-    ids = list(await query.values_list("id", flat=True))
+    ids = [claim.id for claim in await query.only("id")]
     if not ids:
-        return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
+        return Reply(
+            True, "expired", "No claims are overdue.", {"expired": 0, "count": 0, "more": False}
+        )
 
     claims: list[Claim] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        batch = await Claim.filter(id__in=chunk).select_related("lead", "partner", "user", "tenant")
+        # Related rows by primary key (one query each), not one join: the join's plan
+        # degrades to scanning every lead once the table is large.
+        batch = await Claim.filter(id__in=chunk).prefetch_related(
+            "lead", "partner", "user", "tenant"
+        )
         await Claim.filter(id__in=chunk).update(state=ClaimState.EXPIRED, ended_at=uow.now)
         await Lead.filter(id__in=[c.lead_id for c in batch], status=LeadStatus.CLAIMED).update(
             status=LeadStatus.OPEN, opened_at=uow.now
@@ -115,10 +130,17 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
             for _, c in items
         ]
         notify.lapses_to_owner(uow, tenant, rows, f"lapses:{tenant.id}:{items[0][1].id}")
+    paused = await apply_lapse_policy(uow, claims)
     refs = [c.lead.ref for c in claims]
     return Reply(
         True,
         "expired",
         f"{len(claims)} claim(s) lapsed: {', '.join(refs[:20])}" + (" …" if len(refs) > 20 else ""),
-        {"expired": len(claims), "refs": refs, "more": len(ids) == cmd.batch},
+        {
+            "expired": len(claims),
+            "count": len(claims),
+            "refs": refs,
+            "paused": [p.slug for p in paused],
+            "more": len(ids) == cmd.batch,
+        },
     )

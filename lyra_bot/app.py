@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import email_web
+from adapters import email_web, web_links, web_privacy
 from adapters.email_inbound import MailProcessor
 from adapters.email_out import FileTransport, SmtpTransport
 from adapters.imap_poller import ImapPoller
@@ -24,6 +24,7 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
 from lyra_bot.outbox import OutboxWorker, Transport
+from lyra_bot.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Services:
     clock: Clock
     bus: Bus
     worker: OutboxWorker
+    scheduler: Scheduler
     mail: MailProcessor
     background: list[Any] = field(default_factory=list)
 
@@ -64,7 +66,9 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
             worker.wake()
 
     bus.after_commit.append(wake_worker)
-    return Services(settings, clock, bus, worker, MailProcessor(bus, settings))
+    return Services(
+        settings, clock, bus, worker, Scheduler(bus, clock), MailProcessor(bus, settings)
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -75,16 +79,27 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    web_privacy.add_routes(app, services)
+    web_links.add_routes(app, services)
     email_web.register(app, services.bus, services.mail)
     return app
 
 
-async def serve(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    """``lyra-bot run``: the HTTP app, the outbox worker and (with ``LYRA_IMAP_HOST``) the
-    IMAP poller, until SIGTERM/SIGINT."""
+async def serve(
+    settings: Settings | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    clock: Clock | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """``lyra-bot run``: the HTTP app, the outbox worker, the scheduler and (with
+    ``LYRA_IMAP_HOST``) the IMAP poller, until SIGTERM/SIGINT.
+
+    ``ready`` is set once the service listens and the scheduler has caught up.
+    """
     settings = settings or get_settings()
     await init_db(settings, migrate=True)
-    services = bootstrap(settings)
+    services = bootstrap(settings, clock)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,9 +117,15 @@ async def serve(settings: Settings | None = None, stop: asyncio.Event | None = N
         asyncio.create_task(poller.run_forever(stop), name="imap") if poller is not None else None
     )
     try:
+        if settings.scheduler_enabled:
+            await services.scheduler.start()
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         log.info("shutting down")
+        stop.set()
+        await services.scheduler.shutdown()
         await runner.cleanup()
         await worker_task
         if poller is not None and poller_task is not None:
@@ -112,3 +133,6 @@ async def serve(settings: Settings | None = None, stop: asyncio.Event | None = N
             await poller.close()
         await services.worker.close()
         await close_db()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)

@@ -18,10 +18,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
-from lyra_bot.commands import Actor, Command
+from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
-from lyra_bot.domain import DomainError
+from lyra_bot.db import try_advisory_xact_lock
+from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -38,13 +40,12 @@ class Reply:
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Always JSON-shaped (ISO datetimes, decimal strings), fresh or replayed from storage.
+        self.data = _jsonable(self.data)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "code": self.code,
-            "message": self.message,
-            "data": _jsonable(self.data),
-        }
+        return {"ok": self.ok, "code": self.code, "message": self.message, "data": self.data}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Reply:
@@ -52,7 +53,7 @@ class Reply:
 
     @classmethod
     def error(cls, exc: DomainError) -> Reply:
-        return cls(False, exc.code, exc.message, _jsonable(exc.data))
+        return cls(False, exc.code, exc.message, exc.data)
 
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
@@ -122,9 +123,11 @@ class UnitOfWork:
         self.outbox.append(message)
 
     async def flush(self) -> None:
-        if self.events:
+        if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
+            await self.events[0].save()
+        elif self.events:
             await AuditEvent.bulk_create(self.events, batch_size=500)
-            self.events = []
+        self.events = []
         if self.outbox:
             await OutboxMessage.bulk_create(self.outbox, batch_size=500, ignore_conflicts=True)
             self.queued += len(self.outbox)
@@ -171,7 +174,16 @@ class Bus:
             except DomainError as exc:
                 return Reply.error(exc)
         try:
-            async with in_transaction("default"):
+            async with in_transaction("default") as connection:
+                if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
+                    connection, f"lyra.sweep.{cmd.kind}"
+                ):
+                    return Reply(
+                        True,
+                        "busy",
+                        f"{cmd.kind} is running in another instance.",
+                        {"busy": True, "more": False},
+                    )
                 # A duplicate delivery runs the handler too, then fails to insert its key at
                 # the end and rolls back: one write for the common case, not three.
                 reply = await handler(cmd, actor, uow)
@@ -195,6 +207,13 @@ class Bus:
         for callback in self.after_commit:
             callback(uow)
         return reply
+
+    async def disclosed(self, reply: Reply, actor: Actor, purpose: str) -> None:
+        """An adapter has shown ``reply`` to a person: log the customer data it carried."""
+        for view in private_views(reply.data):
+            fields = tuple(f for f in PRIVATE_FIELDS if view.get(f) and view[f] != MARKER)
+            if fields:
+                await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
     async def _record_error(
         self,
@@ -236,9 +255,14 @@ async def _claim_key(
         key=key,
         command=cmd.kind,
         tenant_id=actor.tenant_id,
-        reply=reply.to_json() if reply else None,
+        reply=_stored(reply) if reply else None,
         created_at=now,
     )
+
+
+def _stored(reply: Reply) -> dict[str, Any]:
+    """What is kept of a reply: no customer data (a re-delivery is not answered again)."""
+    return {**reply.to_json(), "data": scrub(reply.data)}
 
 
 async def _stored_reply(key: str) -> Reply:

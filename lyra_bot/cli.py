@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from tortoise.connection import get_connection
 
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, Reply
@@ -40,19 +41,25 @@ partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
 user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
+privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
+jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
+extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
 digest_app = typer.Typer(no_args_is_help=True, help="Digest mails to partner users.")
 mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
 for sub, name in (
-    (digest_app, "digest"),
-    (mail_app, "mail"),
     (db_app, "db"),
     (tenant_app, "tenant"),
     (partner_app, "partner"),
     (user_app, "user"),
     (lead_app, "lead"),
     (outbox_app, "outbox"),
+    (privacy_app, "privacy"),
+    (jobs_app, "jobs"),
+    (digest_app, "digest"),
+    (mail_app, "mail"),
 ):
     app.add_typer(sub, name=name)
+lead_app.add_typer(extension_app, name="extension")
 
 out = Console()
 err = Console(stderr=True)
@@ -86,6 +93,7 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
         settings = get_settings()
         try:
             await init_db(settings, migrate=migrate)
+            await get_connection("default").execute_query("SELECT 1")
             if not migrate and (pending := await pending_migrations()):
                 fail(
                     f"The database needs {len(pending)} migration(s); run 'lyra-bot db upgrade'.",
@@ -188,6 +196,23 @@ def db_upgrade() -> None:
 # --- tenants, partners, users ------------------------------------------------------------
 
 
+# Policy options shared by 'tenant add' (defaults) and 'tenant set' (None = unchanged).
+BusinessOpt = typer.Option(
+    "--business-hours/--calendar-hours",
+    help="Count the claim deadline (and reminder offsets) in working hours, or around the clock.",
+)
+WorkDaysOpt = typer.Option(help="Working days, like mon-fri or mon,tue,thu.")
+WorkHoursOpt = typer.Option(help="Working hours, like 08:00-17:00.")
+HolidaysOpt = typer.Option(help="Public holidays: country and subdivision (CH-ZH), or none.")
+RemindOpt = typer.Option(help="Reminders, in hours before the deadline (24,2), or none.")
+CheckOpt = typer.Option(help="Days after a claim to ask the customer if called (0 = never).")
+StaleOpt = typer.Option(help="Days unclaimed before a lead is reported (0 = never).")
+AutoExtOpt = typer.Option(help="A first extension up to this many days is granted at once.")
+MaxExtOpt = typer.Option(help="The longest extension a partner may ask for, in days.")
+LapseLimitOpt = typer.Option(help="Lapses in 30 days that pause a partner (0 = never).")
+PauseOpt = typer.Option(help="Days a partner is paused from claiming.")
+
+
 @tenant_app.command("add")
 def tenant_add(
     slug: str,
@@ -204,8 +229,25 @@ def tenant_add(
         int, typer.Option(help="Hours a lapsed lead stays hidden from its partner.")
     ] = 72,
     currency: str = "CHF",
+    require_consent: Annotated[
+        bool, typer.Option(help="Keep leads without recorded consent out of the pool.")
+    ] = False,
+    retention_months: Annotated[
+        int, typer.Option(help="Months closed leads keep the customer's data.")
+    ] = 24,
+    business_hours: Annotated[bool, BusinessOpt] = False,
+    work_days: Annotated[str, WorkDaysOpt] = "mon-fri",
+    work_hours: Annotated[str, WorkHoursOpt] = "08:00-17:00",
+    holidays: Annotated[str, HolidaysOpt] = "CH",
+    reminders: Annotated[str, RemindOpt] = "24,2",
+    contact_check_days: Annotated[int, CheckOpt] = 3,
+    stale_days: Annotated[int, StaleOpt] = 7,
+    auto_extension_days: Annotated[int, AutoExtOpt] = 2,
+    max_extension_days: Annotated[int, MaxExtOpt] = 14,
+    lapse_limit: Annotated[int, LapseLimitOpt] = 0,
+    pause_days: Annotated[int, PauseOpt] = 14,
 ) -> None:
-    """Add a tenant (an owner organisation)."""
+    """Add a tenant (an owner organisation) with its policy."""
     cmd = c.AddTenant(
         slug,
         name,
@@ -217,8 +259,98 @@ def tenant_add(
         mail_customers,
         cooldown_hours,
         currency,
+        require_consent=require_consent,
+        retention_months=retention_months,
+        deadline_business_hours=business_hours,
+        work_days=work_days,
+        work_hours=work_hours,
+        holidays=holidays,
+        reminder_hours=reminders,
+        contact_check_days=contact_check_days,
+        stale_lead_days=stale_days,
+        extension_auto_days=auto_extension_days,
+        extension_max_days=max_extension_days,
+        lapse_limit=lapse_limit,
+        lapse_pause_days=pause_days,
     )
     say(run(lambda: send(cmd, Actor.system())))
+
+
+@tenant_app.command("set")
+def tenant_set(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    owner_email: Annotated[str | None, typer.Option(help="Where owner notices go.")] = None,
+    timezone: str | None = None,
+    locale: str | None = None,
+    deadline_hours: Annotated[int | None, typer.Option(help="Hours for feedback.")] = None,
+    cap: Annotated[int | None, typer.Option(help="Open claims per partner.")] = None,
+    mail_customers: Annotated[
+        bool | None, typer.Option("--mail-customers/--no-mail-customers")
+    ] = None,
+    cooldown_hours: Annotated[int | None, typer.Option(help="Hours a lapsed lead hides.")] = None,
+    currency: str | None = None,
+    business_hours: Annotated[bool | None, BusinessOpt] = None,
+    work_days: Annotated[str | None, WorkDaysOpt] = None,
+    work_hours: Annotated[str | None, WorkHoursOpt] = None,
+    holidays: Annotated[str | None, HolidaysOpt] = None,
+    reminders: Annotated[str | None, RemindOpt] = None,
+    contact_check_days: Annotated[int | None, CheckOpt] = None,
+    stale_days: Annotated[int | None, StaleOpt] = None,
+    auto_extension_days: Annotated[int | None, AutoExtOpt] = None,
+    max_extension_days: Annotated[int | None, MaxExtOpt] = None,
+    lapse_limit: Annotated[int | None, LapseLimitOpt] = None,
+    pause_days: Annotated[int | None, PauseOpt] = None,
+    require_consent: Annotated[
+        bool | None, typer.Option("--require-consent/--no-require-consent")
+    ] = None,
+    retention_months: Annotated[int | None, typer.Option(help="Months of retention.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a tenant's policy (only the options given; new claims follow it)."""
+    cmd = c.UpdateTenant(
+        name=name,
+        owner_email=owner_email,
+        timezone=timezone,
+        locale=locale,
+        claim_deadline_hours=deadline_hours,
+        cap_open_claims=cap,
+        mail_customers=mail_customers,
+        lapse_cooldown_hours=cooldown_hours,
+        currency=currency,
+        deadline_business_hours=business_hours,
+        work_days=work_days,
+        work_hours=work_hours,
+        holidays=holidays,
+        reminder_hours=reminders,
+        contact_check_days=contact_check_days,
+        stale_lead_days=stale_days,
+        extension_auto_days=auto_extension_days,
+        extension_max_days=max_extension_days,
+        lapse_limit=lapse_limit,
+        lapse_pause_days=pause_days,
+        require_consent=require_consent,
+        retention_months=retention_months,
+    )
+
+    async def body() -> Reply:
+        return await send(cmd, Actor.owner((await tenant_by_slug(slug)).id))
+
+    say(run(body), as_json)
+
+
+@tenant_app.command("show")
+def tenant_show(slug: str) -> None:
+    """A tenant's whole policy."""
+
+    async def body() -> Reply:
+        return await send(c.ShowTenant(), Actor.owner((await tenant_by_slug(slug)).id))
+
+    reply = run(body)
+    table = Table("setting", "value", title=reply.message, title_justify="left")
+    for key, value in reply.to_json()["data"]["policy"].items():
+        table.add_row(key, _cell(value))
+    out.print(table)
 
 
 @tenant_app.command("list")
@@ -312,6 +444,14 @@ def lead_add(
     phone: str = "",
     address: str = "",
     notes: str = "",
+    legal_basis: Annotated[
+        str, typer.Option(help="consent or legitimate_interest: why the customer may be contacted.")
+    ] = "",
+    consent_source: Annotated[str, typer.Option(help="Where consent was given (web form …).")] = "",
+    consent_at: Annotated[
+        str | None, typer.Option(help="When consent was given (ISO date).")
+    ] = None,
+    legal_note: Annotated[str, typer.Option(help="Which legitimate interest.")] = "",
     ref: str | None = None,
     allow_duplicate: bool = False,
     tenant: TenantOpt = None,
@@ -333,6 +473,10 @@ def lead_add(
             phone,
             address,
             notes,
+            legal_basis=legal_basis,
+            consent_source=consent_source,
+            consent_at=consent_at,
+            legal_note=legal_note,
             ref=ref,
             allow_duplicate=allow_duplicate,
         )
@@ -397,9 +541,14 @@ def lead_show(ref: str, tenant: TenantOpt = None) -> None:
     """Everything about one lead, with its claims and feedback (owner view)."""
 
     async def body() -> Reply:
-        return await send(c.ShowLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        bus = Bus()
+        reply = await send(c.ShowLead(ref), actor, bus)
+        say(reply, True)
+        await bus.disclosed(reply, actor, "lead show")
+        return reply
 
-    say(run(body), True)
+    run(body)
 
 
 @lead_app.command("withdraw")
@@ -410,6 +559,29 @@ def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
         return await send(
             c.WithdrawLead(ref, reason), Actor.owner((await tenant_by_slug(tenant)).id)
         )
+
+    say(run(body))
+
+
+@lead_app.command("consent")
+def lead_consent(
+    ref: str,
+    source: Annotated[str, typer.Option(help="Where consent was given (web form …).")] = "",
+    at: Annotated[str | None, typer.Option(help="When consent was given (ISO date).")] = None,
+    legitimate_interest: Annotated[
+        str | None, typer.Option(help="Record legitimate interest (this note) instead of consent.")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Record why the customer may be contacted (a lead held for it then enters the pool)."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        if legitimate_interest is not None:
+            cmd = c.RecordConsent(ref, "legitimate_interest", legal_note=legitimate_interest)
+        else:
+            cmd = c.RecordConsent(ref, "consent", source, at)
+        return await send(cmd, actor)
 
     say(run(body))
 
@@ -467,6 +639,43 @@ def lead_release(ref: str, as_user: AsOpt, reason: str = "", tenant: TenantOpt =
     say(run(body))
 
 
+@lead_app.command("extend")
+def lead_extend(
+    ref: str,
+    days: int,
+    as_user: AsOpt,
+    reason: str = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Ask for more days on a claimed lead, on behalf of its partner user."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.RequestExtension(ref, days, reason), await partner_actor(t, as_user))
+
+    say(run(body))
+
+
+def _decide(ref: str, approve: bool, note: str, tenant: str | None) -> None:
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.DecideExtension(ref, approve, note), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@extension_app.command("approve")
+def extension_approve(ref: str, note: str = "", tenant: TenantOpt = None) -> None:
+    """Grant the extension a partner asked for on a lead."""
+    _decide(ref, True, note, tenant)
+
+
+@extension_app.command("decline")
+def extension_decline(ref: str, note: str = "", tenant: TenantOpt = None) -> None:
+    """Refuse the extension a partner asked for on a lead (the deadline stays)."""
+    _decide(ref, False, note, tenant)
+
+
 @lead_app.command("expire")
 def lead_expire(tenant: TenantOpt = None) -> None:
     """Lapse every overdue claim now (the scheduler does this every minute)."""
@@ -506,14 +715,18 @@ def claims(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.ListMine(), await partner_actor(t, as_user))
+        actor, bus = await partner_actor(t, as_user), Bus()
+        reply = await send(c.ListMine(), actor, bus)
+        show(
+            reply,
+            as_json,
+            "claims",
+            ("ref", "product", "region", "company", "contact_name", "due_at"),
+        )
+        await bus.disclosed(reply, actor, "claims")
+        return reply
 
-    show(
-        run(body),
-        as_json,
-        "claims",
-        ("ref", "product", "region", "company", "contact_name", "due_at"),
-    )
+    run(body)
 
 
 # --- outbox -------------------------------------------------------------------------------
@@ -556,6 +769,124 @@ def outbox_deliver() -> None:
             await services.worker.close()
 
     out.print(f"Delivered {run(body)} message(s).")
+
+
+# --- privacy ------------------------------------------------------------------------------
+
+
+@privacy_app.command("log")
+def privacy_log(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    lead: Annotated[str | None, typer.Option("--lead", help="Only this lead.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only leads of this customer email.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who was shown which customer data, when and how."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.ListDisclosures(lead, customer), actor)
+
+    show(
+        run(body),
+        as_json,
+        "disclosures",
+        ("at", "lead", "recipient", "fields", "channel", "purpose"),
+    )
+
+
+@privacy_app.command("export")
+def privacy_export(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    customer: Annotated[str, typer.Option(help="The customer's email.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write JSON here (default: stdout).")
+    ] = None,
+) -> None:
+    """Everything Lyra holds about one customer, as JSON (a data subject access request)."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.ExportCustomerData(customer), actor)
+
+    reply = run(body)
+    text = json.dumps(reply.data, ensure_ascii=False, indent=2)
+    if out_file is None:
+        print(text)
+    else:
+        out_file.write_text(text + "\n", encoding="utf-8")
+        err.print(reply.message, highlight=False)
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    customer: Annotated[str, typer.Option(help="The customer's email.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase one customer's data (outcomes and amounts stay for the reports)."""
+    if not yes and not typer.confirm(f"Erase every trace of {customer}? This cannot be undone."):
+        raise typer.Exit(1)
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.EraseCustomerData(customer), actor)
+
+    say(run(body))
+
+
+@privacy_app.command("purge")
+def privacy_purge() -> None:
+    """Erase customer data past every tenant's retention now (the scheduler does this daily)."""
+
+    async def body() -> Reply:
+        bus, erased = Bus(), 0
+        while True:
+            reply = await send(c.PurgeExpiredPersonalData(), Actor.system(), bus)
+            erased += reply.data["erased"]
+            if not reply.data["more"]:
+                return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
+
+    say(run(body))
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """Each job with its interval, last run and result, and next run."""
+    from lyra_bot.app import bootstrap
+
+    async def body() -> Reply:
+        rows = await bootstrap().scheduler.status()
+        return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
+
+    show(
+        run(body),
+        as_json,
+        "jobs",
+        ("name", "every", "last_run", "last_ok", "last_result", "next_run"),
+    )
+
+
+@jobs_app.command("run")
+def jobs_run(name: str) -> None:
+    """Run one job now (messages it queues are delivered by the running service, or by
+    'lyra-bot outbox deliver')."""
+    from lyra_bot.app import bootstrap
+    from lyra_bot.scheduler import UnknownJob
+
+    async def body() -> Any:
+        try:
+            return await bootstrap().scheduler.run_job(name)
+        except UnknownJob as exc:
+            fail(str(exc))
+
+    result = run(body)
+    if not result.ok:
+        fail(f"{name}: {result.message}")
+    out.print(f"{name}: {result.message}", highlight=False)
 
 
 # --- email --------------------------------------------------------------------------------
@@ -619,7 +950,7 @@ def mail_poll(
 
 @app.command("run")
 def run_service() -> None:
-    """Run Lyra: the HTTP endpoints and the outbox worker, until SIGTERM."""
+    """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
 
     logging.basicConfig(

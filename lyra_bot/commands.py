@@ -16,6 +16,7 @@ class Role(StrEnum):
     PARTNER = "partner"  # a partner user acting for its partner
     OWNER = "owner"  # the tenant's own staff (CLI, API key, owner user)
     SYSTEM = "system"  # the scheduler; may sweep all tenants
+    CUSTOMER = "customer"  # a lead's customer, identified by a signed link or reply token
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Actor:
     tenant_id: int | None
     user_id: int | None = None
     partner_id: int | None = None
+    lead_id: int | None = None  # the customer's own lead (role customer)
 
     @classmethod
     def owner(cls, tenant_id: int, channel: str = "cli", user_id: int | None = None) -> Actor:
@@ -39,6 +41,10 @@ class Actor:
     @classmethod
     def system(cls, tenant_id: int | None = None) -> Actor:
         return cls(Role.SYSTEM, "scheduler", tenant_id)
+
+    @classmethod
+    def customer(cls, tenant_id: int, channel: str, lead_id: int | None = None) -> Actor:
+        return cls(Role.CUSTOMER, channel, tenant_id, lead_id=lead_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class AddLead(Command):
     address: str = ""
     notes: str = ""
     locale: str | None = None
+    legal_basis: str = ""
+    consent_source: str = ""
+    consent_at: str | None = None
+    legal_note: str = ""
     ref: str | None = None
     source: str = "cli"
     allow_duplicate: bool = False
@@ -84,6 +94,17 @@ class ApproveLead(Command):
     """Put a held lead (e.g. a possible duplicate) into the pool."""
 
     lead_ref: str
+
+
+@dataclass(frozen=True)
+class RecordConsent(Command):
+    """How the customer agreed to be contacted, recorded after intake."""
+
+    lead_ref: str
+    legal_basis: str = "consent"
+    consent_source: str = ""
+    consent_at: str | None = None
+    legal_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,19 @@ class ListPool(Command):
 
 
 @dataclass(frozen=True)
+class SimilarLeads(Command):
+    """Up to ``limit`` teasers from the actor's pool like ``lead_ref`` (same product or region).
+
+    Adapters ask for these after a refused claim; computing them outside the claim's write
+    transaction keeps that transaction (and the write lock) short.
+    """
+
+    writes: ClassVar[bool] = False
+    lead_ref: str
+    limit: int = 3
+
+
+@dataclass(frozen=True)
 class ListMine(Command):
     writes: ClassVar[bool] = False
 
@@ -143,10 +177,65 @@ class ReleaseClaim(Command):
 
 
 @dataclass(frozen=True)
-class ExpireOverdue(Command):
-    """Sweep: return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+class Sweep(Command):
+    """A scheduler job: find what is due in the database and handle it.
+
+    Idempotent and safe after downtime. On PostgreSQL the bus runs each kind of sweep under a
+    transaction-scoped advisory lock, so two instances never run the same sweep at once; a
+    sweep that finds the lock taken answers ``busy`` and does nothing. A handler returns
+    ``data["more"] = True`` when it stopped at ``batch`` and should be called again.
+    """
 
     batch: int = 1000
+
+
+@dataclass(frozen=True)
+class ExpireOverdue(Sweep):
+    """Return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+
+
+@dataclass(frozen=True)
+class SendReminders(Sweep):
+    """Remind partners of deadlines at the tenant's offsets (each once per claim and deadline)."""
+
+
+@dataclass(frozen=True)
+class CustomerContactCheck(Sweep):
+    """Ask customers, once per claim, whether the partner has contacted them."""
+
+
+@dataclass(frozen=True)
+class StaleLeadAlert(Sweep):
+    """Tell owners, once per lead, about leads nobody claimed for the tenant's days."""
+
+
+@dataclass(frozen=True)
+class AnswerContactCheck(Command):
+    """A customer's answer (from a signed link or a reply): did the partner get in touch?
+
+    ``claim_id`` comes from the verified token of kind ``k``, never from what a user typed.
+    """
+
+    claim_id: int
+    answer: str  # yes/no, ja/nein, oui/non
+
+
+@dataclass(frozen=True)
+class RequestExtension(Command):
+    """A partner asks for ``days`` more on a lead it holds."""
+
+    lead_ref: str
+    days: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DecideExtension(Command):
+    """The owner approves or declines the pending extension request on a lead."""
+
+    lead_ref: str
+    approve: bool
+    note: str = ""
 
 
 # --- administration ---------------------------------------------------------------------
@@ -164,6 +253,54 @@ class AddTenant(Command):
     mail_customers: bool = True
     lapse_cooldown_hours: int = 72
     currency: str = "CHF"
+    deadline_business_hours: bool = False
+    work_days: str = "mon-fri"
+    work_hours: str = "08:00-17:00"
+    holidays: str = "CH"  # country and optional subdivision: CH-ZH; "none"
+    reminder_hours: str = "24,2"  # hours before the deadline; "none"
+    contact_check_days: int = 3  # 0 = never ask customers
+    stale_lead_days: int = 7  # 0 = never report
+    extension_auto_days: int = 2  # 0 = the owner decides every request
+    extension_max_days: int = 14
+    lapse_limit: int = 0  # 0 = no reliability pauses
+    lapse_pause_days: int = 14
+    require_consent: bool = False
+    retention_months: int = 24
+
+
+@dataclass(frozen=True)
+class UpdateTenant(Command):
+    """Change a tenant's policy; fields left ``None`` stay as they are."""
+
+    name: str | None = None
+    owner_email: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    claim_deadline_hours: int | None = None
+    cap_open_claims: int | None = None
+    mail_customers: bool | None = None
+    lapse_cooldown_hours: int | None = None
+    currency: str | None = None
+    deadline_business_hours: bool | None = None
+    work_days: str | None = None
+    work_hours: str | None = None
+    holidays: str | None = None
+    reminder_hours: str | None = None
+    contact_check_days: int | None = None
+    stale_lead_days: int | None = None
+    extension_auto_days: int | None = None
+    extension_max_days: int | None = None
+    lapse_limit: int | None = None
+    lapse_pause_days: int | None = None
+    require_consent: bool | None = None
+    retention_months: int | None = None
+
+
+@dataclass(frozen=True)
+class ShowTenant(Command):
+    """The actor's tenant with its whole policy."""
+
+    writes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +332,49 @@ class AddUser(Command):
     locale: str | None = None
     slack_user_id: str | None = None
     slack_team_id: str | None = None
+
+
+# --- privacy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordDisclosure(Command):
+    """An adapter showed customer data of a lead to the actor (CLI, Slack, API)."""
+
+    lead_ref: str
+    fields: tuple[str, ...]
+    purpose: str
+
+
+@dataclass(frozen=True)
+class ListDisclosures(Command):
+    writes: ClassVar[bool] = False
+    lead_ref: str | None = None
+    customer_email: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgeExpiredPersonalData(Sweep):
+    """Erase customer data of leads closed longer ago than the tenant's retention."""
+
+    batch: int = 500
+
+
+@dataclass(frozen=True)
+class ExportCustomerData(Command):
+    """Everything Lyra holds about one customer (a data subject access request)."""
+
+    customer_email: str
+
+
+@dataclass(frozen=True)
+class EraseCustomerData(Command):
+    customer_email: str
+
+
+@dataclass(frozen=True)
+class CustomerOptOut(Command):
+    """The customer asked not to be contacted (one-click link in their mail)."""
 
 
 # --- email channel ----------------------------------------------------------------------

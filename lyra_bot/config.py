@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     outbox_backoff_max: float = 3600.0
     outbox_lease_seconds: float = 300.0
 
+    # Scheduler (sweeps inside lyra-bot run)
+    scheduler_enabled: bool = True
+
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"
 

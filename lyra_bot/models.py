@@ -10,7 +10,15 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-from lyra_bot.domain import ClaimState, LeadStatus, OutboxStatus
+from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
+
+
+def default_work_days() -> list[int]:
+    return [0, 1, 2, 3, 4]
+
+
+def default_reminder_hours() -> list[int]:
+    return [24, 2]
 
 
 class Tenant(Model):
@@ -27,7 +35,25 @@ class Tenant(Model):
     mail_customers = fields.BooleanField(default=True)
     lapse_cooldown_hours = fields.IntField(default=72)
     currency = fields.CharField(max_length=3, default="CHF")
-    ref_prefix = fields.CharField(max_length=8, default="L-")
+    require_consent = fields.BooleanField(default=False)
+    retention_months = fields.IntField(default=24)
+    # business time: deadlines (and reminder offsets) in working hours when chosen
+    deadline_business_hours = fields.BooleanField(default=False)
+    work_days = fields.JSONField(default=default_work_days)  # Monday = 0
+    work_start = fields.CharField(max_length=5, default="08:00")
+    work_end = fields.CharField(max_length=5, default="17:00")
+    holiday_country = fields.CharField(max_length=8, default="CH")
+    holiday_subdiv = fields.CharField(max_length=40, default="")
+    # sweeps: reminders before the deadline, customer checks, stale leads (0 = off)
+    reminder_hours = fields.JSONField(default=default_reminder_hours)
+    contact_check_days = fields.IntField(default=3)
+    stale_lead_days = fields.IntField(default=7)
+    # extensions: the first request per claim up to this many days is approved at once
+    extension_auto_days = fields.IntField(default=2)
+    extension_max_days = fields.IntField(default=14)
+    # reliability: lapse_limit lapses in 30 days pause a partner for lapse_pause_days
+    lapse_limit = fields.IntField(default=0)
+    lapse_pause_days = fields.IntField(default=14)
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -48,6 +74,8 @@ class Partner(Model):
     regions = fields.JSONField(default=list)
     locale = fields.CharField(max_length=8, null=True)
     active = fields.BooleanField(default=True)
+    paused_at = fields.DatetimeField(null=True)  # reliability pause: may not claim until
+    paused_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     tenant_id: int
@@ -108,6 +136,13 @@ class Lead(Model):
     address = fields.TextField(default="")
     notes = fields.TextField(default="")
     locale = fields.CharField(max_length=8, null=True)
+    # why the customer may be contacted (nDSG / GDPR)
+    legal_basis = fields.CharField(max_length=24, default="")
+    consent_source = fields.CharField(max_length=200, default="")
+    consent_at = fields.DatetimeField(null=True)
+    legal_note = fields.CharField(max_length=500, default="")
+    opted_out_at = fields.DatetimeField(null=True)
+    anonymized_at = fields.DatetimeField(null=True)
     # bookkeeping
     source = fields.CharField(max_length=32, default="cli")
     status = fields.CharEnumField(LeadStatus, default=LeadStatus.OPEN, max_length=16)
@@ -118,6 +153,7 @@ class Lead(Model):
     created_at = fields.DatetimeField()
     opened_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
+    stale_reported_at = fields.DatetimeField(null=True)  # owner told it sat unclaimed
 
     tenant_id: int
     duplicate_of_id: int | None
@@ -149,6 +185,10 @@ class Claim(Model):
     claimed_at = fields.DatetimeField()
     due_at = fields.DatetimeField()
     ended_at = fields.DatetimeField(null=True)
+    # when the next reminder before due_at falls (the sweep finds it by this); None: no more
+    next_remind_at = fields.DatetimeField(null=True)
+    # when to ask the customer whether the partner called; cleared once handled
+    check_due_at = fields.DatetimeField(null=True)
 
     tenant_id: int
     lead_id: int
@@ -159,6 +199,8 @@ class Claim(Model):
         table = "claim"
         indexes = (
             Index(fields=("state", "due_at")),
+            Index(fields=("next_remind_at",)),
+            Index(fields=("check_due_at",)),
             Index(fields=("partner_id", "state")),
             Index(fields=("lead_id", "state")),
         )
@@ -270,6 +312,8 @@ class OutboxMessage(Model):
     recipient = fields.CharField(max_length=254)
     payload = fields.JSONField()
     dedupe_key = fields.CharField(max_length=200, unique=True)
+    # customer data this message hands to a person: logged as a Disclosure when it is sent
+    discloses = fields.JSONField(null=True)
     message_id = fields.CharField(max_length=250)
     status = fields.CharEnumField(OutboxStatus, default=OutboxStatus.PENDING, max_length=16)
     attempts = fields.IntField(default=0)
@@ -284,6 +328,120 @@ class OutboxMessage(Model):
     class Meta:
         table = "outbox_message"
         indexes = (Index(fields=("status", "next_attempt_at")),)
+
+
+class Disclosure(Model):
+    """Append-only: customer data handed to a person (who, which lead, which fields, how, when)."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="disclosures", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    recipient = fields.CharField(max_length=254)
+    fields_shown = fields.JSONField()
+    channel = fields.CharField(max_length=16)
+    purpose = fields.CharField(max_length=40)
+    at = fields.DatetimeField()
+
+    tenant_id: int
+    lead_id: int
+    user_id: int | None
+
+    class Meta:
+        table = "disclosure"
+        indexes = (Index(fields=("tenant_id", "lead_id")),)
+
+
+class Extension(Model):
+    """A partner's request for more time on a claim, and what became of it."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    claim: fields.ForeignKeyRelation[Claim] = fields.ForeignKeyField(
+        "models.Claim", related_name="extensions", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, on_delete=fields.CASCADE
+    )
+    days = fields.IntField()
+    reason = fields.CharField(max_length=500, default="")
+    status = fields.CharEnumField(ExtensionStatus, default=ExtensionStatus.PENDING, max_length=16)
+    auto = fields.BooleanField(default=False)
+    channel = fields.CharField(max_length=16)
+    requested_at = fields.DatetimeField()
+    decided_at = fields.DatetimeField(null=True)
+    decided_by_id = fields.IntField(null=True)  # owner user, when known
+    old_due_at = fields.DatetimeField()
+    new_due_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+    claim_id: int
+    lead_id: int
+    partner_id: int
+    user_id: int
+
+    class Meta:
+        table = "extension"
+        indexes = (Index(fields=("claim_id", "status")),)
+
+
+class ContactCheck(Model):
+    """Asking a customer, once per claim, whether the partner got in touch."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    claim: fields.OneToOneRelation[Claim] = fields.OneToOneField(
+        "models.Claim", related_name="contact_check", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, on_delete=fields.CASCADE
+    )
+    email = fields.CharField(max_length=254)
+    asked_at = fields.DatetimeField()
+    answer = fields.CharField(max_length=8, null=True)  # "yes" or "no"
+    answered_at = fields.DatetimeField(null=True)
+    channel = fields.CharField(max_length=16, null=True)
+
+    tenant_id: int
+    claim_id: int
+    lead_id: int
+    partner_id: int
+
+    class Meta:
+        table = "contact_check"
+
+
+class JobRun(Model):
+    """The last and next run of each scheduler job, shared by every instance of the service."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    last_started_at = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    last_ok = fields.BooleanField(null=True)
+    last_result = fields.TextField(default="")
+    next_run_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "job_run"
 
 
 class InboundKey(Model):

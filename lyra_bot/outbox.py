@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
@@ -28,7 +29,8 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.db import dialect
 from lyra_bot.domain import InvalidInput, OutboxStatus
-from lyra_bot.models import OutboxMessage, Tenant
+from lyra_bot.models import Disclosure, OutboxMessage, Tenant
+from lyra_bot.privacy import fields_shown
 from lyra_bot.render import Renderer, one_line
 
 if TYPE_CHECKING:
@@ -53,7 +55,13 @@ class Transport(Protocol):
 
 
 def mail_domain(settings: Settings) -> str:
-    return parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+    return _domain_of(settings.mail_from)
+
+
+@lru_cache(maxsize=16)
+def _domain_of(mail_from: str) -> str:
+    """Parsed once per sender: sweeps write thousands of mails in one transaction."""
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
 def thread_root(settings: Settings, tenant_id: int, thread: str) -> str:
@@ -86,8 +94,14 @@ def mail(
     thread: str | None = None,
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
+    lead: Any = None,
+    user_id: int | None = None,
 ) -> OutboxMessage | None:
-    """Render and queue one email. Returns None (and logs) when ``to`` is not an address."""
+    """Render and queue one email. Returns None (and logs) when ``to`` is not an address.
+
+    With ``lead``: if the mail shows that lead's customer data to someone other than the
+    customer, sending it is logged as a disclosure (to ``user_id`` where it is a user).
+    """
     try:
         recipient = clean_address(to)
     except ValueError:
@@ -108,15 +122,55 @@ def mail(
         "headers": extra,
     }
     tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
+    discloses = None
+    if lead is not None:
+        lead_id = lead.id
+        shown = fields_shown(lead, rendered.subject, rendered.text, rendered.html)
+        if shown and recipient != (lead.email or "").lower():
+            discloses = {"lead_id": lead.id, "user_id": user_id, "fields": shown}
     message = OutboxMessage(
         tenant_id=tenant_id,
         lead_id=lead_id,
+        discloses=discloses,
         channel="email",
         kind=kind,
         recipient=recipient,
         payload=payload,
         dedupe_key=dedupe_key,
         message_id=f"<{tag}{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
+        status=OutboxStatus.PENDING,
+        next_attempt_at=uow.now,
+        created_at=uow.now,
+    )
+    uow.enqueue(message)
+    return message
+
+
+def slack_dm(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int,
+    kind: str,
+    slack_user_id: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+    dedupe_key: str,
+    lead_id: int | None = None,
+) -> OutboxMessage:
+    """Queue a Slack direct message: ``chat.postMessage`` to the user's id (the Slack
+    transport delivers it; ``text`` is the notification and fallback, ``blocks`` the body)."""
+    message = OutboxMessage(
+        tenant_id=tenant_id,
+        lead_id=lead_id,
+        channel="slack",
+        kind=kind,
+        recipient=slack_user_id,
+        payload={
+            "method": "chat.postMessage",
+            "args": {"channel": slack_user_id, "text": text, "blocks": blocks},
+        },
+        dedupe_key=dedupe_key,
+        message_id=f"<slack.{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
         status=OutboxStatus.PENDING,
         next_attempt_at=uow.now,
         created_at=uow.now,
@@ -235,9 +289,26 @@ class OutboxWorker:
         if not rows:
             return
         now = self.clock.now()
-        await OutboxMessage.filter(id__in=[row.id for row in rows]).update(
-            status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, locked_until=None
-        )
+        disclosures = [
+            Disclosure(
+                tenant_id=row.tenant_id,
+                lead_id=row.discloses["lead_id"],
+                user_id=row.discloses.get("user_id"),
+                recipient=row.recipient,
+                fields_shown=row.discloses["fields"],
+                channel=row.channel,
+                purpose=row.kind,
+                at=now,
+            )
+            for row in rows
+            if row.discloses and row.tenant_id is not None
+        ]
+        async with in_transaction("default"):
+            await OutboxMessage.filter(id__in=[row.id for row in rows]).update(
+                status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, locked_until=None
+            )
+            if disclosures:
+                await Disclosure.bulk_create(disclosures)
         self.delivered += len(rows)
         self.last_success = now
 
@@ -290,5 +361,6 @@ class OutboxWorker:
                 "error": error,
             },
             dedupe_key=f"dead:{row.id}",
+            lead_id=row.lead_id,
         )
         await uow.flush()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 
 LOCALES = ("de", "fr", "en")
 DEFAULT_LOCALE = "en"
@@ -35,6 +35,15 @@ def one_line(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def slack_escape(value: Any) -> Any:
+    """Escape what Slack's mrkdwn treats as markup (``<@U1>``, ``<!channel>``, links)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
 class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.env = Environment(
@@ -46,18 +55,40 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.env.filters["one_line"] = one_line
+        # Slack messages: every {{ value }} is escaped for mrkdwn, as HTML is for mail.
+        self.slack_env = Environment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=False,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=slack_escape,
+        )
 
     def mail(self, name: str, locale: str | None, context: dict[str, Any]) -> RenderedMail:
         """Render ``email/<locale>/<name>.{subject,txt,html}.j2``, falling back to English."""
-        locale = pick_locale(locale)
-        templates = None
-        for loc in dict.fromkeys((locale, DEFAULT_LOCALE)):
+        context = {**context, "locale": pick_locale(locale)}
+        subject, text, html = (
+            self._localized(self.env, "email", f"{name}.{part}.j2", locale).render(context)
+            for part in PARTS
+        )
+        return RenderedMail(one_line(subject), text, html)
+
+    def slack(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        """Render ``slack/<locale>/<name>.txt.j2`` (mrkdwn), falling back to English."""
+        template = self._localized(self.slack_env, "slack", f"{name}.txt.j2", locale)
+        return template.render({**context, "locale": pick_locale(locale)}).strip()
+
+    def page(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        """Render the web page ``web/<locale>/<name>.html.j2`` (HTML-escaped)."""
+        template = self._localized(self.env, "web", f"{name}.html.j2", locale)
+        return template.render({**context, "locale": pick_locale(locale)})
+
+    @staticmethod
+    def _localized(env: Environment, folder: str, name: str, locale: str | None) -> Template:
+        for loc in dict.fromkeys((pick_locale(locale), DEFAULT_LOCALE)):
             try:
-                templates = [self.env.get_template(f"email/{loc}/{name}.{p}.j2") for p in PARTS]
-                break
+                return env.get_template(f"{folder}/{loc}/{name}")
             except TemplateNotFound:
                 continue
-        if templates is None:
-            raise TemplateNotFound(f"email/*/{name}")
-        subject, text, html = (t.render({**context, "locale": locale}) for t in templates)
-        return RenderedMail(one_line(subject), text, html)
+        raise TemplateNotFound(f"{folder}/*/{name}")

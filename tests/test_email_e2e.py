@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from adapters.email_out import build_mime
+from adapters.email_out import mime_bytes
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import bootstrap, build_web_app, serve
@@ -125,7 +125,7 @@ def test_header_values_never_carry_line_breaks(settings):
     from datetime import UTC, datetime
 
     row.created_at = datetime(2026, 11, 2, tzinfo=UTC)
-    data = build_mime(row, settings).as_bytes()
+    data = mime_bytes(row, settings)
     assert b"\nBcc:" not in data and b"\rBcc:" not in data
 
 

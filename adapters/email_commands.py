@@ -40,6 +40,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
     ),
     "duplicate": ("duplicate", "duplikat", "doublon"),
     "release": ("release", "zuruckgeben", "zurueckgeben", "freigeben", "rendre", "liberer"),
+    "extend": ("extend", "verlangern", "verlaengern", "prolonger"),
     "leads": ("leads", "pool"),
     "mine": ("mine", "meine", "meine leads", "mes leads"),
     "help": ("help", "hilfe", "aide"),
@@ -131,6 +132,12 @@ class ParsedCommand:
             return f"{text} | {extra}" if extra else text
         if isinstance(cmd, c.ClaimLead | c.ReleaseClaim):
             return f"{cmd.kind} {cmd.lead_ref}"
+        if isinstance(cmd, c.RequestExtension):
+            return f"{cmd.kind} {cmd.lead_ref} {cmd.days}" + (
+                f" | {cmd.reason}" if cmd.reason else ""
+            )
+        if isinstance(cmd, c.DecideExtension):
+            return f"{cmd.kind} {cmd.lead_ref} {'approve' if cmd.approve else 'decline'}"
         if isinstance(cmd, c.SetDigests):
             return f"SetDigests {'on' if cmd.enabled else 'off'}"
         return cmd.kind
@@ -185,6 +192,8 @@ def parse_line(raw: str, default_ref: str | None = None, prefix: str = "L-") -> 
         return [_bare(keyword, shown)]
     if keyword == "claim":
         return _claim(rest, shown, default_ref, prefix)
+    if keyword == "extend":
+        return [_extend(rest, shown, default_ref, prefix)]
     if keyword == "release":
         ref, rest = _take_ref(rest, default_ref, prefix, allow_bare=default_ref is None)
         if ref is None:
@@ -236,6 +245,77 @@ def _claim(rest: str, shown: str, default_ref: str | None, prefix: str) -> list[
     if not refs:
         return [_missing_ref("claim", shown, "CLAIM", prefix)]
     return [ParsedCommand("claim", shown, c.ClaimLead(ref)) for ref in refs[:20]]
+
+
+_DAYS_RE = re.compile(r"^(\d{1,3})(?:\s*(?:days?|tage?n?|jours?|j|d|t)\b)?", re.IGNORECASE)
+
+
+def _extend(rest: str, shown: str, default_ref: str | None, prefix: str) -> ParsedCommand:
+    """``EXTEND L-1042 3 reason``: ask for more days (a bare number here is the days)."""
+    ref, rest = _take_ref(rest, default_ref, prefix, allow_bare=False)
+    if ref is None:
+        return _missing_ref("extend", shown, "EXTEND", prefix)
+    rest = _clean_rest(rest)
+    days = _DAYS_RE.match(rest)
+    if days is None:
+        return ParsedCommand(
+            "extend", shown, error="missing_days", data={"example": f"EXTEND {ref} 3 reason"}
+        )
+    reason = _clean_rest(rest[days.end() :])[:500]
+    return ParsedCommand("extend", shown, c.RequestExtension(ref, int(days.group(1)), reason))
+
+
+# --- the owner and the customer answer in fewer words -----------------------------------
+
+_OWNER_KEYWORDS = {
+    "approve": True,
+    "genehmigen": True,
+    "bewilligen": True,
+    "accepter": True,
+    "approuver": True,
+    "decline": False,
+    "ablehnen": False,
+    "refuser": False,
+}
+_OWNER_RE = re.compile(rf"^({'|'.join(_OWNER_KEYWORDS)})(?=$|[^\w])")
+
+
+def parse_owner_lines(
+    text: str, default_ref: str | None = None, prefix: str = "L-"
+) -> list[ParsedCommand]:
+    """APPROVE / DECLINE an extension request (GENEHMIGEN / ABLEHNEN, ACCEPTER / REFUSER)."""
+    found = []
+    for raw in text.splitlines():
+        line = normalize_line(raw)
+        body = _NUMBERING.sub("", _LEAD_IN.sub("", line))
+        match = _OWNER_RE.match(_fold(body))
+        if match is None:
+            continue
+        approve = _OWNER_KEYWORDS[match.group(1)]
+        word = "APPROVE" if approve else "DECLINE"
+        ref, rest = _take_ref(
+            _clean_rest(body[match.end() :]), default_ref, prefix, allow_bare=default_ref is None
+        )
+        if ref is None:
+            found.append(_missing_ref(word.lower(), line[:200], word, prefix))
+            continue
+        note = _clean_rest(rest)[:500]
+        found.append(ParsedCommand(word.lower(), line[:200], c.DecideExtension(ref, approve, note)))
+    return found
+
+
+_YES_NO_RE = re.compile(r"^(yes|no|ja|nein|oui|non)(?=$|[^\w])")
+
+
+def parse_yes_no_text(text: str) -> str | None:
+    """A customer's YES or NO (JA/NEIN, OUI/NON): the first word of the first line written."""
+    for raw in text.splitlines():
+        body = _LEAD_IN.sub("", normalize_line(raw))
+        if not body:
+            continue
+        match = _YES_NO_RE.match(_fold(body))
+        return match.group(1) if match else None
+    return None
 
 
 def _take_ref(

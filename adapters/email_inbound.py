@@ -23,7 +23,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.email_commands import ParsedCommand, parse_line, parse_lines
+from adapters.email_commands import (
+    ParsedCommand,
+    parse_line,
+    parse_lines,
+    parse_owner_lines,
+    parse_yes_no_text,
+)
 from adapters.email_in import ParsedMail, read_mail
 from handlers import digests, notify, pool
 from lyra_bot import commands as c
@@ -32,7 +38,7 @@ from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import REF_PREFIX, DomainError, TokenExpired
-from lyra_bot.models import Lead, Partner, Tenant, User
+from lyra_bot.models import Claim, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, mail_domain
 from lyra_bot.render import one_line, pick_locale
 
@@ -58,11 +64,12 @@ class Outcome:
 
 @dataclass
 class Identity:
-    kind: str  # "u" partner user, "c" a lead's customer, "o" the owner
+    kind: str  # "u" partner user, "c"/"k" a lead's customer, "o" the owner
     tenant: Tenant
     user: User | None = None
     partner: Partner | None = None
     lead: Lead | None = None  # the lead the answered mail was about
+    claim_id: int | None = None  # "k": the claim a contact check asked about
 
 
 @dataclass
@@ -111,7 +118,9 @@ class MailProcessor:
         if identity.kind == "c":
             return await self._record(ctx, "customer", answer="customer_ack", text=parsed.text)
         if identity.kind == "o":
-            return await self._record(ctx, "owner", answer="owner_reply")
+            return await self._owner(ctx)
+        if identity.kind == "k":
+            return await self._contact_check(ctx)
         return await self._partner(ctx)
 
     # --- machines, refusals, records ---------------------------------------------------
@@ -260,6 +269,15 @@ class MailProcessor:
         tenant = await Tenant.get_or_none(id=token.tenant_id)
         if tenant is None:
             return None
+        if token.kind == "k":
+            claim = (
+                await Claim.filter(id=token.subject_id, tenant_id=tenant.id)
+                .select_related("lead")
+                .first()
+            )
+            if claim is None or claim.lead.email.lower() != sender:
+                return None
+            return Identity("k", tenant, lead=claim.lead, claim_id=claim.id)
         if token.kind == "c":
             lead = await Lead.get_or_none(id=token.subject_id, tenant_id=tenant.id)
             if lead is None or lead.email.lower() != sender:
@@ -287,17 +305,46 @@ class MailProcessor:
         assert identity.user.partner_id is not None
         parsed = ctx.mail
         default_ref = identity.lead.ref if identity.lead else None
-        prefix = REF_PREFIX
-        found = commands_of(parsed, default_ref, prefix)
+        found = commands_of(parsed, default_ref, REF_PREFIX)
         if not found:
-            quoted = parse_lines(parsed.quoted, default_ref, prefix)
+            quoted = parse_lines(parsed.quoted, default_ref, REF_PREFIX)
             verdict = "quoted_only" if any(p.command for p in quoted) else "no_command"
             return await self._record(
                 ctx, verdict, answer=verdict, error=True, data={"show_help": True}
             )
-        actor = Actor.partner_user(
-            identity.tenant.id, identity.user.partner_id, identity.user.id, "email"
+        return await self._run(ctx, found, actor_of(identity))
+
+    async def _owner(self, ctx: Context) -> Outcome:
+        """The owner answers an extension request: APPROVE / DECLINE (other changes: CLI)."""
+        identity = ctx.identity
+        assert identity is not None
+        default_ref = identity.lead.ref if identity.lead else None
+        found = parse_owner_lines(ctx.mail.text, default_ref, REF_PREFIX)
+        if not found:
+            return await self._record(ctx, "owner", answer="owner_reply")
+        staff = await User.get_or_none(
+            tenant_id=identity.tenant.id, email=ctx.mail.sender, partner_id__isnull=True
         )
+        actor = Actor.owner(identity.tenant.id, "email", staff.id if staff else None)
+        return await self._run(ctx, found, actor)
+
+    async def _contact_check(self, ctx: Context) -> Outcome:
+        """The customer answers "were you contacted?" with YES or NO (JA/NEIN, OUI/NON);
+        anything else is a message for the owner."""
+        identity = ctx.identity
+        assert identity is not None and identity.lead is not None and identity.claim_id
+        parsed = ctx.mail
+        answer = parse_yes_no_text(parsed.text)
+        if answer is None and not parsed.text.strip() and not _is_reply(parsed.subject):
+            answer = parse_yes_no_text(parsed.subject)
+        if answer is None:
+            return await self._record(ctx, "customer", answer="customer_ack", text=parsed.text)
+        item = ParsedCommand("answer", answer, c.AnswerContactCheck(identity.claim_id, answer))
+        actor = Actor.customer(identity.tenant.id, "email", identity.lead.id)
+        return await self._run(ctx, [item], actor)
+
+    async def _run(self, ctx: Context, found: list[ParsedCommand], actor: Actor) -> Outcome:
+        """Each command in order, in its own transaction with its own answer."""
         outcome = Outcome("processed", "commands")
         for index, item in enumerate(found[:20], start=1):
             key = f"{ctx.key}#{index}"
@@ -311,15 +358,13 @@ class MailProcessor:
                 outcome.results.append((item.describe(), sub.results[0][1]))
                 continue
             reply = await self.bus.dispatch(
-                item.command, actor, key, self._responder(ctx, item, key)
+                item.command, actor, key, self._responder(ctx, item, key, actor)
             )
             outcome.results.append((item.describe(), reply))
         return outcome
 
-    def _responder(self, ctx: Context, item: ParsedCommand, key: str):
+    def _responder(self, ctx: Context, item: ParsedCommand, key: str, actor: Actor):
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
-            identity = ctx.identity
-            assert identity is not None and identity.user is not None
             sender = ctx.mail.sender
             if reply.ok and any(m.recipient == sender for m in uow.outbox):
                 return  # the handler already wrote to the sender (claim, feedback): that answers
@@ -327,17 +372,17 @@ class MailProcessor:
             if reply.ok and reply.code == "pool":
                 await self._answer_pool(uow, ctx, key)
                 return
-            data = dict(reply.data)
             if reply.code == "mine":
                 self._answer_mine(uow, ctx, reply, key)
                 return
+            data = dict(reply.data)
             data.setdefault("ref", _ref_of(item.command))
+            if data.get("due_at") and ctx.tenant is not None:
+                data["due"] = notify.local_time(ctx.tenant, _when(data["due_at"]))
             if reply.code == "lead_taken" and data["ref"] and "similar" not in data:
                 # Up to three leads like the one that got away (a read in this short
                 # transaction: the claim's own transaction has already ended).
-                similar = await pool.similar_leads(
-                    c.SimilarLeads(data["ref"], 3), actor_of(identity), uow
-                )
+                similar = await pool.similar_leads(c.SimilarLeads(data["ref"], 3), actor, uow)
                 data["similar"] = similar.data.get("leads", [])
             self._answer(
                 uow,
@@ -513,7 +558,7 @@ async def _complete(ctx: Context) -> None:
 
 
 def _locale_of(identity: Identity) -> str:
-    if identity.kind == "c" and identity.lead is not None:
+    if identity.kind in {"c", "k"} and identity.lead is not None:
         return notify.customer_locale(identity.tenant, identity.lead)
     if identity.kind == "u":
         return notify.user_locale(identity.tenant, identity.partner, identity.user)

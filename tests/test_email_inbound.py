@@ -287,3 +287,54 @@ async def test_oversize_mail_gets_a_clear_answer(services, clock):
     assert await Claim.all().count() == 0
     [answer] = await answers_to("mia@alpine.example")
     assert "too large" in answer.payload["text"]
+
+
+async def test_partner_asks_for_more_time_and_the_owner_approves_by_reply(services, clock):
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    claim_mail = await OutboxMessage.get(kind="claim.partner")
+    before = (await Claim.get(lead__ref="L-1001", lead__tenant_id=world.tenant_id)).due_at
+
+    outcome = await services.mail.process(
+        reply_mail(MIA, claim_mail.payload["reply_to"], "Extend 5 customer on holiday")
+    )
+    assert [d for d, _ in outcome.results] == ["RequestExtension L-1001 5 | customer on holiday"]
+    [answer] = await answers_to("mia@alpine.example")
+    assert "L-1001" in answer.payload["text"] and "hear back" in answer.payload["text"]
+
+    ask = await OutboxMessage.filter(recipient="owner@acme.example").order_by("-id").first()
+    assert ask is not None and ask.payload["reply_to"].startswith("leads+")
+    outcome = await services.mail.process(
+        reply_mail("Owner <owner@acme.example>", ask.payload["reply_to"], "approve\n\nThanks")
+    )
+    assert [d for d, _ in outcome.results] == ["DecideExtension L-1001 approve"]
+    claim = await Claim.get(lead__ref="L-1001", lead__tenant_id=world.tenant_id)
+    assert claim.due_at > before
+    [owner_answer] = await answers_to("owner@acme.example")
+    assert "granted" in owner_answer.payload["text"]
+
+
+async def test_customer_answers_the_contact_check_by_reply(services, clock):
+    world = await build_world(services.bus, contact_check_days=1)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    clock.advance(days=4)
+    await world.ok(c.CustomerContactCheck(), c.Actor.system())
+    check = await OutboxMessage.get(kind="contact_check.customer")
+    raw = reply_mail(
+        "Anna Huber <anna@huber.example>",
+        check.payload["reply_to"],
+        "Yes, they called me on Tuesday.\n\nOn Fri, Lyra <lyra@lyra.test> wrote:\n> No",
+    )
+    outcome = await services.mail.process(raw)
+    assert [(d, r.code) for d, r in outcome.results] == [
+        ("AnswerContactCheck", "contact_confirmed")
+    ]
+    from lyra_bot.models import ContactCheck
+
+    assert (await ContactCheck.get(lead__ref="L-1001", lead__tenant_id=world.tenant_id)).answer == (
+        "yes"
+    )
+    [ack] = await answers_to("anna@huber.example")
+    assert "Alpine" in ack.payload["text"]
+    again = await services.mail.process(raw)
+    assert again.duplicate

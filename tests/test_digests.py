@@ -150,3 +150,16 @@ def test_bounce_alert_renders_and_escapes(locale):
         },
     )
     assert "x@y.z" in bounce.subject and "&lt;b&gt;" in bounce.html  # autoescaped
+
+
+def test_no_line_of_a_partner_mail_template_reads_as_a_command():
+    """Partners answer these mails; a client that quotes without '>' must not turn the
+    mail's own words into commands (owner and customer mails have other grammars)."""
+    offenders = []
+    for path in sorted(TEMPLATES.glob("*/*.txt.j2")):
+        if path.name.startswith("_") or "_owner" in path.name or "customer" in path.name:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if any(p.command for p in parse_line(line, "L-1")):
+                offenders.append(f"{path.parent.name}/{path.name}:{number}: {line}")
+    assert offenders == []

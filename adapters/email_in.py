@@ -96,6 +96,7 @@ _BOUNCE_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 _RECEIPT_SUBJECT_RE = re.compile(r"^\s*(read|gelesen|lu)\s*:", re.IGNORECASE)
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
 _MSGID_RE = re.compile(r"<[^<>\s]{1,250}>")
 _QUOTE_CONTAINERS = (
     "//blockquote",
@@ -199,7 +200,7 @@ def _headers(msg: Message, name: str) -> list[str]:
 
 def _undo_surrogates(value: str) -> str:
     """Raw 8-bit header bytes arrive as surrogate escapes: read them as UTF-8 (or cp1252)."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not _SURROGATE_RE.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
     for charset in ("utf-8", "windows-1252"):

@@ -14,9 +14,12 @@ from handlers.pool import pool_query
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import (
     format_holidays,
+    format_report_day,
     format_work_days,
+    parse_clock,
     parse_holidays,
     parse_hours_list,
+    parse_report_day,
     parse_work_days,
     parse_work_hours,
 )
@@ -124,6 +127,10 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
             columns["holiday_country"], columns["holiday_subdiv"] = parse_holidays(value)
         elif name == "reminder_hours":
             columns[name] = parse_hours_list(value)
+        elif name == "report_day":
+            columns[name] = parse_report_day(value)
+        elif name == "report_time":
+            columns[name] = parse_clock(value).strftime("%H:%M")
         else:
             raise AssertionError(f"no rule for tenant policy {name!r}")
     return columns
@@ -163,6 +170,8 @@ def policy_view(tenant: Tenant) -> dict[str, Any]:
         "lapse_pause_days": tenant.lapse_pause_days,
         "require_consent": tenant.require_consent,
         "retention_months": tenant.retention_months,
+        "report_day": format_report_day(tenant.report_day),
+        "report_time": tenant.report_time,
     }
 
 

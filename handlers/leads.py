@@ -177,6 +177,7 @@ async def _insert(
                 duplicate_of_id=dup_id,
                 created_at=uow.now,
                 opened_at=None if held else uow.now,
+                pooled_at=None if held else uow.now,
             )
         )
     for start in range(0, len(leads), 500):
@@ -282,7 +283,7 @@ async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply
     if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
         raise InvalidTransition(f"{lead.ref}: {lead.hold_reason}. {_hint(lead)}", ref=lead.ref)
     changed = await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
-        status=LeadStatus.OPEN, opened_at=uow.now, hold_reason=""
+        status=LeadStatus.OPEN, opened_at=uow.now, pooled_at=uow.now, hold_reason=""
     )
     if changed != 1:
         raise InvalidTransition(f"{lead.ref} is {lead.status}, not held.", ref=lead.ref)
@@ -328,6 +329,7 @@ async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> R
             hold_reason=rest,
             status=LeadStatus.OPEN if opened else LeadStatus.HELD,
             opened_at=uow.now if opened else None,
+            pooled_at=uow.now if opened else None,
         )
         if opened:
             uow.audit("lead.approved", tenant.id, lead_id=lead.id)

@@ -211,6 +211,17 @@ def format_work_days(days: Iterable[int]) -> str:
     )
 
 
+def parse_report_day(text: str) -> int | None:
+    """The weekly report's weekday: ``mon`` … ``sun`` (or 1 … 7) → 0 … 6; ``none`` → None."""
+    if text.strip().lower() in {"", "none", "off", "-"}:
+        return None
+    return _day_number(text)
+
+
+def format_report_day(day: int | None) -> str:
+    return "none" if day is None else DAY_NAMES[day]
+
+
 def parse_holidays(text: str) -> tuple[str, str]:
     """``CH-ZH`` → ("CH", "ZH"); ``CH`` → ("CH", ""); ``none`` or empty → ("", "")."""
     text = text.strip()

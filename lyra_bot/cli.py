@@ -211,6 +211,8 @@ AutoExtOpt = typer.Option(help="A first extension up to this many days is grante
 MaxExtOpt = typer.Option(help="The longest extension a partner may ask for, in days.")
 LapseLimitOpt = typer.Option(help="Lapses in 30 days that pause a partner (0 = never).")
 PauseOpt = typer.Option(help="Days a partner is paused from claiming.")
+ReportDayOpt = typer.Option(help="Weekday the weekly owner report is sent (mon … sun, or none).")
+ReportTimeOpt = typer.Option(help="Local time the weekly owner report is sent, like 08:00.")
 
 
 @tenant_app.command("add")
@@ -246,6 +248,8 @@ def tenant_add(
     max_extension_days: Annotated[int, MaxExtOpt] = 14,
     lapse_limit: Annotated[int, LapseLimitOpt] = 0,
     pause_days: Annotated[int, PauseOpt] = 14,
+    report_day: Annotated[str, ReportDayOpt] = "mon",
+    report_time: Annotated[str, ReportTimeOpt] = "08:00",
 ) -> None:
     """Add a tenant (an owner organisation) with its policy."""
     cmd = c.AddTenant(
@@ -272,6 +276,8 @@ def tenant_add(
         extension_max_days=max_extension_days,
         lapse_limit=lapse_limit,
         lapse_pause_days=pause_days,
+        report_day=report_day,
+        report_time=report_time,
     )
     say(run(lambda: send(cmd, Actor.system())))
 
@@ -305,6 +311,8 @@ def tenant_set(
         bool | None, typer.Option("--require-consent/--no-require-consent")
     ] = None,
     retention_months: Annotated[int | None, typer.Option(help="Months of retention.")] = None,
+    report_day: Annotated[str | None, ReportDayOpt] = None,
+    report_time: Annotated[str | None, ReportTimeOpt] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a tenant's policy (only the options given; new claims follow it)."""
@@ -331,6 +339,8 @@ def tenant_set(
         lapse_pause_days=pause_days,
         require_consent=require_consent,
         retention_months=retention_months,
+        report_day=report_day,
+        report_time=report_time,
     )
 
     async def body() -> Reply:

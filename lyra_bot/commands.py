@@ -266,6 +266,8 @@ class AddTenant(Command):
     lapse_pause_days: int = 14
     require_consent: bool = False
     retention_months: int = 24
+    report_day: str = "mon"  # weekday of the weekly owner report; "none" = not sent
+    report_time: str = "08:00"  # local time it is sent
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,8 @@ class UpdateTenant(Command):
     lapse_pause_days: int | None = None
     require_consent: bool | None = None
     retention_months: int | None = None
+    report_day: str | None = None
+    report_time: str | None = None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,9 @@ class Tenant(Model):
     # reliability: lapse_limit lapses in 30 days pause a partner for lapse_pause_days
     lapse_limit = fields.IntField(default=0)
     lapse_pause_days = fields.IntField(default=14)
+    # the weekly owner report: local weekday (Monday = 0, None = not sent) and time
+    report_day = fields.SmallIntField(null=True, default=0)
+    report_time = fields.CharField(max_length=5, default="08:00")
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -151,7 +154,8 @@ class Lead(Model):
         "models.Lead", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField()
-    opened_at = fields.DatetimeField(null=True)
+    opened_at = fields.DatetimeField(null=True)  # last entered the pool
+    pooled_at = fields.DatetimeField(null=True)  # first entered the pool (reports count from it)
     closed_at = fields.DatetimeField(null=True)
     stale_reported_at = fields.DatetimeField(null=True)  # owner told it sat unclaimed
 
@@ -161,7 +165,11 @@ class Lead(Model):
     class Meta:
         table = "lead"
         unique_together = (("tenant", "ref"),)
-        indexes = (Index(fields=("tenant_id", "status", "opened_at")),)
+        indexes = (
+            Index(fields=("tenant_id", "status", "opened_at")),
+            Index(fields=("tenant_id", "created_at")),
+            Index(fields=("tenant_id", "closed_at")),
+        )
 
 
 class Claim(Model):
@@ -203,6 +211,8 @@ class Claim(Model):
             Index(fields=("check_due_at",)),
             Index(fields=("partner_id", "state")),
             Index(fields=("lead_id", "state")),
+            Index(fields=("tenant_id", "claimed_at")),
+            Index(fields=("tenant_id", "ended_at")),
         )
 
 
@@ -242,6 +252,7 @@ class Feedback(Model):
 
     class Meta:
         table = "feedback"
+        indexes = (Index(fields=("tenant_id", "created_at")),)
 
 
 class LeadHide(Model):
@@ -396,7 +407,10 @@ class Extension(Model):
 
     class Meta:
         table = "extension"
-        indexes = (Index(fields=("claim_id", "status")),)
+        indexes = (
+            Index(fields=("claim_id", "status")),
+            Index(fields=("tenant_id", "requested_at")),
+        )
 
 
 class ContactCheck(Model):
@@ -428,6 +442,7 @@ class ContactCheck(Model):
 
     class Meta:
         table = "contact_check"
+        indexes = (Index(fields=("tenant_id", "answered_at")),)
 
 
 class JobRun(Model):

@@ -67,6 +67,8 @@ class Migration(migrations.Migration):
                 ('extension_max_days', fields.IntField(default=14)),
                 ('lapse_limit', fields.IntField(default=0)),
                 ('lapse_pause_days', fields.IntField(default=14)),
+                ('report_day', fields.SmallIntField(null=True, default=0)),
+                ('report_time', fields.CharField(default='08:00', max_length=5)),
                 ('next_ref', fields.IntField(default=1001)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
@@ -104,10 +106,11 @@ class Migration(migrations.Migration):
                 ('duplicate_of', fields.ForeignKeyField('models.Lead', source_field='duplicate_of_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('opened_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('pooled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('stale_reported_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'lead', 'app': 'models', 'unique_together': (('tenant', 'ref'),), 'indexes': [Index(fields=['tenant_id', 'status', 'opened_at'])], 'pk_attr': 'id', 'table_description': 'A sales lead. Teaser fields may be shown in the pool, private fields may not.'},
+            options={'table': 'lead', 'app': 'models', 'unique_together': (('tenant', 'ref'),), 'indexes': [Index(fields=['tenant_id', 'status', 'opened_at']), Index(fields=['tenant_id', 'created_at']), Index(fields=['tenant_id', 'closed_at'])], 'pk_attr': 'id', 'table_description': 'A sales lead. Teaser fields may be shown in the pool, private fields may not.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -231,7 +234,7 @@ class Migration(migrations.Migration):
                 ('next_remind_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('check_due_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'claim', 'app': 'models', 'indexes': [Index(fields=['state', 'due_at']), Index(fields=['next_remind_at']), Index(fields=['check_due_at']), Index(fields=['partner_id', 'state']), Index(fields=['lead_id', 'state'])], 'pk_attr': 'id', 'table_description': 'One partner holding one lead, from claim until feedback, lapse, release or withdrawal.'},
+            options={'table': 'claim', 'app': 'models', 'indexes': [Index(fields=['state', 'due_at']), Index(fields=['next_remind_at']), Index(fields=['check_due_at']), Index(fields=['partner_id', 'state']), Index(fields=['lead_id', 'state']), Index(fields=['tenant_id', 'claimed_at']), Index(fields=['tenant_id', 'ended_at'])], 'pk_attr': 'id', 'table_description': 'One partner holding one lead, from claim until feedback, lapse, release or withdrawal.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -248,7 +251,7 @@ class Migration(migrations.Migration):
                 ('answered_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('channel', fields.CharField(null=True, max_length=16)),
             ],
-            options={'table': 'contact_check', 'app': 'models', 'pk_attr': 'id', 'table_description': 'Asking a customer, once per claim, whether the partner got in touch.'},
+            options={'table': 'contact_check', 'app': 'models', 'indexes': [Index(fields=['tenant_id', 'answered_at'])], 'pk_attr': 'id', 'table_description': 'Asking a customer, once per claim, whether the partner got in touch.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -287,7 +290,7 @@ class Migration(migrations.Migration):
                 ('old_due_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('new_due_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'extension', 'app': 'models', 'indexes': [Index(fields=['claim_id', 'status'])], 'pk_attr': 'id', 'table_description': "A partner's request for more time on a claim, and what became of it."},
+            options={'table': 'extension', 'app': 'models', 'indexes': [Index(fields=['claim_id', 'status']), Index(fields=['tenant_id', 'requested_at'])], 'pk_attr': 'id', 'table_description': "A partner's request for more time on a claim, and what became of it."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -308,7 +311,7 @@ class Migration(migrations.Migration):
                 ('on_time', fields.BooleanField(default=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'feedback', 'app': 'models', 'pk_attr': 'id', 'table_description': 'The outcome a partner reported for a claim. A claim may collect several (contacted, won).'},
+            options={'table': 'feedback', 'app': 'models', 'indexes': [Index(fields=['tenant_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'The outcome a partner reported for a claim. A claim may collect several (contacted, won).'},
             bases=['Model'],
         ),
     ]

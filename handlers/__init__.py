@@ -13,5 +13,6 @@ from handlers import (  # noqa: F401
     pool,
     privacy,
     reminders,
+    reports,
     stale,
 )

@@ -414,3 +414,25 @@ class RecordMail(Command):
     bounced: tuple[str, ...] = ()
     bounce_status: str = ""
     original_id: str = ""  # Message-ID of our mail that bounced
+
+
+# --- owner reports ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShowReport(Command):
+    """The owner report of a week (``2026-W48``, ``this``, ``last``) or of local days
+    ``first``..``last``; without either, this week so far."""
+
+    writes: ClassVar[bool] = False
+    week: str | None = None
+    first: str | None = None
+    last: str | None = None
+
+
+@dataclass(frozen=True)
+class SendOwnerReports(Sweep):
+    """Send each tenant's weekly report (mail with chart; Slack when linked) once its report
+    day and time have come, for the last complete week; at most ``batch`` tenants per run."""
+
+    batch: int = 5

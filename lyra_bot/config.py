@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout: float = 30.0
     digest_max_leads: int = 10
+    report_max_partners: int = 15
 
     # Inbound mail (replies): IMAP poller and/or the webhook of a provider that pushes mail
     imap_host: str | None = None

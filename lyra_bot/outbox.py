@@ -12,10 +12,13 @@ it again, with the same Message-ID, which receivers use to drop the copy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
@@ -70,6 +73,38 @@ def thread_root(settings: Settings, tenant_id: int, thread: str) -> str:
     return f"<thread.{digest}@{mail_domain(settings)}>"
 
 
+_MIME_TYPE_RE = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]*$")
+_CID_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A file shown inside the HTML part (an image the HTML references as ``cid:<cid>``)."""
+
+    cid: str  # without angle brackets: ``content_id()`` makes one
+    content_type: str  # e.g. image/png
+    data: bytes
+    filename: str = ""
+
+    def to_payload(self) -> dict[str, str]:
+        if not _CID_RE.match(self.cid):
+            raise ValueError(f"not a Content-ID: {self.cid!r}")
+        if not _MIME_TYPE_RE.match(self.content_type):
+            raise ValueError(f"not a MIME type: {self.content_type!r}")
+        return {
+            "cid": self.cid,
+            "content_type": self.content_type,
+            "filename": one_line(self.filename).replace('"', ""),
+            "data": base64.b64encode(self.data).decode("ascii"),
+        }
+
+
+def content_id(settings: Settings, name: str) -> str:
+    """A fresh, globally unique Content-ID (``name.<random>@<our domain>``) for an inline part."""
+    stem = re.sub(r"[^A-Za-z0-9-]", "", name) or "part"
+    return f"{stem}.{uuid.uuid4().hex}@{mail_domain(settings)}"
+
+
 def clean_address(address: str) -> str:
     """A bare address safe for a header; refuses CR/LF and anything that does not parse."""
     if any(ch in address for ch in "\r\n"):
@@ -96,11 +131,13 @@ def mail(
     headers: dict[str, str] | None = None,
     lead: Any = None,
     user_id: int | None = None,
+    inline: Sequence[Inline] = (),
 ) -> OutboxMessage | None:
     """Render and queue one email. Returns None (and logs) when ``to`` is not an address.
 
     With ``lead``: if the mail shows that lead's customer data to someone other than the
     customer, sending it is logged as a disclosure (to ``user_id`` where it is a user).
+    ``inline`` parts (images) travel with the HTML part; it refers to them as ``cid:…``.
     """
     try:
         recipient = clean_address(to)
@@ -121,6 +158,8 @@ def mail(
         "reply_to": reply_to,
         "headers": extra,
     }
+    if inline:
+        payload["inline"] = [part.to_payload() for part in inline]
     tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
     discloses = None
     if lead is not None:

@@ -30,6 +30,7 @@ from lyra_bot.commands import (
     CustomerContactCheck,
     ExpireOverdue,
     PurgeExpiredPersonalData,
+    SendOwnerReports,
     SendReminders,
     StaleLeadAlert,
     Sweep,
@@ -80,6 +81,12 @@ JOBS: tuple[Job, ...] = (
         PurgeExpiredPersonalData,
         timedelta(hours=6),
         "Erase customer data of leads closed longer ago than the tenant's retention.",
+    ),
+    Job(
+        "owner-report",
+        SendOwnerReports,
+        timedelta(minutes=5),
+        "Send each owner last week's report at the tenant's report day and time.",
     ),
 )
 

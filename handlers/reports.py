@@ -1,0 +1,119 @@
+"""Owner reports: on demand (``ShowReport``, for Slack and other chat channels) and the weekly
+report each owner gets by mail, with a chart, and in its Slack channel (``SendOwnerReports``).
+
+The numbers come from ``lyra_bot.reports`` (rows and audit events, never logs); the CLI
+calls the same ``build_report``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers.common import require, tenant_of
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.business_time import parse_clock
+from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport
+from lyra_bot.models import AuditEvent, Tenant
+from lyra_bot.outbox import Inline, content_id, mail
+from lyra_bot.reports import exports
+from lyra_bot.reports.chart import chart_png
+from lyra_bot.reports.periods import Period, choose_period, week_containing
+from lyra_bot.reports.report import Report, build_report
+from lyra_bot.reports.view import report_context
+
+SENT_EVENT = "report.sent"
+
+
+@handles(ShowReport)
+async def show_report(cmd: ShowReport, actor: Actor, uow: UnitOfWork) -> Reply:
+    """The owner's report as data (``exports.to_json``) and formatted for reading (``view``)."""
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    period = choose_period(ZoneInfo(tenant.timezone), uow.now, cmd.week, cmd.first, cmd.last)
+    report = await build_report(tenant, period, uow.now)
+    view = report_context(report, uow.settings.report_max_partners)
+    return Reply(
+        True,
+        "report",
+        f"{tenant.name}, {view['period']}: {view['summary']['claims']} claim(s), "
+        f"{view['summary']['won']} won, {view['summary']['lapses']} lapse(s), "
+        f"{view['summary']['open']} open.",
+        {"report": exports.to_json(report), "view": view, "locale": tenant.locale},
+    )
+
+
+def due_week(tenant: Tenant, now: datetime) -> tuple[Period, datetime] | None:
+    """The week whose report is due by now and when it fell due: the last complete week
+    before the latest report day and time that has passed (None: reports are off)."""
+    if tenant.report_day is None:
+        return None
+    zone = ZoneInfo(tenant.timezone)
+    local = now.astimezone(zone)
+    clock = parse_clock(tenant.report_time)
+    day: date = local.date() - timedelta(days=(local.weekday() - tenant.report_day) % 7)
+    moment = datetime.combine(day, clock, tzinfo=zone)
+    if moment > local:
+        day -= timedelta(days=7)
+        moment = datetime.combine(day, clock, tzinfo=zone)
+    return week_containing(day - timedelta(days=7), zone), moment
+
+
+@handles(SendOwnerReports)
+async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Sweep: every tenant whose report day and time have passed gets last week's report once
+    (a service that was down sends it late, and only the latest week's)."""
+    require(actor, Role.SYSTEM, Role.OWNER)
+    query = Tenant.filter(report_day__isnull=False)
+    if actor.tenant_id is not None:
+        query = query.filter(id=actor.tenant_id)
+    due: list[tuple[Tenant, Period]] = []
+    for tenant in await query.order_by("id"):
+        found = due_week(tenant, uow.now)
+        if found is not None:
+            due.append((tenant, found[0]))
+    sent = await _already_sent([t.id for t, _ in due], uow.now)
+    todo = [(t, week) for t, week in due if (t.id, week.label) not in sent]
+    done = []
+    for tenant, week in todo[: cmd.batch]:
+        await queue_report(uow, tenant, await build_report(tenant, week, uow.now))
+        done.append(f"{tenant.slug} {week.label}")
+    return Reply(
+        True,
+        "reports_sent",
+        f"Sent {len(done)} weekly report(s)" + (f": {', '.join(done)}." if done else "."),
+        {"count": len(done), "sent": done, "more": len(todo) > cmd.batch},
+    )
+
+
+async def _already_sent(tenant_ids: list[int], now: datetime) -> set[tuple[int, str]]:
+    """(tenant, week) pairs reported lately, from the audit trail (one query for all)."""
+    if not tenant_ids:
+        return set()
+    rows = await AuditEvent.filter(
+        tenant_id__in=tenant_ids, kind=SENT_EVENT, at__gte=now - timedelta(days=15)
+    ).values_list("tenant_id", "data")
+    return {(tenant_id, (data or {}).get("week", "")) for tenant_id, data in rows}
+
+
+async def queue_report(uow: UnitOfWork, tenant: Tenant, report: Report) -> dict[str, Any]:
+    """Queue one report: the mail with its chart inline, and the summary in Slack when the
+    tenant's owner channel is linked; audited as ``report.sent``."""
+    view = report_context(report, uow.settings.report_max_partners)
+    label = report.period.label
+    cid = content_id(uow.settings, "chart")
+    png = await chart_png(report)
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="report.owner",
+        to=tenant.owner_email,
+        template="owner_report",
+        locale=tenant.locale,
+        context={**view, "chart_cid": cid},
+        dedupe_key=f"report:{tenant.id}:{label}",
+        inline=[Inline(cid, "image/png", png, f"lyra-{label}.png")],
+    )
+    uow.audit(SENT_EVENT, tenant.id, week=label, partners=len(report.partners))
+    return view

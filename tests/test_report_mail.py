@@ -1,0 +1,169 @@
+"""The weekly owner report by mail: sent by the scheduler at the tenant's day and time, once,
+over real SMTP; the MIME holds the text, the HTML and the chart the HTML refers to by its
+Content-ID; the PNG decodes; three locales with their number and date formats."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from babel.dates import format_interval
+from babel.numbers import format_currency, format_percent
+from PIL import Image
+
+from lyra_bot import commands as c
+from lyra_bot.app import bootstrap
+from lyra_bot.models import AuditEvent, OutboxMessage, Tenant
+from lyra_bot.outbox import Inline
+from lyra_bot.reports.periods import parse_week
+from lyra_bot.reports.report import build_report
+from lyra_bot.reports.view import report_context
+from tests.report_history import at, build_history
+from tests.test_email_e2e import mail_settings
+
+OWNER = "owner@acme.example"
+
+
+async def test_the_report_goes_out_at_the_tenants_day_and_time_once(services, clock):
+    world = await build_history(services, clock, second_week=False)
+    scheduler = services.scheduler
+    # Monday 9 Nov 07:59 in Zurich: the last report time that passed was Monday 2 Nov 08:00,
+    # whose report (week 44) was never sent: it goes out now, late.
+    clock.set(at(9, 6, 59))
+    first = await scheduler.run_job("owner-report")
+    assert first.ok and first.count == 2
+    assert first.message.endswith("acme 2026-W44, globex 2026-W44.")
+    clock.set(at(9, 7, 0))  # 08:00 in Zurich
+    second = await scheduler.run_job("owner-report")
+    assert second.count == 2 and "acme 2026-W45" in second.message
+    clock.set(at(12, 7, 0))
+    assert (await scheduler.run_job("owner-report")).count == 0  # nothing more this week
+    rows = await OutboxMessage.filter(kind="report.owner", tenant_id=world.tenant_id).order_by("id")
+    assert [row.dedupe_key for row in rows] == [
+        f"report:{world.tenant_id}:2026-W44",
+        f"report:{world.tenant_id}:2026-W45",
+    ]
+    assert {row.recipient for row in rows} == {OWNER}
+    events = await AuditEvent.filter(kind="report.sent", tenant_id=world.tenant_id).values_list(
+        "tenant_id", "data"
+    )
+    assert [data["week"] for _, data in events] == ["2026-W44", "2026-W45"]
+
+    # Friday 17:30 in the owner's policy; globex turned reports off.
+    await world.ok(c.UpdateTenant(report_day="fri", report_time="17:30"), world.owner)
+    assert world.other_owner is not None
+    await world.ok(c.UpdateTenant(report_day="none"), world.other_owner)
+    clock.set(at(13, 16, 29))
+    assert (await scheduler.run_job("owner-report")).count == 0  # W45 is already out
+    clock.set(at(20, 16, 29))  # Friday 20 Nov 17:29
+    assert (await scheduler.run_job("owner-report")).count == 0
+    clock.set(at(20, 16, 30))
+    third = await scheduler.run_job("owner-report")
+    assert third.message.endswith("acme 2026-W46.")
+    assert (
+        await OutboxMessage.filter(kind="report.owner", tenant_id=world.other_tenant_id).count()
+        == 2
+    )  # weeks 44 and 45, none after reports were turned off
+
+
+async def test_the_sent_mail_has_text_html_and_the_chart_by_content_id(store, clock, smtp_server):
+    services = bootstrap(mail_settings(store, smtp_server), clock)
+    try:
+        await build_history(services, clock, second_week=False)
+        clock.set(at(9, 7))
+        await services.scheduler.run_job("owner-report")
+        await services.worker.run_once()
+    finally:
+        await services.worker.close()
+    [message] = [m for m in smtp_server.to(OWNER) if "2026-W45" in str(m["Subject"])]
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text is not None and html_part is not None
+    related = [p for p in message.iter_parts() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1 and related[0].get_param("type") == "text/html"
+
+    body = html_part.get_content()
+    [cid] = re.findall(r'src="cid:([^"]+)"', body)
+    images = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1
+    assert images[0]["Content-ID"] == f"<{cid}>"
+    assert images[0].get_content_disposition() == "inline"
+    png = images[0].get_content()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(png)) as image:
+        image.verify()
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (800, 700)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+        assert colours is not None and len(colours) > 10  # bars and text, not a blank canvas
+    assert 5_000 < len(png) < 300_000
+
+    plain = text.get_content()
+    assert "Partner scorecard" in plain and "Alpine" in plain
+    assert "Reliability 50/100" in plain
+    # Scorecard order: lapses first (alpine), then "not contacted" (romandie).
+    assert body.index("Alpine") < body.index("Romandie") < body.index("Lakeside")
+    assert "CHF" in body and "12" in body
+
+
+@pytest.mark.parametrize(
+    ("locale", "babel", "words"),
+    [
+        ("en", "en_CH", ("Weekly report", "Partner scorecard", "Lapses", "Reliability")),
+        ("de", "de_CH", ("Wochenbericht", "Partner im Überblick", "Verfallen", "Zuverlässigkeit")),
+        (
+            "fr",
+            "fr_CH",
+            ("Rapport hebdomadaire", "Tableau des partenaires", "Expirés", "Fiabilité"),
+        ),
+    ],
+)
+async def test_the_report_mail_renders_in_each_locale_with_its_formats(
+    services, clock, locale, babel, words
+):
+    world = await build_history(services, clock, second_week=False)
+    await world.ok(c.UpdateTenant(locale=locale), world.owner)
+    tenant = await Tenant.get(id=world.tenant_id)
+    clock.set(at(9, 7))
+    report = await build_report(tenant, parse_week("2026-W45", tenant_zone(tenant), clock.now()),
+                                clock.now())  # fmt: skip
+    context = {**report_context(report), "chart_cid": "chart.1@lyra.test"}
+    rendered = services.bus.renderer.mail("owner_report", locale, context)
+    for word in words:
+        assert word in rendered.html, word
+        assert word in rendered.text, word
+    assert "2026-W45" in rendered.subject
+    chf = format_currency(Decimal("12000"), "CHF", locale=babel)
+    eur = format_currency(Decimal("5000"), "EUR", locale=babel)
+    rate = format_percent(Decimal("0.6667"), "#,##0.#%", locale=babel)
+    days = format_interval(date(2026, 11, 2), date(2026, 11, 8), "yMMMd", locale=babel)
+    for text in (html.unescape(rendered.html), rendered.text):
+        assert chf in text and eur in text and rate in text
+        assert days in text
+    assert 'src="cid:chart.1@lyra.test"' in rendered.html
+    assert "{{" not in rendered.html and "{{" not in rendered.text
+
+
+def tenant_zone(tenant: Tenant):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(tenant.timezone)
+
+
+def test_inline_parts_are_checked_before_they_are_queued():
+    good = Inline("chart.1@lyra.test", "image/png", b"\x89PNG", "week.png")
+    assert good.to_payload()["data"] == "iVBORw=="
+    for bad in (
+        Inline("chart\r\nBcc: x@y@lyra.test", "image/png", b""),
+        Inline("<chart@lyra.test>", "image/png", b""),
+        Inline("chart@lyra.test", "image/png\r\nX: y", b""),
+    ):
+        with pytest.raises(ValueError):
+            bad.to_payload()
+    assert datetime(2026, 11, 9, tzinfo=UTC)  # keeps the import honest for readers

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -16,6 +17,9 @@ from lyra_bot.app import build_web_app
 from lyra_bot.bus import UnitOfWork
 from lyra_bot.domain import ClaimState, LeadStatus
 from lyra_bot.models import AuditEvent, Claim, Disclosure, Feedback, Lead, OutboxMessage, Tenant
+from lyra_bot.reports import exports
+from lyra_bot.reports.periods import parse_week
+from lyra_bot.reports.report import build_report
 from tests.world import CUSTOMERS, build_world
 
 ANNA = CUSTOMERS[0]  # Firewall, CH-ZH, Huber Maschinen AG, Anna Huber, anna@…, phone
@@ -200,6 +204,15 @@ def _report_inputs():
     return snapshot()
 
 
+WEEKS = ("2026-W45", "2026-W49")  # the claims, then L-1004's feedback 30 days later
+
+
+async def _weekly_report(tenant_id: int, clock, week: str) -> dict:
+    tenant = await Tenant.get(id=tenant_id)
+    period = parse_week(week, ZoneInfo(tenant.timezone), clock.now())
+    return exports.to_json(await build_report(tenant, period, clock.now()))
+
+
 async def test_retention_erases_old_customer_data_and_keeps_report_numbers(services, clock):
     world = await build_world(services.bus, cap_open_claims=5)
     await Tenant.filter(id=world.tenant_id).update(retention_months=24)
@@ -217,10 +230,15 @@ async def test_retention_erases_old_customer_data_and_keeps_report_numbers(servi
 
     before = await _report_inputs()
     clock.advance(days=365 * 2 - 20)  # L-1001..3 closed 24 months + 10 days ago; L-1004 not yet
+    weeks = [await _weekly_report(world.tenant_id, clock, week) for week in WEEKS]
     reply = await world.ok(c.PurgeExpiredPersonalData(), c.Actor.system())
     assert reply.data["erased"] == 3
     after = await _report_inputs()
     assert after == before
+    # The weekly reports of those weeks read the same after the purge.
+    assert [await _weekly_report(world.tenant_id, clock, week) for week in WEEKS] == weeks
+    assert weeks[0]["totals"]["won"] == 1 and weeks[0]["totals"]["withdrawn"] == 1
+    assert weeks[0]["totals"]["revenue"] == {"CHF": "12000.00"}
 
     stored = await _all_stored_text()
     for customer in CUSTOMERS[:3]:

@@ -13,8 +13,10 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -953,6 +955,87 @@ def mail_poll(
             await services.worker.close()
 
     out.print(run(body), highlight=False)
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ReportBy(StrEnum):
+    partner = "partner"
+    product = "product"
+    region = "region"
+
+
+@app.command("report")
+def report(
+    tenant: Annotated[str, typer.Argument(help="Tenant short name.")],
+    week: Annotated[
+        str | None, typer.Option(help="ISO week like 2026-W48, or this / last (default: this).")
+    ] = None,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First local day of a range, like 2026-11-01.")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Last local day of the range (default: today).")
+    ] = None,
+    output_format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.table,
+    by: Annotated[ReportBy, typer.Option(help="Rows per partner, product or region.")] = (
+        ReportBy.partner
+    ),
+    chart: Annotated[Path | None, typer.Option(help="Also write the chart as a PNG.")] = None,
+    bom: Annotated[bool, typer.Option(help="Start CSV with a BOM (for Excel).")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """The owner report: headline figures with the change from the period before, and one
+    row per partner, product or region (json: the whole report, docs/reports.md)."""
+    from lyra_bot.clock import SystemClock
+    from lyra_bot.reports import exports
+    from lyra_bot.reports.chart import chart_png
+    from lyra_bot.reports.periods import choose_period
+    from lyra_bot.reports.report import build_report
+    from lyra_bot.reports.table import print_report
+
+    async def body() -> tuple[Any, bytes | None]:
+        t = await tenant_by_slug(tenant)
+        now = SystemClock().now()
+        try:
+            period = choose_period(ZoneInfo(t.timezone), now, week, first, last)
+        except DomainError as exc:
+            fail(exc.message)
+        result = await build_report(t, period, now)
+        return result, (await chart_png(result) if chart else None)
+
+    result, png = run(body)
+    if chart is not None and png is not None:
+        _write(chart, png)
+    if output_format == ReportFormat.table:
+        console = Console(file=output.open("w", encoding="utf-8"), width=200) if output else out
+        print_report(console, result, by.value)
+        return
+    if output_format == ReportFormat.json:
+        text = json.dumps(exports.to_json(result), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = exports.to_csv(exports.rows(result, by.value), bom=bom)
+    if output is not None:
+        _write(output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        err.print(f"[red]Error:[/red] cannot write {path}: {exc.strerror}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 # --- service ------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def _flat(m: Metrics, keys: Iterable[str], currencies: list[str]) -> dict[str, A
         if key == "outcomes":
             row.update({f"outcome_{code}": n for code, n in value.items()})
         elif key == "revenue":
-            row.update({f"revenue_{cur}": value.get(cur, "0") for cur in currencies})
+            row.update({f"revenue_{cur}": value.get(cur, "0.00") for cur in currencies})
         elif key == "age_bands":
             row.update({f"open_{band}": n for band, n in value.items()})
         else:

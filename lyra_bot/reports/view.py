@@ -156,6 +156,22 @@ def partner_row(card: PartnerCard, report: Report, fmt: Fmt) -> dict[str, Any]:
     }
 
 
+def slice_row(name: str, m: Metrics, fmt: Fmt) -> dict[str, Any]:
+    """A product's or region's numbers (the CLI's ``--by product|region`` table)."""
+    return {
+        "name": name,
+        "added": fmt.int(m.added),
+        "offered": fmt.int(m.offered),
+        "claims": fmt.int(m.claims),
+        "open": fmt.int(m.open_end),
+        "lapses": fmt.int(m.lapses),
+        "won": fmt.int(m.won),
+        "revenue": fmt.revenue(m.revenue),
+        "conversion": fmt.pct(m.conversion),
+        "median_claim": fmt.hours(m.median_hours_to_claim),
+    }
+
+
 def _trend(key: str, change: Any) -> str:
     if change in (None, 0) or (isinstance(change, str) and Decimal(change) == 0):
         return "flat"

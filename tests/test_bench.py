@@ -34,3 +34,19 @@ def test_scale_benchmark_prints_one_json_object_last():
         assert key in result, key
     assert result["statements_small"] == result["statements_large"]  # batched, not per partner
     assert result["digest_large_rendered"] > result["digest_small_rendered"] > 0
+
+
+def test_report_benchmark_prints_one_json_object_last():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "reports.py"), "--db", "sqlite", "--scale", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("seconds", "peak_mb", "statements", "statements_at_200_partners"):
+        assert key in result, key
+    assert result["statements"] == result["statements_at_200_partners"]  # not per partner
+    assert result["audit_events"] >= 10_000 and result["claims_in_week"] > 0

@@ -105,7 +105,9 @@ class PauseFact:
 class Facts:
     """Everything loaded for one report (``lyra_bot.reports.load``)."""
 
-    claims: list[ClaimFact] = field(default_factory=list)  # overlapping the whole window
+    claims: list[ClaimFact] = field(default_factory=list)  # ended in the window, or active
+    trend_claimed: list[datetime] = field(default_factory=list)  # claims of earlier weeks
+    trend_lapsed: list[datetime] = field(default_factory=list)  # lapses of earlier weeks
     leads: list[LeadFact] = field(default_factory=list)  # added or withdrawn in the window
     pool: list[LeadFact] = field(default_factory=list)  # possibly open inside the window
     lead_claims: dict[int, list[tuple[datetime, datetime | None]]] = field(

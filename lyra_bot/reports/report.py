@@ -74,39 +74,32 @@ async def build_report(tenant: Tenant, period: Period, now: datetime) -> Report:
     now_slices = compute(facts, period.start, until, stale)
     before = compute(facts, previous.start, previous.end, stale, detail=False).total
 
-    partners = await Partner.filter(tenant_id=tenant.id).order_by("id")
+    partners = (
+        await Partner.filter(tenant_id=tenant.id)
+        .order_by("id")
+        .values_list("id", "slug", "name", "active")
+    )
     pauses: dict[int, list[PauseFact]] = {}
     for pause in facts.pauses:
         if pause.start < until and pause.until > period.start:
             pauses.setdefault(pause.partner_id, []).append(pause)
     cards = []
-    for partner in partners:
-        metrics = now_slices.partner.get(partner.id) or Metrics()
-        if not partner.active and metrics == Metrics():
+    for partner_id, slug, name, active in partners:
+        metrics = now_slices.partner.get(partner_id) or Metrics()
+        if not active and metrics == Metrics():
             continue
-        cards.append(
-            PartnerCard(
-                partner.id,
-                partner.slug,
-                partner.name,
-                partner.active,
-                metrics,
-                sorted(pauses.get(partner.id, []), key=lambda p: p.start),
-            )
-        )
+        paused = sorted(pauses.get(partner_id, []), key=lambda p: p.start)
+        cards.append(PartnerCard(partner_id, slug, name, active, metrics, paused))
     cards.sort(key=lambda card: attention_key(card.metrics, card.slug))
 
     points = [WeekPoint(week.label, week.start) for week in weeks]
-    for claim in facts.claims:
-        for point, week in zip(points, weeks, strict=True):
-            if week.start <= claim.claimed_at < min(week.end, until):
-                point.claims += 1
-            if (
-                claim.state == ClaimState.EXPIRED
-                and claim.ended_at is not None
-                and week.start <= claim.ended_at < min(week.end, until)
-            ):
-                point.lapses += 1
+    claimed = [*facts.trend_claimed, *(c.claimed_at for c in facts.claims)]
+    lapsed = [*facts.trend_lapsed]
+    lapsed += [c.ended_at for c in facts.claims if c.state == ClaimState.EXPIRED and c.ended_at]
+    for point, week in zip(points, weeks, strict=True):
+        end = min(week.end, until)
+        point.claims = sum(1 for when in claimed if week.start <= when < end)
+        point.lapses = sum(1 for when in lapsed if week.start <= when < end)
 
     return Report(
         tenant=tenant,

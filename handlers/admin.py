@@ -129,11 +129,27 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
             columns[name] = parse_hours_list(value)
         elif name == "report_day":
             columns[name] = parse_report_day(value)
+        elif name == "slack_owner_channel":
+            columns[name] = _slack_channel(value)
         elif name == "report_time":
             columns[name] = parse_clock(value).strftime("%H:%M")
         else:
             raise AssertionError(f"no rule for tenant policy {name!r}")
     return columns
+
+
+# A Slack channel id: C or G, then capitals and digits (at least one digit, so that a channel
+# name like "general" is not taken for an id).
+_SLACK_CHANNEL_RE = re.compile(r"^[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{4,31}$")
+
+
+def _slack_channel(value: str | None) -> str | None:
+    text = (value or "").strip().upper()
+    if text in {"", "NONE", "-"}:
+        return None
+    if not _SLACK_CHANNEL_RE.match(text):
+        raise InvalidInput(f"'{value}' is not a Slack channel id (like C0123ABCD).")
+    return text
 
 
 def _check_consistent(tenant: Tenant) -> None:
@@ -172,6 +188,7 @@ def policy_view(tenant: Tenant) -> dict[str, Any]:
         "retention_months": tenant.retention_months,
         "report_day": format_report_day(tenant.report_day),
         "report_time": tenant.report_time,
+        "slack_owner_channel": tenant.slack_owner_channel or "none",
     }
 
 

@@ -215,6 +215,7 @@ LapseLimitOpt = typer.Option(help="Lapses in 30 days that pause a partner (0 = n
 PauseOpt = typer.Option(help="Days a partner is paused from claiming.")
 ReportDayOpt = typer.Option(help="Weekday the weekly owner report is sent (mon … sun, or none).")
 ReportTimeOpt = typer.Option(help="Local time the weekly owner report is sent, like 08:00.")
+OwnerChannelOpt = typer.Option(help="Slack channel id for the owner's report summary, or none.")
 
 
 @tenant_app.command("add")
@@ -252,6 +253,7 @@ def tenant_add(
     pause_days: Annotated[int, PauseOpt] = 14,
     report_day: Annotated[str, ReportDayOpt] = "mon",
     report_time: Annotated[str, ReportTimeOpt] = "08:00",
+    slack_owner_channel: Annotated[str | None, OwnerChannelOpt] = None,
 ) -> None:
     """Add a tenant (an owner organisation) with its policy."""
     cmd = c.AddTenant(
@@ -280,6 +282,7 @@ def tenant_add(
         lapse_pause_days=pause_days,
         report_day=report_day,
         report_time=report_time,
+        slack_owner_channel=slack_owner_channel,
     )
     say(run(lambda: send(cmd, Actor.system())))
 
@@ -315,6 +318,7 @@ def tenant_set(
     retention_months: Annotated[int | None, typer.Option(help="Months of retention.")] = None,
     report_day: Annotated[str | None, ReportDayOpt] = None,
     report_time: Annotated[str | None, ReportTimeOpt] = None,
+    slack_owner_channel: Annotated[str | None, OwnerChannelOpt] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a tenant's policy (only the options given; new claims follow it)."""
@@ -343,6 +347,7 @@ def tenant_set(
         retention_months=retention_months,
         report_day=report_day,
         report_time=report_time,
+        slack_owner_channel=slack_owner_channel,
     )
 
     async def body() -> Reply:

@@ -268,6 +268,7 @@ class AddTenant(Command):
     retention_months: int = 24
     report_day: str = "mon"  # weekday of the weekly owner report; "none" = not sent
     report_time: str = "08:00"  # local time it is sent
+    slack_owner_channel: str | None = None  # Slack channel id for the owner's report summary
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,7 @@ class UpdateTenant(Command):
     retention_months: int | None = None
     report_day: str | None = None
     report_time: str | None = None
+    slack_owner_channel: str | None = None  # "none" unlinks
 
 
 @dataclass(frozen=True)

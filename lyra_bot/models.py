@@ -57,6 +57,7 @@ class Tenant(Model):
     # the weekly owner report: local weekday (Monday = 0, None = not sent) and time
     report_day = fields.SmallIntField(null=True, default=0)
     report_time = fields.CharField(max_length=5, default="08:00")
+    slack_owner_channel = fields.CharField(max_length=32, null=True)  # the report goes here too
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 

@@ -167,3 +167,27 @@ def test_inline_parts_are_checked_before_they_are_queued():
         with pytest.raises(ValueError):
             bad.to_payload()
     assert datetime(2026, 11, 9, tzinfo=UTC)  # keeps the import honest for readers
+
+
+async def test_the_summary_goes_to_the_owners_slack_channel_when_linked(services, clock):
+    world = await build_history(services, clock, second_week=False)
+    bad = await world.do(c.UpdateTenant(slack_owner_channel="#general"), world.owner)
+    assert not bad.ok and "not a Slack channel id" in bad.message
+    await world.ok(c.UpdateTenant(slack_owner_channel="c0owner1"), world.owner)
+    await world.ok(c.AddPartner("shouty", "<!channel> Shouty", ("*",), ("CH",)), world.owner)
+    clock.set(at(9, 7))
+    await services.scheduler.run_job("owner-report")
+    [row] = await OutboxMessage.filter(kind="report.slack", tenant_id=world.tenant_id)
+    assert row.channel == "slack" and row.recipient == "C0OWNER1"
+    assert row.dedupe_key == f"report:{world.tenant_id}:2026-W45:slack"
+    args = row.payload["args"]
+    assert row.payload["method"] == "chat.postMessage" and args["channel"] == "C0OWNER1"
+    assert args["text"] == "Weekly report · Acme · Week 45, 2–8 Nov 2026"  # en_CH
+    body = "\n".join(block["text"]["text"] for block in args["blocks"])
+    assert "• Claims: *5* (+5)" in body
+    assert "• Alpine: Claims 3 · Lapses 1" in body
+    assert "&lt;!channel&gt; Shouty" in body and "<!channel>" not in body  # no mass mention
+    await world.ok(c.UpdateTenant(slack_owner_channel="none"), world.owner)
+    clock.set(at(16, 7))
+    await services.scheduler.run_job("owner-report")
+    assert await OutboxMessage.filter(kind="report.slack").count() == 1

@@ -64,7 +64,8 @@ def due_week(tenant: Tenant, now: datetime) -> tuple[Period, datetime] | None:
 @handles(SendOwnerReports)
 async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWork) -> Reply:
     """Sweep: every tenant whose report day and time have passed gets last week's report once
-    (a service that was down sends it late, and only the latest week's)."""
+    (a service that was down sends it late, and only the latest week's). Each report is
+    computed and its chart drawn inside the sweep's transaction, so few go in one batch."""
     require(actor, Role.SYSTEM, Role.OWNER)
     query = Tenant.filter(report_day__isnull=False)
     if actor.tenant_id is not None:
@@ -74,8 +75,19 @@ async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWor
         found = due_week(tenant, uow.now)
         if found is not None:
             due.append((tenant, found[0]))
-    sent = await _already_sent([t.id for t, _ in due], uow.now)
-    todo = [(t, week) for t, week in due if (t.id, week.label) not in sent]
+    ids = [t.id for t, _ in due]
+    sent = await _already_sent(ids, uow.now)
+    # A week that ended before the tenant existed has nothing to say: not sent.
+    added = dict(
+        await AuditEvent.filter(tenant_id__in=ids, kind="tenant.added").values_list(
+            "tenant_id", "at"
+        )
+    )
+    todo = [
+        (t, week)
+        for t, week in due
+        if (t.id, week.label) not in sent and (t.id not in added or week.end > added[t.id])
+    ]
     done = []
     for tenant, week in todo[: cmd.batch]:
         await queue_report(uow, tenant, await build_report(tenant, week, uow.now))

@@ -437,4 +437,4 @@ class SendOwnerReports(Sweep):
     """Send each tenant's weekly report (mail with chart; Slack when linked) once its report
     day and time have come, for the last complete week; at most ``batch`` tenants per run."""
 
-    batch: int = 5
+    batch: int = 2

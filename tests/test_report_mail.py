@@ -32,42 +32,43 @@ async def test_the_report_goes_out_at_the_tenants_day_and_time_once(services, cl
     world = await build_history(services, clock, second_week=False)
     scheduler = services.scheduler
     # Monday 9 Nov 07:59 in Zurich: the last report time that passed was Monday 2 Nov 08:00,
-    # whose report (week 44) was never sent: it goes out now, late.
+    # for week 44, which ended before the tenants were added (Monday 2 Nov 10:00): nothing.
     clock.set(at(9, 6, 59))
+    assert (await scheduler.run_job("owner-report")).count == 0
+    clock.set(at(9, 7, 0))  # 08:00 in Zurich
     first = await scheduler.run_job("owner-report")
     assert first.ok and first.count == 2
-    assert first.message.endswith("acme 2026-W44, globex 2026-W44.")
-    clock.set(at(9, 7, 0))  # 08:00 in Zurich
-    second = await scheduler.run_job("owner-report")
-    assert second.count == 2 and "acme 2026-W45" in second.message
+    assert first.message.endswith("acme 2026-W45, globex 2026-W45.")
     clock.set(at(12, 7, 0))
     assert (await scheduler.run_job("owner-report")).count == 0  # nothing more this week
+    # The service was down over Monday 16 Nov: week 46 goes out late, on Wednesday.
+    clock.set(at(18, 14, 0))
+    late = await scheduler.run_job("owner-report")
+    assert late.count == 2 and "acme 2026-W46" in late.message
     rows = await OutboxMessage.filter(kind="report.owner", tenant_id=world.tenant_id).order_by("id")
     assert [row.dedupe_key for row in rows] == [
-        f"report:{world.tenant_id}:2026-W44",
         f"report:{world.tenant_id}:2026-W45",
+        f"report:{world.tenant_id}:2026-W46",
     ]
     assert {row.recipient for row in rows} == {OWNER}
     events = await AuditEvent.filter(kind="report.sent", tenant_id=world.tenant_id).values_list(
         "tenant_id", "data"
     )
-    assert [data["week"] for _, data in events] == ["2026-W44", "2026-W45"]
+    assert [data["week"] for _, data in events] == ["2026-W45", "2026-W46"]
 
     # Friday 17:30 in the owner's policy; globex turned reports off.
     await world.ok(c.UpdateTenant(report_day="fri", report_time="17:30"), world.owner)
     assert world.other_owner is not None
     await world.ok(c.UpdateTenant(report_day="none"), world.other_owner)
-    clock.set(at(13, 16, 29))
-    assert (await scheduler.run_job("owner-report")).count == 0  # W45 is already out
-    clock.set(at(20, 16, 29))  # Friday 20 Nov 17:29
+    clock.set(at(20, 16, 30))  # Friday 20 Nov 17:30: last week (46) is already out
     assert (await scheduler.run_job("owner-report")).count == 0
-    clock.set(at(20, 16, 30))
+    clock.set(at(27, 16, 29))  # Friday 27 Nov 17:29: not yet
+    assert (await scheduler.run_job("owner-report")).count == 0
+    clock.set(at(27, 16, 30))
     third = await scheduler.run_job("owner-report")
-    assert third.message.endswith("acme 2026-W46.")
-    assert (
-        await OutboxMessage.filter(kind="report.owner", tenant_id=world.other_tenant_id).count()
-        == 2
-    )  # weeks 44 and 45, none after reports were turned off
+    assert third.count == 1 and third.message.endswith(": acme 2026-W47.")
+    globex = OutboxMessage.filter(kind="report.owner", tenant_id=world.other_tenant_id)
+    assert await globex.count() == 2  # weeks 45 and 46, none after reports were turned off
 
 
 async def test_the_sent_mail_has_text_html_and_the_chart_by_content_id(store, clock, smtp_server):

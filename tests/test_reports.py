@@ -237,3 +237,17 @@ def test_periods_parse_and_refuse_clearly():
     # The week of the spring DST change is an hour short in Zurich.
     spring = parse_week("2026-W13", ZURICH, now)
     assert (spring.end - spring.start).total_seconds() == 167 * 3600
+
+
+async def test_show_report_is_for_the_owner_only(services, clock):
+    world = await build_history(services, clock)
+    clock.set(at(16, 9))
+    reply = await world.ok(c.ShowReport(week="last"), world.owner)
+    assert reply.code == "report"
+    assert reply.message == "Acme, Week 46, 9–15 Nov 2026: 2 claim(s), 1 won, 1 lapse(s), 2 open."
+    assert reply.data["report"]["period"]["label"] == "2026-W46"
+    assert reply.data["view"]["summary"]["revenue"] == "CHF\xa03'000.00"  # en_CH
+    refused = await world.do(c.ShowReport(), "mia@alpine.example")
+    assert not refused.ok and refused.code == "forbidden"
+    bad = await world.do(c.ShowReport(week="W46"), world.owner)
+    assert not bad.ok and bad.code == "invalid_input" and "2026-W48" in bad.message

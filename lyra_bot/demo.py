@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +23,10 @@ from lyra_bot.clock import FrozenClock
 from lyra_bot.commands import Actor
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
-from lyra_bot.models import User
+from lyra_bot.models import Tenant, User
+from lyra_bot.reports.periods import parse_week
+from lyra_bot.reports.report import build_report
+from lyra_bot.reports.table import print_report
 
 LEADS = [
     # product, region, industry, size, need, company, contact, email, phone, address
@@ -266,3 +271,11 @@ async def _story(settings: Settings, console: Console) -> None:
     await story.do(c.ClaimLead("L-1001"), tom)
     await story.do(c.GiveFeedback("L-1001", "contacted", note="Meeting next Tuesday"), tom)
     await deliver()
+
+    story.title("Monday 08:00 in Zurich: the owner's weekly report, by mail with its chart")
+    clock.set(datetime(2026, 11, 9, 7, 0, tzinfo=UTC))
+    await story.do(c.SendOwnerReports(), system)
+    await deliver()
+    tenant = await Tenant.get(id=story.tenant_id)
+    week = parse_week("last", ZoneInfo(tenant.timezone), clock.now())
+    print_report(console, await build_report(tenant, week, clock.now()), "partner")

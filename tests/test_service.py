@@ -88,10 +88,13 @@ def test_demo_tells_the_whole_story(tmp_path):
         "1 claim(s) lapsed: L-1001",
         "others get a turn",
         "recorded as contacted",
+        "Sent 1 weekly report(s): acme 2026-W45.",
+        "Partner scorecard",
     ):
         assert expected in out, expected
     mails = list((tmp_path / "mails").rglob("*.eml"))
-    assert len(mails) == 17 and f"{len(mails)} emails were written" in out
+    assert len(mails) == 18 and f"{len(mails)} emails were written" in out
+    assert [m.name for m in mails if "report-owner" in m.name]
     assert "Huber Maschinen AG" not in out.split("teasers only")[1].split("claims L-1001")[0]
     # a second run starts afresh
     again = cli(
@@ -102,4 +105,4 @@ def test_demo_tells_the_whole_story(tmp_path):
         "--outbox-dir",
         str(tmp_path / "mails"),
     )
-    assert "17 emails were written" in again.stdout
+    assert "18 emails were written" in again.stdout

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from lyra_bot.reports.exports import Dimension
 from lyra_bot.reports.report import Report
@@ -16,15 +17,12 @@ PARTNER_COLUMNS = (
     ("late", "feedback_late"),
     ("not_contacted", "not_contacted"),
     ("on_time", "feedback_on_time"),
-    ("median_feedback", "median_hours_to_feedback"),
     ("won", "won"),
     ("revenue", "revenue"),
     ("conversion", "conversion"),
-    ("contact_rate", "contact_rate"),
-    ("extensions", "extensions"),
     ("reliability", "reliability"),
-    ("paused", "paused"),
 )
+"""The scorecard's main columns; ``--format csv`` or ``json`` has every metric."""
 SLICE_COLUMNS = (
     ("added", "added"),
     ("offered", "offered"),
@@ -38,36 +36,65 @@ SLICE_COLUMNS = (
 )
 
 
+WIDE = 120
+"""Narrower consoles get the scorecard as lines, not a table of squeezed columns."""
+
+
 def print_report(console: Console, report: Report, by: Dimension) -> None:
     view = report_context(report, max_partners=len(report.partners))
     words = view["words"]
     head = Table(
-        "",
+        Column("", min_width=12),
         view["period_label"],
         view["previous_label"],
         words["change"],
         title=f"{view['title']} · {report.tenant.name} · {view['period']}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
     for row in view["headline"]:
         head.add_row(row["label"], row["value"], row["previous"], row["change"])
     console.print(head)
 
     fmt = formatter(report)
-    if by == "partner":
-        table = Table(*(words[label] for _, label in PARTNER_COLUMNS), title=words["scorecard"],
-                      title_justify="left")  # fmt: skip
+    if by == "partner" and console.width < WIDE:
+        console.print(f"\n[bold]{words['scorecard']}[/bold]", highlight=False)
         for card in report.partners:
             row = partner_row(card, report, fmt)
-            table.add_row(*(row[key] for key, _ in PARTNER_COLUMNS))
+            figures = " · ".join(f"{words[label]} {row[key]}" for key, label in PARTNER_COLUMNS[1:])
+            paused = f" ({row['paused']})" if row["paused"] else ""
+            console.print(f"  {row['name']}{paused}\n    {figures}", highlight=False)
+        console.print()
+    elif by == "partner":
+        columns = list(PARTNER_COLUMNS)
+        if any(card.pauses for card in report.partners):
+            columns.append(("paused", "paused"))
+        table = Table(
+            Column(words["partner"], min_width=12),
+            *(_number(words[label]) for _, label in columns[1:]),
+            title=words["scorecard"],
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
+        for card in report.partners:
+            row = partner_row(card, report, fmt)
+            table.add_row(*(row[key] for key, _ in columns))
+        console.print(table)
     else:
         slices = report.products if by == "product" else report.regions
-        table = Table(words[by], *(words[label] for _, label in SLICE_COLUMNS),
-                      title=words["demand"], title_justify="left")  # fmt: skip
+        table = Table(
+            Column(words[by], min_width=8),
+            *(_number(words[label]) for _, label in SLICE_COLUMNS),
+            title=words["demand"],
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
         for name, metrics in slices.items():
             row = slice_row(name, metrics, fmt)
             table.add_row(row["name"], *(row[key] for key, _ in SLICE_COLUMNS))
-    console.print(table)
+        console.print(table)
     pool = view["pool"]
     bands = ", ".join(f"{b['name']}: {b['count']}" for b in pool["bands"])
     console.print(f"{words['pool']}: {words['open_end']} {pool['open']} ({bands})", highlight=False)
@@ -75,3 +102,7 @@ def print_report(console: Console, report: Report, by: Dimension) -> None:
         console.print(f"{pool['never_claimed_label']}: {pool['never_claimed']}", highlight=False)
     idle = ", ".join(card.name for card in report.idle) or words["none"]
     console.print(f"{words['idle']}: {idle}", highlight=False)
+
+
+def _number(header: str) -> Column:
+    return Column(header, justify="right", no_wrap=False, overflow="fold")

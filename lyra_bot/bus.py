@@ -4,6 +4,10 @@
 records the inbound idempotency key, runs the handler, writes the audit and outbox rows the
 handler collected, and commits. A second dispatch with the same key returns the first Reply
 and changes nothing.
+
+A channel that answers through the outbox passes ``respond``: it is called with the Reply
+inside the same transaction (also for a refused command), so the answer is queued exactly
+when the change and the idempotency key commit — never lost, never sent twice.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Reply:
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
 Hook = Callable[["UnitOfWork"], Awaitable[None]]
+Respond = Callable[[Reply, "UnitOfWork"], Awaitable[None]]
 
 _HANDLERS: dict[type[Command], Handler] = {}
 
@@ -146,13 +151,23 @@ class Bus:
         self.before_commit: list[Hook] = []
         self.after_commit: list[Callable[[UnitOfWork], None]] = []
 
-    async def dispatch(self, cmd: Command, actor: Actor, key: str | None = None) -> Reply:
-        """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent."""
+    async def dispatch(
+        self,
+        cmd: Command,
+        actor: Actor,
+        key: str | None = None,
+        respond: Respond | None = None,
+    ) -> Reply:
+        """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent.
+
+        ``respond(reply, uow)`` may queue the answer (outbox rows) in that transaction; it is
+        not called for a duplicate, whose answer was queued the first time.
+        """
         handler = _HANDLERS.get(type(cmd))
         if handler is None:
             raise LookupError(f"no handler for {cmd.kind}")
         uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
-        if not cmd.writes and key is None:
+        if not cmd.writes and key is None and respond is None:
             try:
                 return await handler(cmd, actor, uow)
             except DomainError as exc:
@@ -162,6 +177,8 @@ class Bus:
                 if key is not None and not await _claim_key(key, cmd, actor, uow.now):
                     return await _stored_reply(key)
                 reply = await handler(cmd, actor, uow)
+                if respond is not None:
+                    await respond(reply, uow)
                 for hook in self.before_commit:
                     await hook(uow)
                 await uow.flush()
@@ -169,8 +186,8 @@ class Bus:
                     await InboundKey.filter(key=key).update(reply=reply.to_json())
         except DomainError as exc:
             reply = Reply.error(exc)
-            if key is not None:
-                reply = await self._record_error(key, cmd, actor, uow.now, reply)
+            if key is not None or respond is not None:
+                reply = await self._record_error(key, cmd, actor, uow.now, reply, respond)
             return reply
         except IntegrityError:
             # A concurrent delivery of the same key won the insert; answer like it did.
@@ -182,15 +199,29 @@ class Bus:
         return reply
 
     async def _record_error(
-        self, key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply
+        self,
+        key: str | None,
+        cmd: Command,
+        actor: Actor,
+        now: datetime,
+        reply: Reply,
+        respond: Respond | None = None,
     ) -> Reply:
         """Remember a refused command too, so a re-delivery is not answered twice."""
+        uow = UnitOfWork(actor, now, self.settings, self.renderer)
         try:
             async with in_transaction("default"):
-                if not await _claim_key(key, cmd, actor, now, reply):
+                if key is not None and not await _claim_key(key, cmd, actor, now, reply):
                     return await _stored_reply(key)
+                if respond is not None:
+                    await respond(reply, uow)
+                    await uow.flush()
         except IntegrityError:
+            if key is None:
+                raise
             return await _stored_reply(key)
+        for callback in self.after_commit:
+            callback(uow)
         return reply
 
 

@@ -1,3 +1,13 @@
 """Command handlers, one module per area. Importing this package registers them all."""
 
-from handlers import admin, claims, feedback, leads, lifecycle, pool  # noqa: F401
+from handlers import (  # noqa: F401
+    admin,
+    claims,
+    feedback,
+    leads,
+    lifecycle,
+    pool,
+    reports,
+    slack_digests,
+    slack_links,
+)

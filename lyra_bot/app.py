@@ -25,6 +25,7 @@ from lyra_bot.outbox import OutboxWorker, Transport
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", "Services")
+SLACK = web.AppKey("slack", Any)
 
 
 @dataclass
@@ -43,11 +44,31 @@ def email_transport(settings: Settings) -> Transport:
     return FileTransport(settings)
 
 
+def transports(settings: Settings, clock: Clock) -> list[Transport]:
+    """Email always; Slack when a bot token is set."""
+    items = [email_transport(settings)]
+    if settings.slack_enabled:
+        from adapters.slack.transport import SlackTransport
+
+        items.append(SlackTransport(settings, clock))
+    return items
+
+
+def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> Bus:
+    """The bus with its hooks: every process (service, CLI, demo) changes state through one
+    built here, so posted Slack messages follow every change, whoever made it."""
+    from handlers.slack_digests import queue_message_updates
+
+    bus = Bus(settings, clock)
+    bus.before_commit.append(queue_message_updates)
+    return bus
+
+
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    bus = Bus(settings, clock)
-    worker = OutboxWorker(settings, [email_transport(settings)], clock, bus.renderer)
+    bus = build_bus(settings, clock)
+    worker = OutboxWorker(settings, transports(settings, clock), clock, bus.renderer)
 
     def wake_worker(uow: UnitOfWork) -> None:
         if uow.queued:
@@ -65,7 +86,27 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    if services.settings.slack_enabled:
+        mount_slack(app, services)
     return app
+
+
+def mount_slack(app: web.Application, services: Services) -> None:
+    """The bolt app at ``POST /slack/events`` (events, interactions and ``/lyra``)."""
+    from adapters.slack.app import SlackApp
+
+    slack = SlackApp(services.bus, services.settings, services.clock)
+    app[SLACK] = slack
+    app.router.add_post("/slack/events", slack.handle)
+
+    async def start(_: web.Application) -> None:
+        await slack.start()
+
+    async def stop(_: web.Application) -> None:
+        await slack.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 async def serve(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:

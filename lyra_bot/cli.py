@@ -38,6 +38,7 @@ partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
 user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
+digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads.")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -45,6 +46,7 @@ for sub, name in (
     (user_app, "user"),
     (lead_app, "lead"),
     (outbox_app, "outbox"),
+    (digest_app, "digest"),
 ):
     app.add_typer(sub, name=name)
 
@@ -123,7 +125,9 @@ async def partner_actor(tenant: Tenant, email: str) -> Actor:
 
 
 async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
-    reply = await (bus or Bus()).dispatch(cmd, actor)
+    from lyra_bot.app import build_bus
+
+    reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
         fail(reply.message)
     return reply
@@ -286,6 +290,49 @@ def user_add(
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
         return await send(c.AddUser(email, name, partner, locale), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@partner_app.command("link-slack")
+def partner_link_slack(
+    partner: str,
+    channel_id: Annotated[str, typer.Argument(help="Slack channel id, like C0123ABCD.")],
+    team: Annotated[str | None, typer.Option(help="Slack team (workspace) id.")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Post this partner's lead digests in a Slack channel."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.LinkSlackChannel(partner, channel_id, team), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@partner_app.command("unlink-slack")
+def partner_unlink_slack(channel_id: str, tenant: TenantOpt = None) -> None:
+    """Stop posting digests in a Slack channel."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.UnlinkSlackChannel(channel_id), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@user_app.command("link-slack")
+def user_link_slack(
+    email: str,
+    slack_user: Annotated[str, typer.Option(help="Slack user id, like U0123ABCD.")],
+    slack_team: Annotated[str, typer.Option(help="The user's own Slack team id, like T0123ABCD.")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Link a user to a Slack account (needed for people from other organisations)."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.LinkSlackUser(email, slack_team, slack_user), Actor.owner(t.id))
 
     say(run(body))
 
@@ -550,6 +597,29 @@ def outbox_deliver() -> None:
             await services.worker.close()
 
     out.print(f"Delivered {run(body)} message(s).")
+
+
+# --- digests ------------------------------------------------------------------------------
+
+
+@digest_app.command("send")
+def digest_send(
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", envvar="LYRA_TENANT", help="Only this tenant."),
+    ] = None,
+    max_leads: Annotated[
+        int | None,
+        typer.Option(help="Most leads per channel (default LYRA_SLACK_DIGEST_MAX_LEADS)."),
+    ] = None,
+) -> None:
+    """Queue digests of new leads: every linked Slack channel gets the teasers it has not seen."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant)).id) if tenant else Actor.system()
+        return await send(c.PostSlackDigests(max_leads), actor)
+
+    say(run(body))
 
 
 # --- service ------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class Slack:
         return await self.sender.post(self.session, body, **kwargs)
 
     async def click(self, user: str, action: str, ref: str, **kwargs: Any) -> tuple[int, str]:
+        kwargs.setdefault("channel", ALPINE_CHANNEL)
         return await self.send(self.sender.action_body(user, action, ref, **kwargs))
 
     async def command(self, user: str, text: str, channel: str = ALPINE_CHANNEL) -> int:

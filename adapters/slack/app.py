@@ -136,6 +136,9 @@ class SlackApp:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
+        # bolt's verifier crashes (500) on a timestamp that is not a number: refuse it here.
+        if not request.headers.get("X-Slack-Request-Timestamp", "0").strip().isdigit():
+            return web.json_response({"error": "invalid request"}, status=401)
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 

@@ -10,9 +10,11 @@ from lyra_bot.commands import Actor, LinkSlackChannel, LinkSlackUser, Role, Unli
 from lyra_bot.domain import InvalidInput, NotFound
 from lyra_bot.models import Partner, SlackChannel, User
 
-_CHANNEL_RE = re.compile(r"^[CG][A-Z0-9]{4,31}$")
-_TEAM_RE = re.compile(r"^[TE][A-Z0-9]{4,31}$")
-_USER_RE = re.compile(r"^[UW][A-Z0-9]{4,31}$")
+# Slack ids: a type letter, then upper-case letters and digits (at least one digit, so that a
+# channel *name* like "general" is not taken for the id of a private channel).
+_CHANNEL_RE = re.compile(r"^[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{4,31}$")
+_TEAM_RE = re.compile(r"^[TE](?=[A-Z0-9]*[0-9])[A-Z0-9]{4,31}$")
+_USER_RE = re.compile(r"^[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{4,31}$")
 
 
 def slack_id(value: str, pattern: re.Pattern[str], what: str) -> str:

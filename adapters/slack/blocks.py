@@ -54,6 +54,11 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def fallback(text: str) -> str:
+    """A message's ``text`` (notifications, screen readers): mrkdwn too, so escaped."""
+    return clip(esc(text), MAX_TEXT)
+
+
 def plain(text: str, limit: int = 75) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
 
@@ -134,7 +139,7 @@ def digest(title: str, items: Iterable[tuple[Mapping[str, Any], str, Block | Non
     items = list(items)[:LEADS_PER_MESSAGE]
     blocks = [header(title)] + [lead_section(t, note, button) for t, note, button in items]
     refs = ", ".join(teaser_line(t) for t, _, _ in items)
-    return {"text": clip(f"{title}: {refs}", MAX_TEXT), "blocks": blocks}
+    return {"text": fallback(f"{title}: {refs}"), "blocks": blocks}
 
 
 def content_hash(message: Mapping[str, Any]) -> str:
@@ -147,12 +152,12 @@ def content_hash(message: Mapping[str, Any]) -> str:
 
 
 def text_answer(text: str) -> dict:
-    return {"text": clip(text, MAX_TEXT), "blocks": [section(esc(text))]}
+    return {"text": fallback(text), "blocks": [section(esc(text))]}
 
 
 def help_answer(prefix: str = "") -> dict:
     text = (esc(prefix) + "\n\n" if prefix else "") + HELP
-    return {"text": clip(prefix or "How to use /lyra", MAX_TEXT), "blocks": [section(text)]}
+    return {"text": fallback(prefix or "How to use /lyra"), "blocks": [section(text)]}
 
 
 def customer(lead: Mapping[str, Any]) -> list[Block]:
@@ -183,7 +188,7 @@ def claimed_answer(message: str, lead: Mapping[str, Any], due_at: Any) -> dict:
             "elements": [feedback_button(lead["ref"])],
         }
     )
-    return {"text": clip(message, MAX_TEXT), "blocks": blocks}
+    return {"text": fallback(message), "blocks": blocks}
 
 
 def taken_answer(message: str, similar: list[Mapping[str, Any]]) -> dict:
@@ -191,7 +196,7 @@ def taken_answer(message: str, similar: list[Mapping[str, Any]]) -> dict:
     if similar:
         blocks.append(context("Similar leads you can claim now:"))
         blocks += [lead_section(t, button=claim_button(t["ref"])) for t in similar[:3]]
-    return {"text": clip(message, MAX_TEXT), "blocks": blocks}
+    return {"text": fallback(message), "blocks": blocks}
 
 
 def pool_answer(message: str, leads: list[Mapping[str, Any]], total: int) -> dict:
@@ -200,7 +205,7 @@ def pool_answer(message: str, leads: list[Mapping[str, Any]], total: int) -> dic
     blocks += [lead_section(t, button=claim_button(t["ref"])) for t in leads[:room]]
     if total > min(len(leads), room):
         blocks.append(context(f"{total - min(len(leads), room)} more in your pool."))
-    return {"text": clip(message, MAX_TEXT), "blocks": blocks}
+    return {"text": fallback(message), "blocks": blocks}
 
 
 def claim_lines(claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> list[Block]:
@@ -218,7 +223,7 @@ def claim_lines(claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) ->
 
 def mine_answer(message: str, claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> dict:
     blocks = [section(f"*{esc(message)}*"), *claim_lines(claims, due_text)[: MAX_BLOCKS - 1]]
-    return {"text": clip(message, MAX_TEXT), "blocks": blocks}
+    return {"text": fallback(message), "blocks": blocks}
 
 
 REPORT_LABELS = (
@@ -238,7 +243,7 @@ def report_blocks(numbers: Mapping[str, Any], since_text: str) -> list[Block]:
 
 def report_answer(numbers: Mapping[str, Any], since_text: str) -> dict:
     return {
-        "text": f"This week's numbers (since {since_text})",
+        "text": fallback(f"This week's numbers (since {since_text})"),
         "blocks": report_blocks(numbers, since_text),
     }
 

@@ -51,7 +51,7 @@ class Slack:
         for _ in range(50):
             await self.app.drain()
             delivered = await self.services.worker.run_once()
-            if not delivered and not self.app._tasks:
+            if not delivered and self.app.idle:
                 return
         raise AssertionError("Lyra did not settle")
 

@@ -117,16 +117,24 @@ async def test_lapsed_lead_gets_its_button_back_and_withdrawn_loses_it(slack, cl
         assert button(block) is None and "Withdrawn" in block["text"]["text"]
 
 
-async def test_change_before_the_digest_is_delivered_is_shown(slack):  # noqa: F811
+async def test_change_before_the_digest_is_delivered_is_shown(slack, clock):  # noqa: F811
     world = slack.world
     await slack.services.bus.dispatch(c.PostSlackDigests(), c.Actor.system())
-    await world.ok(c.ClaimLead("L-1002"), "mia@alpine.example")  # queued, not posted yet
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")  # queued, not posted yet
 
     await slack.settle()
 
-    [alpine] = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == ALPINE_CHANNEL]
-    assert button(lead_block(alpine, "L-1002")) == ("lyra.feedback", "L-1002")
+    [alpine] = slack.fake.of("chat.postMessage")  # Lakeside's only lead is gone: no digest
+    assert alpine["channel"] == ALPINE_CHANNEL
+    assert button(lead_block(alpine, "L-1001")) == ("lyra.feedback", "L-1001")
     assert slack.fake.of("chat.update") == []  # rendered at delivery: nothing left to update
+    lakeside = await SlackMessage.get(channel_id=LAKESIDE_CHANNEL)
+    assert lakeside.status == SlackMessageStatus.GONE and lakeside.ts is None
+
+    clock.advance(hours=49)
+    await world.ok(c.ExpireOverdue(), c.Actor.system())
+    await slack.digests()  # back in the pool: Lakeside's next digest offers it
+    assert [m["channel"] for m in slack.fake.of("chat.postMessage")][1:] == [LAKESIDE_CHANNEL]
 
 
 async def test_deleted_message_or_channel_is_tolerated(slack):  # noqa: F811

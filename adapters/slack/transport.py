@@ -12,7 +12,8 @@ Methods:
   the bot instead, which again only that user sees.
 - ``lyra.post_message`` ``{"message": <SlackMessage id>}``: renders the recorded message
   from the database *now*, posts it with ``chat.postMessage`` and stores its ``ts``, so
-  every later change of its leads can update it.
+  every later change of its leads can update it (not posted at all when none of its leads
+  can be claimed any more).
 - ``lyra.update_message`` ``{"message": <SlackMessage id>}``: renders the message again from
   the database *now* and sends ``chat.update``; skipped when Slack already shows exactly
   that. A message or channel gone from Slack is marked gone and not retried.
@@ -76,7 +77,14 @@ NO_EPHEMERAL_HERE = frozenset(
     {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
 )
 MESSAGE_GONE = frozenset(
-    {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
+    {
+        "message_not_found",
+        "channel_not_found",
+        "not_in_channel",
+        "cant_update_message",
+        "edit_window_closed",
+        "is_archived",
+    }
 )
 CHANNEL_LOST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
@@ -181,6 +189,11 @@ class SlackTransport:
         if message is None or message.status != SlackMessageStatus.PENDING:
             return  # deleted, or already posted by an earlier attempt
         content = await render_message(message, self.clock.now())
+        if not _offers_claims(content):
+            # Everything in it was taken before it could be posted: nothing to show. Its
+            # leads are free for a later digest should they come back to the pool.
+            await SlackMessage.filter(id=message.id).update(status=SlackMessageStatus.GONE)
+            return
         try:
             data = await self._call(
                 "chat.postMessage",
@@ -238,3 +251,10 @@ class SlackTransport:
         await SlackMessage.filter(id=message.id).update(
             content_hash=digest, updated_at=self.clock.now()
         )
+
+
+def _offers_claims(content: dict[str, Any]) -> bool:
+    return any(
+        (block.get("accessory") or {}).get("action_id") == blocks.CLAIM
+        for block in content.get("blocks") or []
+    )

@@ -1,9 +1,10 @@
-"""Lyra's Slack front door: a bolt ``AsyncApp`` whose listeners ack at once, then act.
+"""Lyra's Slack front door: ``/slack/events`` acks at once, then a bolt ``AsyncApp`` acts.
 
-Every listener calls ``ack()`` first (a Claim button is answered within milliseconds; Slack
-gives up after 3 s) and continues in a background task that ``drain()``/``close()`` wait
-for. Only the feedback modal's submission works before its ack, because validation errors
-travel in the ack itself (``response_action: errors``).
+``handle`` verifies the signature and answers clicks, slash commands and events with an
+empty 200 straight away (a Claim button is acked within milliseconds; Slack gives up after
+3 s); a few workers then pass them to bolt, whose listeners do the work. Only requests whose
+ack carries an answer, like the feedback modal's submission (``response_action: errors``),
+go through bolt before the response.
 
 Commands go through the bus with the request's idempotency key (``slack:<team>:<trigger
 id>``, or the event id), and the answer is queued through the bus's ``respond`` in the same
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 POOL_LIMIT = 20
 WORKERS = 4  # requests worked on at once, after their ack
-QUIET = 0.025  # work waits until no request came in for this long (seconds) …
+QUIET = 0.025  # seconds: work waits until no request came in for this long …
 MAX_DEFER = 0.25  # … but never longer than this
 NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 OWNERS_ONLY = "Only the owner's staff can see the report."
@@ -139,6 +140,7 @@ class SlackApp:
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._pending = 0  # queued or being handled
         self._last_request = 0.0
         self._register()
 
@@ -174,10 +176,13 @@ class SlackApp:
             log.warning("Slack request not handled: %s %s", response.status, response.body)
 
     async def start(self) -> None:
-        """One HTTP session for every Web API call, and the workers (inside the running loop)."""
+        """One HTTP session for every Web API call (created inside the running loop)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
             self.client.session = self._session
+        self._start_workers()
+
+    def _start_workers(self) -> None:
         if not self._workers:
             self._workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
 
@@ -187,7 +192,7 @@ class SlackApp:
 
     @property
     def idle(self) -> bool:
-        return self._queue._unfinished_tasks == 0  # type: ignore[attr-defined]
+        return self._pending == 0
 
     async def close(self) -> None:
         try:
@@ -204,6 +209,8 @@ class SlackApp:
             self.client.session = None
 
     def _spawn(self, work: Callable[[], Awaitable[Any]]) -> None:
+        self._start_workers()
+        self._pending += 1
         self._queue.put_nowait(work)
 
     async def _work(self) -> None:
@@ -221,12 +228,14 @@ class SlackApp:
             except Exception:
                 log.exception("handling a Slack request failed")
             finally:
+                self._pending -= 1
                 self._queue.task_done()
 
     def _register(self) -> None:
         bolt = self.bolt
 
-        # These run after the HTTP answer was sent (see ``handle``); ack() keeps bolt content.
+        # Clicks, commands and events reach these after ``handle`` sent the HTTP answer: their
+        # ack() only satisfies bolt (it is the answer when ``handle`` could not ack early).
         @bolt.action(blocks.CLAIM)
         async def claim_clicked(ack: Any, body: dict[str, Any]) -> None:
             await ack()

@@ -16,7 +16,8 @@ Methods:
   can be claimed any more).
 - ``lyra.update_message`` ``{"message": <SlackMessage id>}``: renders the message again from
   the database *now* and sends ``chat.update``; skipped when Slack already shows exactly
-  that. A message or channel gone from Slack is marked gone and not retried.
+  that, or when a later update of the same message is queued (it will show the latest
+  state). A message or channel gone from Slack is marked gone and not retried.
 
 Order: a row waits (the worker retries it later) while an earlier row to the same
 recipient is still pending, so messages to one channel arrive in the order they were
@@ -147,7 +148,7 @@ class SlackTransport:
         if method == "lyra.post_message":
             await self._post_message(int(args["message"]), final)
         elif method == "lyra.update_message":
-            await self._update_message(int(args["message"]))
+            await self._update_message(int(args["message"]), row)
         elif method == "chat.postEphemeral":
             await self._ephemeral(args)
         else:
@@ -224,13 +225,20 @@ class SlackTransport:
             await SlackChannel.filter(channel_id=message.channel_id).update(active=False)
             log.warning("Slack channel %s unlinked: %s", message.channel_id, slack_error(cause))
 
-    async def _update_message(self, message_id: int) -> None:
+    async def _update_message(self, message_id: int, row: OutboxMessage) -> None:
         message = await SlackMessage.get_or_none(id=message_id)
         if message is None or message.status in (
             SlackMessageStatus.FAILED,
             SlackMessageStatus.GONE,
         ):
             return
+        if await OutboxMessage.filter(
+            channel=self.channel,
+            status=OutboxStatus.PENDING,
+            dedupe_key__startswith=f"slack:update:{message_id}:",
+            id__gt=row.id,
+        ).exists():
+            return  # a later update of this message follows and will show the latest state
         if message.status == SlackMessageStatus.PENDING or not message.ts:
             raise NotYet(f"Slack message {message_id} is not posted yet")
         content = await render_message(message, self.clock.now())

@@ -7,6 +7,7 @@ from handlers import (  # noqa: F401
     leads,
     lifecycle,
     pool,
+    privacy,
     reports,
     slack_digests,
     slack_links,

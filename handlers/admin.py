@@ -82,6 +82,8 @@ async def add_tenant(cmd: AddTenant, actor: Actor, uow: UnitOfWork) -> Reply:
         mail_customers=cmd.mail_customers,
         lapse_cooldown_hours=max(0, cmd.lapse_cooldown_hours),
         currency=parse_currency(cmd.currency, "CHF"),
+        require_consent=cmd.require_consent,
+        retention_months=_positive("The retention", cmd.retention_months),
     )
     uow.audit("tenant.added", tenant.id, slug=slug)
     return Reply(True, "tenant_added", f"Tenant '{slug}' added.", {"id": tenant.id, "slug": slug})

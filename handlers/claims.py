@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tortoise.expressions import Q
-
 from handlers import notify
-from handlers.common import lead_by_ref, partner_of, require, tenant_of, user_of
-from handlers.pool import pool_query
+from handlers.common import lead_by_ref, partner_context, require
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ClaimLead, ReleaseClaim, Role
 from lyra_bot.domain import (
@@ -25,33 +22,27 @@ from lyra_bot.domain import (
     claim_due_at,
     full_view,
     is_entitled,
-    teaser,
 )
-from lyra_bot.models import Claim, Lead, LeadHide, Partner
+from lyra_bot.models import Claim, Lead, LeadHide
 
 
 @handles(ClaimLead)
 async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.PARTNER)
-    tenant = await tenant_of(actor)
-    # Lock the partner row first: two claims by users of one partner queue here, so the cap
-    # check below sees the other's claim (PostgreSQL; SQLite's BEGIN IMMEDIATE already did).
-    partner = await partner_of(actor, lock=True)
-    user = await user_of(actor)
-    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    lead = await lead_by_ref(actor.tenant_id, cmd.lead_ref)
+    # Most refused claims are races for a lead that just went: answer those from the lead row.
+    if lead.status != LeadStatus.OPEN:
+        if lead.status == LeadStatus.CLAIMED and await Claim.exists(
+            lead_id=lead.id, partner_id=actor.partner_id, state=ClaimState.ACTIVE
+        ):
+            raise AlreadyYours(f"You already hold {lead.ref}.", ref=lead.ref)
+        if lead.status in (LeadStatus.CLAIMED, LeadStatus.CLOSED):
+            raise LeadTaken(f"{lead.ref} has already been taken.", ref=lead.ref)
+        raise LeadTaken(f"{lead.ref} is no longer available.", ref=lead.ref)
 
+    tenant, partner, user = await partner_context(actor, lock=True)
     if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
         raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
-    if lead.status == LeadStatus.CLAIMED and await Claim.exists(
-        lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
-    ):
-        raise AlreadyYours(f"You already hold {lead.ref}.", ref=lead.ref)
-    if lead.status != LeadStatus.OPEN:
-        raise LeadTaken(
-            f"{lead.ref} has already been taken.",
-            ref=lead.ref,
-            similar=await _similar(partner, lead, uow),
-        )
     hide = await LeadHide.filter(lead_id=lead.id, partner_id=partner.id, until__gt=uow.now).first()
     if hide is not None:
         raise NotEntitled(
@@ -73,11 +64,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     # The claim itself: one conditional update. Exactly one concurrent caller changes the row.
     won = await Lead.filter(id=lead.id, status=LeadStatus.OPEN).update(status=LeadStatus.CLAIMED)
     if won != 1:
-        raise LeadTaken(
-            f"{lead.ref} has just been taken.",
-            ref=lead.ref,
-            similar=await _similar(partner, lead, uow),
-        )
+        raise LeadTaken(f"{lead.ref} has just been taken.", ref=lead.ref)
     lead.status = LeadStatus.CLAIMED
     claim = await Claim.create(
         tenant_id=tenant.id,
@@ -107,20 +94,10 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     )
 
 
-async def _similar(partner: Partner, lead: Lead, uow: UnitOfWork) -> list[dict]:
-    """Up to three open leads like the one that got away (same product or region)."""
-    query = pool_query(partner.tenant_id, partner, uow.now).filter(
-        Q(product__iexact=lead.product) | Q(region=lead.region)
-    )
-    return [teaser(other) for other in await query.exclude(id=lead.id).limit(3)]
-
-
 @handles(ReleaseClaim)
 async def release_claim(cmd: ReleaseClaim, actor: Actor, uow: UnitOfWork) -> Reply:
     """The partner gives a lead back: it returns to the pool at once for everyone else."""
-    require(actor, Role.PARTNER)
-    tenant = await tenant_of(actor)
-    partner = await partner_of(actor)
+    tenant, partner, user = await partner_context(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
     claim = await Claim.filter(
         lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
@@ -139,15 +116,14 @@ async def release_claim(cmd: ReleaseClaim, actor: Actor, uow: UnitOfWork) -> Rep
     # Releasing and re-claiming would reset the deadline; others get a turn first.
     until = uow.now + timedelta(hours=tenant.lapse_cooldown_hours)
     await LeadHide.create(tenant_id=tenant.id, lead_id=lead.id, partner_id=partner.id, until=until)
-    user = await claim.user
     uow.audit(
         "lead.released",
         tenant.id,
         lead_id=lead.id,
         partner_id=partner.id,
-        user_id=actor.user_id,
+        user_id=user.id,
         claim_id=claim.id,
         reason=cmd.reason,
     )
-    notify.released(uow, tenant, lead, claim, partner, user, cmd.reason)
+    notify.released(uow, tenant, lead, claim, partner, await claim.user, cmd.reason)
     return Reply(True, "released", f"{lead.ref} is back in the pool. Thank you.", {"ref": lead.ref})

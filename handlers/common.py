@@ -7,6 +7,7 @@ unknown here.
 from __future__ import annotations
 
 from lyra_bot.commands import Actor, Role
+from lyra_bot.db import dialect
 from lyra_bot.domain import Forbidden, UnknownLead, normalize_ref
 from lyra_bot.models import Lead, Partner, Tenant, User
 
@@ -27,27 +28,38 @@ async def tenant_of(actor: Actor) -> Tenant:
     return await Tenant.get(id=actor.tenant_id)
 
 
-async def partner_of(actor: Actor, *, lock: bool = False) -> Partner:
-    """The actor's partner, row-locked on PostgreSQL when ``lock`` (serializes its claims)."""
-    query = Partner.filter(id=actor.partner_id, tenant_id=actor.tenant_id)
-    if lock:
-        query = query.select_for_update()
-    partner = await query.first()
+async def partner_of(actor: Actor) -> Partner:
+    partner = await Partner.filter(id=actor.partner_id, tenant_id=actor.tenant_id).first()
     if partner is None or not partner.active:
         raise Forbidden("This partner account is not active.")
     return partner
 
 
-async def user_of(actor: Actor) -> User:
-    user = await User.get_or_none(id=actor.user_id, tenant_id=actor.tenant_id)
-    if user is None or not user.active:
-        raise Forbidden("This user is not active.")
-    return user
+async def partner_context(actor: Actor, *, lock: bool = False) -> tuple[Tenant, Partner, User]:
+    """The acting partner user with its partner and tenant, in one query.
+
+    With ``lock`` the partner row is locked on PostgreSQL, so two claims by users of one
+    partner queue there and the second sees the first's claim when it checks the cap
+    (SQLite's ``BEGIN IMMEDIATE`` already serialized them).
+    """
+    require(actor, Role.PARTNER)
+    if lock and dialect() == "postgres":
+        await Partner.filter(id=actor.partner_id).select_for_update().only("id")
+    user = (
+        await User.filter(id=actor.user_id, tenant_id=actor.tenant_id, partner_id=actor.partner_id)
+        .select_related("partner", "tenant")
+        .first()
+    )
+    if user is None or not user.active or not user.partner.active:
+        raise Forbidden("This partner account is not active.")
+    return user.tenant, user.partner, user
 
 
-async def lead_by_ref(tenant: Tenant, raw_ref: str) -> Lead:
-    ref = normalize_ref(raw_ref, tenant.ref_prefix)
-    lead = await Lead.get_or_none(tenant_id=tenant.id, ref=ref)
+async def lead_by_ref(tenant: Tenant | int, raw_ref: str) -> Lead:
+    """The tenant's lead with this reference (``l1042`` and ``1042`` mean ``L-1042``)."""
+    ref = normalize_ref(raw_ref)
+    tenant_id = tenant if isinstance(tenant, int) else tenant.id
+    lead = await Lead.get_or_none(tenant_id=tenant_id, ref=ref)
     if lead is None:
         raise UnknownLead(f"There is no lead {ref}.", ref=ref)
     return lead

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from handlers import notify
-from handlers.common import lead_by_ref, partner_of, require, tenant_of, user_of
+from handlers.common import lead_by_ref, partner_context
 from lyra_bot.bus import Reply, UnitOfWork, handles
-from lyra_bot.commands import Actor, GiveFeedback, Role
+from lyra_bot.commands import Actor, GiveFeedback
 from lyra_bot.domain import (
     ClaimState,
     InvalidInput,
@@ -21,10 +21,7 @@ from lyra_bot.models import Claim, Feedback, Lead
 
 @handles(GiveFeedback)
 async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Reply:
-    require(actor, Role.PARTNER)
-    tenant = await tenant_of(actor)
-    partner = await partner_of(actor)
-    user = await user_of(actor)
+    tenant, partner, user = await partner_context(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
 
     outcome = parse_outcome(cmd.outcome)

@@ -17,16 +17,19 @@ from lyra_bot.commands import (
     ApproveLead,
     ImportLeads,
     ListLeads,
+    RecordConsent,
     Role,
     ShowLead,
 )
 from lyra_bot.domain import (
     LEAD_FIELDS,
     LIVE_STATUSES,
+    REF_PREFIX,
     ClaimState,
     InvalidInput,
     InvalidTransition,
     LeadStatus,
+    LegalBasis,
     NotYourLead,
     clean_lead,
     full_view,
@@ -43,15 +46,14 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
     fields = {name: getattr(cmd, name) for name in LEAD_FIELDS}
-    row = clean_lead(fields, tenant.ref_prefix)
+    row = clean_lead(fields)
     [lead] = await _insert(uow, tenant, [row], cmd.source, cmd.allow_duplicate)
     if lead.status == LeadStatus.HELD:
         return Reply(
             True,
             "lead_held",
-            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. "
-            f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer.",
-            {"lead": full_view(lead)},
+            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. {_hint(lead)}",
+            {"lead": full_view(lead), "hold_reason": lead.hold_reason},
         )
     return Reply(True, "lead_added", f"Added {lead.ref} to the pool.", {"lead": full_view(lead)})
 
@@ -60,7 +62,7 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
 async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
-    rows = _read_csv(cmd.csv_text, tenant.ref_prefix, cmd.progress)
+    rows = _read_csv(cmd.csv_text, cmd.progress)
     leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
     held = [lead for lead in leads if lead.status == LeadStatus.HELD]
     message = f"Imported {len(leads)} lead(s)."
@@ -80,7 +82,7 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
     )
 
 
-def _read_csv(text: str, prefix: str, progress: Any) -> list[dict[str, Any]]:
+def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
     """Parse and validate every row; any bad row fails the whole file, naming each line."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -107,7 +109,7 @@ def _read_csv(text: str, prefix: str, progress: Any) -> list[dict[str, Any]]:
         if not any((v or "").strip() for v in raw.values()):
             continue
         try:
-            row = clean_lead(raw, prefix)
+            row = clean_lead(raw)
         except InvalidInput as exc:
             problems.append(f"line {line}: {exc.message}")
             continue
@@ -157,7 +159,12 @@ async def _insert(
                 break
         for k in keys:
             in_file.setdefault(k, ref)
-        held = dup_ref is not None and not allow_duplicates
+        reasons = []
+        if tenant.require_consent and row["legal_basis"] != LegalBasis.CONSENT:
+            reasons.append(NO_CONSENT)
+        if dup_ref is not None and not allow_duplicates:
+            reasons.append(f"possible duplicate of {dup_ref}")
+        held = bool(reasons)
         leads.append(
             Lead(
                 tenant_id=tenant.id,
@@ -166,7 +173,7 @@ async def _insert(
                 phone_key=phone_key(row["phone"]),
                 source=source,
                 status=LeadStatus.HELD if held else LeadStatus.OPEN,
-                hold_reason=f"possible duplicate of {dup_ref}" if held else "",
+                hold_reason="; ".join(reasons),
                 duplicate_of_id=dup_id,
                 created_at=uow.now,
                 opened_at=None if held else uow.now,
@@ -226,7 +233,7 @@ async def _allocate_refs(tenant: Tenant, count: int) -> list[str]:
         need = count - len(refs)
         await Tenant.filter(id=tenant.id).update(next_ref=F("next_ref") + need)
         end = (await Tenant.get(id=tenant.id)).next_ref
-        candidates = [f"{tenant.ref_prefix}{n}" for n in range(end - need, end)]
+        candidates = [f"{REF_PREFIX}{n}" for n in range(end - need, end)]
         used: set[str] = set()
         for start in range(0, len(candidates), 500):
             used.update(
@@ -257,11 +264,23 @@ async def _live_contacts(tenant: Tenant, rows: list[dict[str, Any]]) -> dict[str
     return found
 
 
+NO_CONSENT = "no consent recorded"
+
+
+def _hint(lead: Lead) -> str:
+    if NO_CONSENT in lead.hold_reason:
+        return f"Record the customer's consent with 'lyra-bot lead consent {lead.ref} …'."
+    return f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer."
+
+
 @handles(ApproveLead)
 async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Release a lead held as a possible duplicate into the pool (never one without consent)."""
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
+    if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
+        raise InvalidTransition(f"{lead.ref}: {lead.hold_reason}. {_hint(lead)}", ref=lead.ref)
     changed = await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
         status=LeadStatus.OPEN, opened_at=uow.now, hold_reason=""
     )
@@ -269,6 +288,51 @@ async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply
         raise InvalidTransition(f"{lead.ref} is {lead.status}, not held.", ref=lead.ref)
     uow.audit("lead.approved", tenant.id, lead_id=lead.id)
     return Reply(True, "lead_approved", f"{lead.ref} is now in the pool.", {"ref": lead.ref})
+
+
+@handles(RecordConsent)
+async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Record how the customer agreed to be contacted; a lead held only for that opens."""
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    row = clean_lead(
+        {
+            "product": lead.product,
+            "region": lead.region,
+            "legal_basis": cmd.legal_basis,
+            "consent_source": cmd.consent_source,
+            "consent_at": cmd.consent_at,
+            "legal_note": cmd.legal_note,
+        }
+    )
+    if not row["legal_basis"]:
+        raise InvalidInput("Say which legal basis: consent or legitimate_interest.")
+    legal = {k: row[k] for k in ("legal_basis", "consent_source", "consent_at", "legal_note")}
+    await Lead.filter(id=lead.id).update(**legal)
+    uow.audit(
+        "lead.legal_basis",
+        tenant.id,
+        lead_id=lead.id,
+        legal_basis=row["legal_basis"],
+        consent_source=row["consent_source"],
+        consent_at=row["consent_at"],
+    )
+    message = f"{lead.ref}: legal basis recorded ({row['legal_basis']})."
+    if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
+        if row["legal_basis"] != LegalBasis.CONSENT and tenant.require_consent:
+            return Reply(True, "legal_basis", message + " It stays held: consent is required.")
+        rest = "; ".join(r for r in lead.hold_reason.split("; ") if r != NO_CONSENT)
+        opened = not rest
+        await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
+            hold_reason=rest,
+            status=LeadStatus.OPEN if opened else LeadStatus.HELD,
+            opened_at=uow.now if opened else None,
+        )
+        if opened:
+            uow.audit("lead.approved", tenant.id, lead_id=lead.id)
+            message += " It is now in the pool."
+    return Reply(True, "legal_basis", message, {"ref": lead.ref})
 
 
 @handles(ShowLead)

@@ -11,9 +11,12 @@ from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
 from lyra_bot.db import dialect
 from lyra_bot.domain import ClaimState, InvalidTransition, LeadStatus
-from lyra_bot.models import Claim, Lead, LeadHide
+from lyra_bot.models import Claim, Lead, LeadHide, Tenant
 
 CHUNK = 500
+
+
+LIVE = (LeadStatus.OPEN, LeadStatus.HELD, LeadStatus.CLAIMED)
 
 
 @handles(WithdrawLead)
@@ -21,6 +24,12 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
     require(actor, Role.OWNER, Role.SYSTEM)
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
+    await withdraw(uow, tenant, lead, cmd.reason)
+    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+
+
+async def withdraw(uow: UnitOfWork, tenant: Tenant, lead: Lead, reason: str) -> None:
+    """Take a live lead out of play; the partner holding it is told to stop."""
     claim = None
     if lead.status == LeadStatus.CLAIMED:
         claim = (
@@ -32,9 +41,9 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
             await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
                 state=ClaimState.WITHDRAWN, ended_at=uow.now
             )
-    changed = await Lead.filter(
-        id=lead.id, status__in=[LeadStatus.OPEN, LeadStatus.HELD, LeadStatus.CLAIMED]
-    ).update(status=LeadStatus.WITHDRAWN, closed_at=uow.now)
+    changed = await Lead.filter(id=lead.id, status__in=LIVE).update(
+        status=LeadStatus.WITHDRAWN, closed_at=uow.now
+    )
     if changed != 1:
         raise InvalidTransition(
             f"{lead.ref} is {lead.status}; it cannot be withdrawn.", ref=lead.ref
@@ -46,11 +55,10 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
         lead_id=lead.id,
         partner_id=claim and claim.partner_id,
         claim_id=claim and claim.id,
-        reason=cmd.reason,
+        reason=reason,
     )
     if claim is not None:
-        notify.withdrawn_while_held(uow, tenant, lead, claim, claim.partner, claim.user, cmd.reason)
-    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+        notify.withdrawn_while_held(uow, tenant, lead, claim, claim.partner, claim.user, reason)
 
 
 @handles(ExpireOverdue)
@@ -68,7 +76,7 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
     if dialect() == "postgres":
         # Lock what we expire; a feedback racing us waits, then finds the claim ended.
         query = query.select_for_update(skip_locked=True)
-    ids = list(await query.values_list("id", flat=True))
+    ids = [claim.id for claim in await query.only("id")]
     if not ids:
         return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
 

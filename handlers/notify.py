@@ -56,6 +56,38 @@ def _context(
     }
 
 
+def _send(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    event: str,
+    audience: str,
+    key: str,
+    context: dict[str, Any],
+    thread: str | None,
+    *,
+    to: str,
+    locale: str,
+    token: tuple[str, int],
+    user_id: int | None = None,
+) -> None:
+    """One mail of ``event`` to ``audience`` (owner, partner or customer), threaded per claim."""
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind=f"{event}.{audience}",
+        to=to,
+        template=f"{event}_{audience}",
+        locale=locale,
+        context=context,
+        dedupe_key=f"{key}:{audience}",
+        lead=lead,
+        user_id=user_id,
+        thread=thread and f"{thread}:{audience}",
+        reply_to=reply_to(uow, token[0], tenant, token[1], lead),
+    )
+
+
 def _to_owner(
     uow: UnitOfWork,
     tenant: Tenant,
@@ -65,18 +97,18 @@ def _to_owner(
     context: dict[str, Any],
     thread: str | None,
 ) -> None:
-    mail(
+    _send(
         uow,
-        tenant_id=tenant.id,
-        kind=f"{event}.owner",
+        tenant,
+        lead,
+        event,
+        "owner",
+        key,
+        context,
+        thread,
         to=tenant.owner_email,
-        template=f"{event}_owner",
         locale=tenant.locale,
-        context=context,
-        dedupe_key=f"{key}:owner",
-        lead_id=lead.id,
-        thread=thread and f"{thread}:owner",
-        reply_to=reply_to(uow, "o", tenant, tenant.id, lead),
+        token=("o", tenant.id),
     )
 
 
@@ -91,18 +123,19 @@ def _to_partner(
     context: dict[str, Any],
     thread: str | None,
 ) -> None:
-    mail(
+    _send(
         uow,
-        tenant_id=tenant.id,
-        kind=f"{event}.partner",
+        tenant,
+        lead,
+        event,
+        "partner",
+        key,
+        context,
+        thread,
         to=user.email,
-        template=f"{event}_partner",
         locale=user_locale(tenant, partner, user),
-        context=context,
-        dedupe_key=f"{key}:partner",
-        lead_id=lead.id,
-        thread=thread and f"{thread}:partner",
-        reply_to=reply_to(uow, "u", tenant, user.id, lead),
+        token=("u", user.id),
+        user_id=user.id,
     )
 
 
@@ -115,21 +148,29 @@ def _to_customer(
     context: dict[str, Any],
     thread: str | None,
 ) -> None:
-    if not (tenant.mail_customers and lead.email):
+    """Customers are mailed only if the tenant wants it, and never after they opted out."""
+    if not (tenant.mail_customers and lead.email) or lead.opted_out_at is not None:
         return
-    mail(
+    context = {**context, "opt_out_url": opt_out_url(uow, tenant, lead)}
+    _send(
         uow,
-        tenant_id=tenant.id,
-        kind=f"{event}.customer",
+        tenant,
+        lead,
+        event,
+        "customer",
+        key,
+        context,
+        thread,
         to=lead.email,
-        template=f"{event}_customer",
         locale=customer_locale(tenant, lead),
-        context=context,
-        dedupe_key=f"{key}:customer",
-        lead_id=lead.id,
-        thread=thread and f"{thread}:customer",
-        reply_to=reply_to(uow, "c", tenant, lead.id, lead),
+        token=("c", lead.id),
     )
+
+
+def opt_out_url(uow: UnitOfWork, tenant: Tenant, lead: Lead) -> str:
+    """A signed link with which the customer asks not to be contacted (valid a year)."""
+    token = tokens.issue(uow.settings, "c", tenant.id, lead.id, lead.id, uow.now, days=365)
+    return f"{uow.settings.public_url.rstrip('/')}/privacy/opt-out/{token}"
 
 
 def claimed(

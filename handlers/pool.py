@@ -7,9 +7,9 @@ from datetime import datetime
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from handlers.common import partner_of, require, tenant_of
+from handlers.common import lead_by_ref, partner_of, require, tenant_of
 from lyra_bot.bus import Reply, handles
-from lyra_bot.commands import Actor, ListMine, ListPool, Role
+from lyra_bot.commands import Actor, ListMine, ListPool, Role, SimilarLeads
 from lyra_bot.domain import WILDCARD, ClaimState, LeadStatus, full_view, teaser
 from lyra_bot.models import Claim, Lead, LeadHide, Partner
 
@@ -60,6 +60,21 @@ async def list_pool(cmd: ListPool, actor: Actor, uow) -> Reply:
     leads = await (query.limit(cmd.limit) if cmd.limit else query)
     teasers = [teaser(lead) for lead in leads]
     return Reply(True, "pool", f"{total} lead(s) in the pool.", {"leads": teasers, "total": total})
+
+
+@handles(SimilarLeads)
+async def similar_leads(cmd: SimilarLeads, actor: Actor, uow) -> Reply:
+    require(actor, Role.PARTNER)
+    tenant = await tenant_of(actor)
+    partner = await partner_of(actor)
+    lead = await lead_by_ref(tenant, cmd.lead_ref)
+    query = (
+        pool_query(tenant.id, partner, uow.now)
+        .filter(Q(product__iexact=lead.product) | Q(region=lead.region))
+        .exclude(id=lead.id)
+    )
+    leads = [teaser(other) for other in await query.limit(max(0, min(cmd.limit, 10)))]
+    return Reply(True, "similar", f"{len(leads)} similar lead(s).", {"leads": leads})
 
 
 @handles(ListMine)

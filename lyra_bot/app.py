@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import web_privacy
 from adapters.email_out import FileTransport
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
@@ -86,6 +87,7 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    web_privacy.add_routes(app, services)
     if services.settings.slack_enabled:
         mount_slack(app, services)
     return app

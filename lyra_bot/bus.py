@@ -22,10 +22,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
-from lyra_bot.commands import Actor, Command
+from lyra_bot.commands import Actor, Command, RecordDisclosure
 from lyra_bot.config import Settings, get_settings
-from lyra_bot.domain import DomainError
+from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,12 @@ class Reply:
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Always JSON-shaped (ISO datetimes, decimal strings), fresh or replayed from storage.
+        self.data = _jsonable(self.data)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "code": self.code,
-            "message": self.message,
-            "data": _jsonable(self.data),
-        }
+        return {"ok": self.ok, "code": self.code, "message": self.message, "data": self.data}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Reply:
@@ -56,7 +56,7 @@ class Reply:
 
     @classmethod
     def error(cls, exc: DomainError) -> Reply:
-        return cls(False, exc.code, exc.message, _jsonable(exc.data))
+        return cls(False, exc.code, exc.message, exc.data)
 
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
@@ -125,9 +125,11 @@ class UnitOfWork:
         self.outbox.append(message)
 
     async def flush(self) -> None:
-        if self.events:
+        if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
+            await self.events[0].save()
+        elif self.events:
             await AuditEvent.bulk_create(self.events, batch_size=500)
-            self.events = []
+        self.events = []
         if self.outbox:
             await OutboxMessage.bulk_create(self.outbox, batch_size=500, ignore_conflicts=True)
             self.queued += len(self.outbox)
@@ -183,7 +185,7 @@ class Bus:
                     await hook(uow)
                 await uow.flush()
                 if key is not None:
-                    await InboundKey.filter(key=key).update(reply=reply.to_json())
+                    await InboundKey.filter(key=key).update(reply=_stored(reply))
         except DomainError as exc:
             reply = Reply.error(exc)
             if key is not None or respond is not None:
@@ -197,6 +199,13 @@ class Bus:
         for callback in self.after_commit:
             callback(uow)
         return reply
+
+    async def disclosed(self, reply: Reply, actor: Actor, purpose: str) -> None:
+        """An adapter has shown ``reply`` to a person: log the customer data it carried."""
+        for view in private_views(reply.data):
+            fields = tuple(f for f in PRIVATE_FIELDS if view.get(f) and view[f] != MARKER)
+            if fields:
+                await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
     async def _record_error(
         self,
@@ -235,10 +244,15 @@ async def _claim_key(
         key=key,
         command=cmd.kind,
         tenant_id=actor.tenant_id,
-        reply=reply.to_json() if reply else None,
+        reply=_stored(reply) if reply else None,
         created_at=now,
     )
     return True
+
+
+def _stored(reply: Reply) -> dict[str, Any]:
+    """What is kept of a reply: no customer data (a re-delivery is not answered again)."""
+    return {**reply.to_json(), "data": scrub(reply.data)}
 
 
 async def _stored_reply(key: str) -> Reply:

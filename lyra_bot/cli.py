@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from tortoise.connection import get_connection
 
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, Reply
@@ -39,6 +40,7 @@ user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
 digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads.")
+privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -47,6 +49,7 @@ for sub, name in (
     (lead_app, "lead"),
     (outbox_app, "outbox"),
     (digest_app, "digest"),
+    (privacy_app, "privacy"),
 ):
     app.add_typer(sub, name=name)
 
@@ -82,6 +85,7 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
         settings = get_settings()
         try:
             await init_db(settings, migrate=migrate)
+            await get_connection("default").execute_query("SELECT 1")
             if not migrate and (pending := await pending_migrations()):
                 fail(
                     f"The database needs {len(pending)} migration(s); run 'lyra-bot db upgrade'.",
@@ -202,6 +206,12 @@ def tenant_add(
         int, typer.Option(help="Hours a lapsed lead stays hidden from its partner.")
     ] = 72,
     currency: str = "CHF",
+    require_consent: Annotated[
+        bool, typer.Option(help="Keep leads without recorded consent out of the pool.")
+    ] = False,
+    retention_months: Annotated[
+        int, typer.Option(help="Months closed leads keep the customer's data.")
+    ] = 24,
 ) -> None:
     """Add a tenant (an owner organisation)."""
     cmd = c.AddTenant(
@@ -215,6 +225,8 @@ def tenant_add(
         mail_customers,
         cooldown_hours,
         currency,
+        require_consent,
+        retention_months,
     )
     say(run(lambda: send(cmd, Actor.system())))
 
@@ -353,6 +365,14 @@ def lead_add(
     phone: str = "",
     address: str = "",
     notes: str = "",
+    legal_basis: Annotated[
+        str, typer.Option(help="consent or legitimate_interest: why the customer may be contacted.")
+    ] = "",
+    consent_source: Annotated[str, typer.Option(help="Where consent was given (web form …).")] = "",
+    consent_at: Annotated[
+        str | None, typer.Option(help="When consent was given (ISO date).")
+    ] = None,
+    legal_note: Annotated[str, typer.Option(help="Which legitimate interest.")] = "",
     ref: str | None = None,
     allow_duplicate: bool = False,
     tenant: TenantOpt = None,
@@ -374,6 +394,10 @@ def lead_add(
             phone,
             address,
             notes,
+            legal_basis=legal_basis,
+            consent_source=consent_source,
+            consent_at=consent_at,
+            legal_note=legal_note,
             ref=ref,
             allow_duplicate=allow_duplicate,
         )
@@ -438,9 +462,14 @@ def lead_show(ref: str, tenant: TenantOpt = None) -> None:
     """Everything about one lead, with its claims and feedback (owner view)."""
 
     async def body() -> Reply:
-        return await send(c.ShowLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        bus = Bus()
+        reply = await send(c.ShowLead(ref), actor, bus)
+        say(reply, True)
+        await bus.disclosed(reply, actor, "lead show")
+        return reply
 
-    say(run(body), True)
+    run(body)
 
 
 @lead_app.command("withdraw")
@@ -451,6 +480,29 @@ def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
         return await send(
             c.WithdrawLead(ref, reason), Actor.owner((await tenant_by_slug(tenant)).id)
         )
+
+    say(run(body))
+
+
+@lead_app.command("consent")
+def lead_consent(
+    ref: str,
+    source: Annotated[str, typer.Option(help="Where consent was given (web form …).")] = "",
+    at: Annotated[str | None, typer.Option(help="When consent was given (ISO date).")] = None,
+    legitimate_interest: Annotated[
+        str | None, typer.Option(help="Record legitimate interest (this note) instead of consent.")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Record why the customer may be contacted (a lead held for it then enters the pool)."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        if legitimate_interest is not None:
+            cmd = c.RecordConsent(ref, "legitimate_interest", legal_note=legitimate_interest)
+        else:
+            cmd = c.RecordConsent(ref, "consent", source, at)
+        return await send(cmd, actor)
 
     say(run(body))
 
@@ -547,14 +599,18 @@ def claims(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.ListMine(), await partner_actor(t, as_user))
+        actor, bus = await partner_actor(t, as_user), Bus()
+        reply = await send(c.ListMine(), actor, bus)
+        show(
+            reply,
+            as_json,
+            "claims",
+            ("ref", "product", "region", "company", "contact_name", "due_at"),
+        )
+        await bus.disclosed(reply, actor, "claims")
+        return reply
 
-    show(
-        run(body),
-        as_json,
-        "claims",
-        ("ref", "product", "region", "company", "contact_name", "due_at"),
-    )
+    run(body)
 
 
 # --- outbox -------------------------------------------------------------------------------
@@ -618,6 +674,85 @@ def digest_send(
     async def body() -> Reply:
         actor = Actor.owner((await tenant_by_slug(tenant)).id) if tenant else Actor.system()
         return await send(c.PostSlackDigests(max_leads), actor)
+
+    say(run(body))
+
+
+# --- privacy ------------------------------------------------------------------------------
+
+
+@privacy_app.command("log")
+def privacy_log(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    lead: Annotated[str | None, typer.Option("--lead", help="Only this lead.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only leads of this customer email.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who was shown which customer data, when and how."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.ListDisclosures(lead, customer), actor)
+
+    show(
+        run(body),
+        as_json,
+        "disclosures",
+        ("at", "lead", "recipient", "fields", "channel", "purpose"),
+    )
+
+
+@privacy_app.command("export")
+def privacy_export(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    customer: Annotated[str, typer.Option(help="The customer's email.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write JSON here (default: stdout).")
+    ] = None,
+) -> None:
+    """Everything Lyra holds about one customer, as JSON (a data subject access request)."""
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.ExportCustomerData(customer), actor)
+
+    reply = run(body)
+    text = json.dumps(reply.data, ensure_ascii=False, indent=2)
+    if out_file is None:
+        print(text)
+    else:
+        out_file.write_text(text + "\n", encoding="utf-8")
+        err.print(reply.message, highlight=False)
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    tenant_slug: Annotated[str, typer.Argument(metavar="TENANT")],
+    customer: Annotated[str, typer.Option(help="The customer's email.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase one customer's data (outcomes and amounts stay for the reports)."""
+    if not yes and not typer.confirm(f"Erase every trace of {customer}? This cannot be undone."):
+        raise typer.Exit(1)
+
+    async def body() -> Reply:
+        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        return await send(c.EraseCustomerData(customer), actor)
+
+    say(run(body))
+
+
+@privacy_app.command("purge")
+def privacy_purge() -> None:
+    """Erase customer data past every tenant's retention now (the scheduler does this daily)."""
+
+    async def body() -> Reply:
+        bus, erased = Bus(), 0
+        while True:
+            reply = await send(c.PurgeExpiredPersonalData(), Actor.system(), bus)
+            erased += reply.data["erased"]
+            if not reply.data["more"]:
+                return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
 
     say(run(body))
 

@@ -16,6 +16,7 @@ class Role(StrEnum):
     PARTNER = "partner"  # a partner user acting for its partner
     OWNER = "owner"  # the tenant's own staff (CLI, API key, owner user)
     SYSTEM = "system"  # the scheduler; may sweep all tenants
+    CUSTOMER = "customer"  # a lead's customer, identified by a signed link or reply token
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Actor:
     tenant_id: int | None
     user_id: int | None = None
     partner_id: int | None = None
+    lead_id: int | None = None  # the customer's own lead (role customer)
 
     @classmethod
     def owner(cls, tenant_id: int, channel: str = "cli", user_id: int | None = None) -> Actor:
@@ -39,6 +41,10 @@ class Actor:
     @classmethod
     def system(cls, tenant_id: int | None = None) -> Actor:
         return cls(Role.SYSTEM, "scheduler", tenant_id)
+
+    @classmethod
+    def customer(cls, tenant_id: int, lead_id: int, channel: str) -> Actor:
+        return cls(Role.CUSTOMER, channel, tenant_id, lead_id=lead_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class AddLead(Command):
     address: str = ""
     notes: str = ""
     locale: str | None = None
+    legal_basis: str = ""
+    consent_source: str = ""
+    consent_at: str | None = None
+    legal_note: str = ""
     ref: str | None = None
     source: str = "cli"
     allow_duplicate: bool = False
@@ -84,6 +94,17 @@ class ApproveLead(Command):
     """Put a held lead (e.g. a possible duplicate) into the pool."""
 
     lead_ref: str
+
+
+@dataclass(frozen=True)
+class RecordConsent(Command):
+    """How the customer agreed to be contacted, recorded after intake."""
+
+    lead_ref: str
+    legal_basis: str = "consent"
+    consent_source: str = ""
+    consent_at: str | None = None
+    legal_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,19 @@ class ListPool(Command):
     writes: ClassVar[bool] = False
     limit: int | None = None
     partner_id: int | None = None  # owners may look through a partner's eyes
+
+
+@dataclass(frozen=True)
+class SimilarLeads(Command):
+    """Up to ``limit`` teasers from the actor's pool like ``lead_ref`` (same product or region).
+
+    Adapters ask for these after a refused claim; computing them outside the claim's write
+    transaction keeps that transaction (and the write lock) short.
+    """
+
+    writes: ClassVar[bool] = False
+    lead_ref: str
+    limit: int = 3
 
 
 @dataclass(frozen=True)
@@ -164,6 +198,8 @@ class AddTenant(Command):
     mail_customers: bool = True
     lapse_cooldown_hours: int = 72
     currency: str = "CHF"
+    require_consent: bool = False
+    retention_months: int = 24
 
 
 @dataclass(frozen=True)
@@ -195,6 +231,49 @@ class AddUser(Command):
     locale: str | None = None
     slack_user_id: str | None = None
     slack_team_id: str | None = None
+
+
+# --- privacy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordDisclosure(Command):
+    """An adapter showed customer data of a lead to the actor (CLI, Slack, API)."""
+
+    lead_ref: str
+    fields: tuple[str, ...]
+    purpose: str
+
+
+@dataclass(frozen=True)
+class ListDisclosures(Command):
+    writes: ClassVar[bool] = False
+    lead_ref: str | None = None
+    customer_email: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgeExpiredPersonalData(Command):
+    """Sweep: erase customer data of leads closed longer ago than the tenant's retention."""
+
+    batch: int = 500
+
+
+@dataclass(frozen=True)
+class ExportCustomerData(Command):
+    """Everything Lyra holds about one customer (a data subject access request)."""
+
+    customer_email: str
+
+
+@dataclass(frozen=True)
+class EraseCustomerData(Command):
+    customer_email: str
+
+
+@dataclass(frozen=True)
+class CustomerOptOut(Command):
+    """The customer asked not to be contacted (one-click link in their mail)."""
 
 
 # --- Slack ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def connection_config(url: str, pool_max: int = 10) -> dict[str, Any]:
         credentials: dict[str, Any] = {
             "file_path": path,
             "journal_mode": "WAL",
-            "synchronous": "NORMAL",
+            "synchronous": "FULL",
             "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": "ON",
         }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -158,7 +158,10 @@ def full_view(lead: Any) -> dict[str, Any]:
 _REF_RE = re.compile(r"^\s*([A-Za-z]{1,6})\s*-?\s*(\d{1,9})\s*$")
 
 
-def normalize_ref(raw: str, prefix: str = "L-") -> str:
+REF_PREFIX = "L-"
+
+
+def normalize_ref(raw: str, prefix: str = REF_PREFIX) -> str:
     """Accept ``l-1042``, ``L1042``, ``1042`` and return the canonical ``L-1042``."""
     text = raw.strip()
     if text.isdigit():
@@ -267,6 +270,10 @@ LEAD_FIELDS = (
     "address",
     "notes",
     "locale",
+    "legal_basis",
+    "consent_source",
+    "consent_at",
+    "legal_note",
 )
 _LIMITS = {
     "product": 100,
@@ -281,13 +288,17 @@ _LIMITS = {
     "address": 1000,
     "notes": 5000,
     "locale": 8,
+    "legal_basis": 24,
+    "consent_source": 200,
+    "consent_at": 40,
+    "legal_note": 500,
 }
 _MULTILINE = {"address", "notes"}
 _REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
-def clean_lead(raw: dict[str, Any], prefix: str = "L-") -> dict[str, Any]:
+def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise one lead's fields; raise ``InvalidInput`` naming every problem.
 
     Single-line fields have their whitespace (CR/LF included) collapsed; emails are
@@ -317,10 +328,47 @@ def clean_lead(raw: dict[str, Any], prefix: str = "L-") -> dict[str, Any]:
         problems.append(f"email '{out['email']}' is not an email address")
     if out["ref"]:
         try:
-            out["ref"] = normalize_ref(out["ref"], prefix)
+            out["ref"] = normalize_ref(out["ref"])
         except InvalidInput as exc:
             problems.append(exc.message)
     out["locale"] = out["locale"].lower() or None
+    problems += _clean_legal_basis(out)
     if problems:
         raise InvalidInput("; ".join(problems), problems=problems)
     return out
+
+
+class LegalBasis(StrEnum):
+    """Why a customer may be contacted (Swiss nDSG / EU GDPR)."""
+
+    CONSENT = "consent"  # with its source and time
+    LEGITIMATE_INTEREST = "legitimate_interest"  # with a note saying which
+
+
+def _clean_legal_basis(out: dict[str, Any]) -> list[str]:
+    """Normalise the legal-basis fields of a cleaned lead in place; return the problems."""
+    basis = out["legal_basis"].casefold().replace("-", "_").replace(" ", "_")
+    basis = {"li": LegalBasis.LEGITIMATE_INTEREST.value}.get(basis, basis)
+    out["consent_at"] = out["consent_at"] or None
+    if not basis:
+        out["legal_basis"] = ""
+        return []
+    if basis not in set(LegalBasis):
+        return [f"legal_basis '{out['legal_basis']}' is not consent or legitimate_interest"]
+    out["legal_basis"] = basis
+    if basis == LegalBasis.CONSENT:
+        problems = [] if out["consent_source"] else ["consent needs consent_source (e.g. web form)"]
+        if not out["consent_at"]:
+            return [*problems, "consent needs consent_at (when it was given)"]
+        try:
+            out["consent_at"] = parse_when(out["consent_at"])
+        except ValueError:
+            problems.append(f"consent_at '{out['consent_at']}' is not a date or date and time")
+        return problems
+    return [] if out["legal_note"] else ["legitimate_interest needs legal_note (which interest)"]
+
+
+def parse_when(raw: str | datetime) -> datetime:
+    """An ISO date or date-time; naive values are taken as UTC."""
+    value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).strip())
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -29,7 +29,8 @@ class Tenant(Model):
     mail_customers = fields.BooleanField(default=True)
     lapse_cooldown_hours = fields.IntField(default=72)
     currency = fields.CharField(max_length=3, default="CHF")
-    ref_prefix = fields.CharField(max_length=8, default="L-")
+    require_consent = fields.BooleanField(default=False)
+    retention_months = fields.IntField(default=24)
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -110,6 +111,13 @@ class Lead(Model):
     address = fields.TextField(default="")
     notes = fields.TextField(default="")
     locale = fields.CharField(max_length=8, null=True)
+    # why the customer may be contacted (nDSG / GDPR)
+    legal_basis = fields.CharField(max_length=24, default="")
+    consent_source = fields.CharField(max_length=200, default="")
+    consent_at = fields.DatetimeField(null=True)
+    legal_note = fields.CharField(max_length=500, default="")
+    opted_out_at = fields.DatetimeField(null=True)
+    anonymized_at = fields.DatetimeField(null=True)
     # bookkeeping
     source = fields.CharField(max_length=32, default="cli")
     status = fields.CharEnumField(LeadStatus, default=LeadStatus.OPEN, max_length=16)
@@ -272,6 +280,8 @@ class OutboxMessage(Model):
     recipient = fields.CharField(max_length=254)
     payload = fields.JSONField()
     dedupe_key = fields.CharField(max_length=200, unique=True)
+    # customer data this message hands to a person: logged as a Disclosure when it is sent
+    discloses = fields.JSONField(null=True)
     message_id = fields.CharField(max_length=250)
     status = fields.CharEnumField(OutboxStatus, default=OutboxStatus.PENDING, max_length=16)
     attempts = fields.IntField(default=0)
@@ -286,6 +296,34 @@ class OutboxMessage(Model):
     class Meta:
         table = "outbox_message"
         indexes = (Index(fields=("status", "next_attempt_at")),)
+
+
+class Disclosure(Model):
+    """Append-only: customer data handed to a person (who, which lead, which fields, how, when)."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="disclosures", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    recipient = fields.CharField(max_length=254)
+    fields_shown = fields.JSONField()
+    channel = fields.CharField(max_length=16)
+    purpose = fields.CharField(max_length=40)
+    at = fields.DatetimeField()
+
+    tenant_id: int
+    lead_id: int
+    user_id: int | None
+
+    class Meta:
+        table = "disclosure"
+        indexes = (Index(fields=("tenant_id", "lead_id")),)
 
 
 class InboundKey(Model):

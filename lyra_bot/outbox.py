@@ -31,7 +31,8 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.db import dialect
 from lyra_bot.domain import InvalidInput, OutboxStatus
-from lyra_bot.models import OutboxMessage, Tenant
+from lyra_bot.models import Disclosure, OutboxMessage, Tenant
+from lyra_bot.privacy import fields_shown
 from lyra_bot.render import Renderer, one_line
 
 if TYPE_CHECKING:
@@ -89,8 +90,14 @@ def mail(
     thread: str | None = None,
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
+    lead: Any = None,
+    user_id: int | None = None,
 ) -> OutboxMessage | None:
-    """Render and queue one email. Returns None (and logs) when ``to`` is not an address."""
+    """Render and queue one email. Returns None (and logs) when ``to`` is not an address.
+
+    With ``lead``: if the mail shows that lead's customer data to someone other than the
+    customer, sending it is logged as a disclosure (to ``user_id`` where it is a user).
+    """
     try:
         recipient = clean_address(to)
     except ValueError:
@@ -111,9 +118,16 @@ def mail(
         "headers": extra,
     }
     tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
+    discloses = None
+    if lead is not None:
+        lead_id = lead.id
+        shown = fields_shown(lead, rendered.subject, rendered.text, rendered.html)
+        if shown and recipient != (lead.email or "").lower():
+            discloses = {"lead_id": lead.id, "user_id": user_id, "fields": shown}
     message = OutboxMessage(
         tenant_id=tenant_id,
         lead_id=lead_id,
+        discloses=discloses,
         channel="email",
         kind=kind,
         recipient=recipient,
@@ -273,9 +287,21 @@ class OutboxWorker:
             await self._failed(row, exc)
             return
         now = self.clock.now()
-        await OutboxMessage.filter(id=row.id).update(
-            status=OutboxStatus.SENT, sent_at=now, attempts=row.attempts + 1, locked_until=None
-        )
+        async with in_transaction("default"):
+            await OutboxMessage.filter(id=row.id).update(
+                status=OutboxStatus.SENT, sent_at=now, attempts=row.attempts + 1, locked_until=None
+            )
+            if row.discloses and row.tenant_id is not None:
+                await Disclosure.create(
+                    tenant_id=row.tenant_id,
+                    lead_id=row.discloses["lead_id"],
+                    user_id=row.discloses.get("user_id"),
+                    recipient=row.recipient,
+                    fields_shown=row.discloses["fields"],
+                    channel=row.channel,
+                    purpose=row.kind,
+                    at=now,
+                )
         self.delivered += 1
         self.last_success = now
 
@@ -328,5 +354,6 @@ class OutboxWorker:
                 "error": error,
             },
             dedupe_key=f"dead:{row.id}",
+            lead_id=row.lead_id,
         )
         await uow.flush()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 
 LOCALES = ("de", "fr", "en")
 DEFAULT_LOCALE = "en"
@@ -50,14 +50,23 @@ class Renderer:
     def mail(self, name: str, locale: str | None, context: dict[str, Any]) -> RenderedMail:
         """Render ``email/<locale>/<name>.{subject,txt,html}.j2``, falling back to English."""
         locale = pick_locale(locale)
-        templates = None
+        subject, text, html = (
+            self._localized("email", name, f"{part}.j2", locale).render(
+                {**context, "locale": locale}
+            )
+            for part in PARTS
+        )
+        return RenderedMail(one_line(subject), text, html)
+
+    def page(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        """Render the web page ``web/<locale>/<name>.html.j2``, falling back to English."""
+        locale = pick_locale(locale)
+        return self._localized("web", name, "html.j2", locale).render({**context, "locale": locale})
+
+    def _localized(self, area: str, name: str, suffix: str, locale: str) -> Template:
         for loc in dict.fromkeys((locale, DEFAULT_LOCALE)):
             try:
-                templates = [self.env.get_template(f"email/{loc}/{name}.{p}.j2") for p in PARTS]
-                break
+                return self.env.get_template(f"{area}/{loc}/{name}.{suffix}")
             except TemplateNotFound:
                 continue
-        if templates is None:
-            raise TemplateNotFound(f"email/*/{name}")
-        subject, text, html = (t.render({**context, "locale": locale}) for t in templates)
-        return RenderedMail(one_line(subject), text, html)
+        raise TemplateNotFound(f"{area}/*/{name}.{suffix}")

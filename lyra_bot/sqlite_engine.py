@@ -21,8 +21,8 @@ from tortoise.exceptions import TransactionManagementError
 
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
+        # Autocommit connection (isolation_level=None): no implicit transaction to end first.
         try:
-            await self._connection.commit()
             await self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise TransactionManagementError(exc) from exc

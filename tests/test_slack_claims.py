@@ -9,7 +9,7 @@ import time
 
 from lyra_bot import commands as c
 from lyra_bot.domain import LeadStatus
-from lyra_bot.models import Claim, InboundKey, Lead, OutboxMessage, User
+from lyra_bot.models import Claim, Disclosure, InboundKey, Lead, OutboxMessage, User
 from tests.slack_harness import ALPINE_CHANNEL, LAKESIDE_CHANNEL, slack  # noqa: F401
 from tests.world import add_partner
 
@@ -52,6 +52,10 @@ async def test_button_claim_gives_the_customer_to_the_clicker_only(slack):  # no
         ALPINE_CHANNEL,
         LAKESIDE_CHANNEL,
     }
+    # The privacy log knows who saw the customer in Slack (the mail is logged on its own).
+    [shown] = await Disclosure.filter(lead_id=lead.id, channel="slack")
+    assert (shown.recipient, shown.purpose) == ("mia@alpine.example", "slack ClaimLead")
+    assert {"company", "email", "phone"} <= set(shown.fields_shown)
 
 
 async def test_thirty_concurrent_clicks_by_different_partners_have_one_winner(slack):  # noqa: F811
@@ -75,13 +79,17 @@ async def test_thirty_concurrent_clicks_by_different_partners_have_one_winner(sl
     assert [status for status, _ in results] == [200] * 30
     await slack.settle()
 
-    answers = slack.fake.of("chat.postEphemeral")
+    ephemerals = slack.fake.of("chat.postEphemeral")
+    similar = [a for a in ephemerals if a["text"].startswith("Similar leads")]
+    answers = [a for a in ephemerals if a not in similar]
     assert sorted(a["user"] for a in answers) == sorted(users)  # each clicker, once
     winners = [a for a in answers if "anna@huber.example" in texts(a)]
     assert len(winners) == 1
     losers = [a for a in answers if a not in winners]
     assert len(losers) == 29 and all(" been taken." in a["text"] for a in losers)
-    assert all("anna@huber.example" not in texts(a) for a in losers)
+    assert all("anna@huber.example" not in texts(a) for a in losers + similar)
+    assert sorted(a["user"] for a in similar) == sorted(a["user"] for a in losers)
+    assert all('"value": "L-1002"' in texts(a) for a in similar)  # other leads to claim
     lead = await Lead.get(ref="L-1001", tenant_id=world.tenant_id)
     [claim] = await Claim.filter(lead_id=lead.id)
     assert (await User.get(id=claim.user_id)).slack_user_id == winners[0]["user"]

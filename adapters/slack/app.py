@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,7 @@ from tortoise.transactions import in_transaction
 from adapters.slack import blocks
 from adapters.slack.identity import SYSTEM, Identity, SlackPerson, identify
 from adapters.slack.transport import slack_error, web_client
+from handlers.common import lead_by_ref
 from handlers.notify import local_time
 from handlers.slack_digests import queue_update
 from lyra_bot.bus import Bus, Reply, UnitOfWork
@@ -49,12 +51,13 @@ from lyra_bot.commands import (
     ListPool,
     ReleaseClaim,
     Role,
+    SimilarLeads,
     WeekNumbers,
 )
 from lyra_bot.config import Settings
 from lyra_bot.domain import (
+    DomainError,
     InvalidInput,
-    normalize_ref,
     parse_amount,
     parse_currency,
     parse_outcome,
@@ -319,16 +322,16 @@ class SlackApp:
         if reply.code == "claimed":
             return blocks.claimed_answer(reply.message, data["lead"], data.get("due_at"))
         if reply.code == "lead_taken":
-            return blocks.taken_answer(reply.message, data.get("similar") or [])
+            return blocks.taken_answer(reply.message)
         if reply.code == "pool":
             return blocks.pool_answer(reply.message, data["leads"], data["total"])
         if reply.code == "mine":
             tenant = await Tenant.get(id=actor.tenant_id)
-            due = {c["ref"]: local_time(tenant, c["due_at"]) for c in data["claims"]}
+            due = {c["ref"]: _local(tenant, c["due_at"]) for c in data["claims"]}
             return blocks.mine_answer(reply.message, data["claims"], due)
         if reply.code == "week":
             tenant = await Tenant.get(id=actor.tenant_id)
-            return blocks.report_answer(data, local_time(tenant, data["since"]))
+            return blocks.report_answer(data, _local(tenant, data["since"]))
         return blocks.text_answer(reply.message)
 
     async def _run(
@@ -352,7 +355,22 @@ class SlackApp:
                 # Whatever the button showed was out of date: show what is true now.
                 queue_update(uow, clicked.id, clicked.channel_id, clicked.tenant_id)
 
-        return await self.bus.dispatch(cmd, actor, key=key, respond=respond)
+        reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
+        if reply.data.get("duplicate"):
+            return reply
+        await self.bus.disclosed(reply, actor, f"slack {cmd.kind}")
+        if reply.code == "lead_taken" and isinstance(cmd, ClaimLead):
+            await self._offer_similar(cmd.lead_ref, actor, key, where)
+        return reply
+
+    async def _offer_similar(self, ref: str, actor: Actor, key: str, where: Where) -> None:
+        """After "taken": leads like it, in a second answer (outside the claim's transaction,
+        which stays short; the "taken" answer itself is queued with the refusal)."""
+        similar = await self.bus.dispatch(SimilarLeads(ref), actor)
+        leads = (similar.data.get("leads") or []) if similar.ok else []
+        if leads:
+            content = blocks.similar_answer(leads)
+            await self._answer_alone(f"{key}:similar", where, content, actor.tenant_id)
 
     async def _checked(
         self, identity: Identity, key: str, where: Where, clicked: SlackMessage | None
@@ -425,16 +443,13 @@ class SlackApp:
         if actor.role != Role.PARTNER:
             await self._say(key, where, PARTNERS_ONLY, actor.tenant_id)
             return
-        tenant = await Tenant.get(id=actor.tenant_id)
         try:
-            ref = normalize_ref(raw_ref, tenant.ref_prefix)
-        except InvalidInput as exc:
-            await self._say(key, where, exc.message, tenant.id)
+            lead = await lead_by_ref(actor.tenant_id or 0, raw_ref)
+        except DomainError as exc:
+            await self._say(key, where, exc.message, actor.tenant_id)
             return
-        lead = await Lead.get_or_none(tenant_id=tenant.id, ref=ref)
-        if lead is None:
-            await self._say(key, where, f"There is no lead {ref}.", tenant.id)
-            return
+        tenant = await Tenant.get(id=actor.tenant_id)
+        ref = lead.ref
         meta = {"t": tenant.id, "l": lead.id, "c": where.channel or "", "h": int(from_home)}
         view = blocks.feedback_modal(teaser(lead), tenant.currency, json.dumps(meta))
         try:
@@ -555,10 +570,11 @@ class SlackApp:
             if not (pool.ok and mine.ok):
                 return blocks.home_unknown(pool.message if not pool.ok else mine.message)
             claims = mine.data["claims"]
-            due = {c["ref"]: local_time(tenant, c["due_at"]) for c in claims}
+            due = {c["ref"]: _local(tenant, c["due_at"]) for c in claims}
+            await self.bus.disclosed(mine, actor, "slack App Home")
             return blocks.home_partner(pool.data["total"], claims, due)
         week = await self.bus.dispatch(WeekNumbers(), actor)
-        return blocks.home_owner(week.data, local_time(tenant, week.data["since"]))
+        return blocks.home_owner(week.data, _local(tenant, week.data["since"]))
 
 
 # Request types whose ack carries an answer. They are named in the raw body, literally
@@ -582,6 +598,13 @@ def _empty_ack(body: str) -> bool:
     """
     text = body.lower().replace("%5f", "_")
     return not any(kind in text for kind in _ANSWERED_IN_ACK)
+
+
+def _local(tenant: Tenant, when: datetime | str | None) -> str:
+    """A reply's time (ISO text in reply data) in the tenant's time zone."""
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    return local_time(tenant, when)
 
 
 def _channel_of(body: Mapping[str, Any]) -> str | None:

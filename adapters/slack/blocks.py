@@ -191,12 +191,16 @@ def claimed_answer(message: str, lead: Mapping[str, Any], due_at: Any) -> dict:
     return {"text": fallback(message), "blocks": blocks}
 
 
-def taken_answer(message: str, similar: list[Mapping[str, Any]]) -> dict:
-    blocks = [section(f":no_entry: {esc(message)}")]
-    if similar:
-        blocks.append(context("Similar leads you can claim now:"))
-        blocks += [lead_section(t, button=claim_button(t["ref"])) for t in similar[:3]]
-    return {"text": fallback(message), "blocks": blocks}
+def taken_answer(message: str) -> dict:
+    return {"text": fallback(message), "blocks": [section(f":no_entry: {esc(message)}")]}
+
+
+def similar_answer(similar: list[Mapping[str, Any]]) -> dict:
+    """Leads like one that got away, each with its Claim button."""
+    blocks = [context("Similar leads you can claim now:")]
+    blocks += [lead_section(t, button=claim_button(t["ref"])) for t in similar[:3]]
+    refs = ", ".join(teaser_line(t) for t in similar[:3])
+    return {"text": fallback(f"Similar leads you can claim now: {refs}"), "blocks": blocks}
 
 
 def pool_answer(message: str, leads: list[Mapping[str, Any]], total: int) -> dict:

@@ -1,0 +1,276 @@
+"""Customer data under nDSG / GDPR: who saw it, how long it is kept, export, erasure, opt-out.
+
+Erasure everywhere follows one rule (``_erase``): the customer's data is replaced by a
+marker, while teaser fields, claims, outcomes and amounts stay, so reports do not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.expressions import Q
+
+from handlers.common import lead_by_ref, require, tenant_of
+from handlers.lifecycle import LIVE, withdraw
+from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.commands import (
+    Actor,
+    CustomerOptOut,
+    EraseCustomerData,
+    ExportCustomerData,
+    ListDisclosures,
+    PurgeExpiredPersonalData,
+    RecordDisclosure,
+    Role,
+)
+from lyra_bot.domain import (
+    PRIVATE_FIELDS,
+    InvalidInput,
+    LeadStatus,
+    OutboxStatus,
+    full_view,
+)
+from lyra_bot.models import (
+    AuditEvent,
+    Claim,
+    Disclosure,
+    Feedback,
+    Lead,
+    OutboxMessage,
+    Tenant,
+    User,
+)
+from lyra_bot.privacy import MARKER, months_before, subject_key
+
+FREE_TEXT_AUDIT_KEYS = ("reason", "note")
+
+
+@handles(RecordDisclosure)
+async def record_disclosure(cmd: RecordDisclosure, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Log that an adapter showed customer data to the actor."""
+    require(actor, Role.OWNER, Role.PARTNER)
+    lead = await lead_by_ref(actor.tenant_id or 0, cmd.lead_ref)
+    recipient = "owner"
+    if actor.user_id is not None:
+        user = await User.get(id=actor.user_id, tenant_id=actor.tenant_id)
+        recipient = user.email
+    await Disclosure.create(
+        tenant_id=lead.tenant_id,
+        lead_id=lead.id,
+        user_id=actor.user_id,
+        recipient=recipient,
+        fields_shown=[f for f in cmd.fields if f in PRIVATE_FIELDS],
+        channel=actor.channel,
+        purpose=cmd.purpose,
+        at=uow.now,
+    )
+    return Reply(True, "disclosed", "Recorded.")
+
+
+@handles(ListDisclosures)
+async def list_disclosures(cmd: ListDisclosures, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER)
+    query = Disclosure.filter(tenant_id=actor.tenant_id).select_related("lead")
+    if cmd.lead_ref:
+        query = query.filter(lead_id=(await lead_by_ref(actor.tenant_id, cmd.lead_ref)).id)
+    if cmd.customer_email:
+        query = query.filter(lead__email=cmd.customer_email.strip().lower())
+    rows = [
+        {
+            "at": d.at,
+            "lead": d.lead.ref,
+            "recipient": d.recipient,
+            "fields": d.fields_shown,
+            "channel": d.channel,
+            "purpose": d.purpose,
+        }
+        for d in await query.order_by("at", "id")
+    ]
+    return Reply(True, "disclosures", f"{len(rows)} disclosure(s).", {"disclosures": rows})
+
+
+@handles(PurgeExpiredPersonalData)
+async def purge_expired(cmd: PurgeExpiredPersonalData, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Sweep: leads closed or withdrawn longer ago than their tenant's retention lose the
+    customer's data. Safe to run twice; batches of ``batch`` leads."""
+    require(actor, Role.SYSTEM, Role.OWNER)
+    tenants = Tenant.all() if actor.tenant_id is None else Tenant.filter(id=actor.tenant_id)
+    erased: list[str] = []
+    for tenant in await tenants:
+        cutoff = months_before(uow.now, tenant.retention_months)
+        leads = await Lead.filter(
+            tenant_id=tenant.id,
+            status__in=[LeadStatus.CLOSED, LeadStatus.WITHDRAWN],
+            closed_at__lt=cutoff,
+            anonymized_at__isnull=True,
+        ).limit(cmd.batch - len(erased))
+        await _erase(uow, leads)
+        erased += [lead.ref for lead in leads]
+        if leads:
+            uow.audit("privacy.retention", tenant.id, leads=len(leads), cutoff=cutoff)
+        if len(erased) >= cmd.batch:
+            break
+    return Reply(
+        True,
+        "purged",
+        f"Erased customer data of {len(erased)} lead(s).",
+        {"erased": len(erased), "more": len(erased) >= cmd.batch},
+    )
+
+
+@handles(ExportCustomerData)
+async def export_customer(cmd: ExportCustomerData, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Everything about one customer, for a data subject access request."""
+    require(actor, Role.OWNER)
+    email = _email(cmd.customer_email)
+    leads = await Lead.filter(tenant_id=actor.tenant_id, email=email).order_by("id")
+    ids = [lead.id for lead in leads]
+    claims = await Claim.filter(lead_id__in=ids).select_related("partner", "lead").order_by("id")
+    feedback = await Feedback.filter(lead_id__in=ids).select_related("lead").order_by("id")
+    messages = await OutboxMessage.filter(
+        Q(lead_id__in=ids) | Q(recipient=email), tenant_id=actor.tenant_id
+    ).order_by("id")
+    events = await AuditEvent.filter(lead_id__in=ids).select_related("lead").order_by("id")
+    disclosures = await Disclosure.filter(lead_id__in=ids).select_related("lead").order_by("id")
+    data = {
+        "customer": email,
+        "leads": [
+            {
+                **full_view(lead),
+                "source": lead.source,
+                "created_at": lead.created_at,
+                "legal_basis": lead.legal_basis,
+                "consent_source": lead.consent_source,
+                "consent_at": lead.consent_at,
+                "legal_note": lead.legal_note,
+                "opted_out_at": lead.opted_out_at,
+            }
+            for lead in leads
+        ],
+        "claims": [
+            {
+                "lead": c.lead.ref,
+                "partner": c.partner.name,
+                "state": str(c.state),
+                "claimed_at": c.claimed_at,
+                "due_at": c.due_at,
+                "ended_at": c.ended_at,
+            }
+            for c in claims
+        ],
+        "feedback": [
+            {
+                "lead": f.lead.ref,
+                "outcome": f.outcome,
+                "amount": f.amount,
+                "currency": f.currency,
+                "reason": f.reason,
+                "note": f.note,
+                "at": f.created_at,
+            }
+            for f in feedback
+        ],
+        "messages": [
+            {
+                "kind": m.kind,
+                "to": m.recipient,
+                "status": str(m.status),
+                "at": m.created_at,
+                "content": m.payload,
+            }
+            for m in messages
+        ],
+        "history": [
+            {"lead": e.lead.ref if e.lead else None, "event": e.kind, "at": e.at, "data": e.data}
+            for e in events
+        ],
+        "disclosures": [
+            {
+                "lead": d.lead.ref,
+                "to": d.recipient,
+                "fields": d.fields_shown,
+                "channel": d.channel,
+                "purpose": d.purpose,
+                "at": d.at,
+            }
+            for d in disclosures
+        ],
+    }
+    uow.audit("privacy.exported", actor.tenant_id or 0, subject=subject_key(email), leads=len(ids))
+    return Reply(True, "export", f"{len(ids)} lead(s) hold data about {email}.", data)
+
+
+@handles(EraseCustomerData)
+async def erase_customer(cmd: EraseCustomerData, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Erase one customer everywhere. A lead still in play is withdrawn first (its partner is
+    told to stop); reports keep their numbers."""
+    require(actor, Role.OWNER)
+    tenant = await tenant_of(actor)
+    email = _email(cmd.customer_email)
+    leads = await Lead.filter(tenant_id=tenant.id, email=email, anonymized_at__isnull=True)
+    for lead in leads:
+        if lead.status in LIVE:
+            await withdraw(uow, tenant, lead, "the customer asked us to erase their data")
+    await _erase(uow, leads)
+    uow.audit("privacy.erased", tenant.id, subject=subject_key(email), leads=len(leads))
+    return Reply(
+        True,
+        "erased",
+        f"Erased {email} from {len(leads)} lead(s).",
+        {"erased": [lead.ref for lead in leads]},
+    )
+
+
+@handles(CustomerOptOut)
+async def customer_opt_out(cmd: CustomerOptOut, actor: Actor, uow: UnitOfWork) -> Reply:
+    """The customer does not want to be contacted: withdraw the lead, stop its partner."""
+    require(actor, Role.CUSTOMER)
+    tenant = await tenant_of(actor)
+    lead = await Lead.get_or_none(id=actor.lead_id, tenant_id=tenant.id)
+    if lead is None:
+        raise InvalidInput("This link is no longer valid.")
+    changed = await Lead.filter(id=lead.id, opted_out_at__isnull=True).update(opted_out_at=uow.now)
+    if changed != 1:
+        return Reply(True, "already_opted_out", "We had already noted this.", {"ref": lead.ref})
+    lead.opted_out_at = uow.now
+    if lead.status in LIVE:
+        await withdraw(uow, tenant, lead, "the customer asked not to be contacted")
+    uow.audit("customer.opted_out", tenant.id, lead_id=lead.id)
+    return Reply(
+        True, "opted_out", "You will not be contacted about this enquiry.", {"ref": lead.ref}
+    )
+
+
+def _email(raw: str) -> str:
+    email = raw.strip().lower()
+    if "@" not in email:
+        raise InvalidInput(f"'{raw}' is not an email address.")
+    return email
+
+
+async def _erase(uow: UnitOfWork, leads: list[Lead]) -> None:
+    """Replace the customers' data of ``leads`` wherever Lyra stored it."""
+    if not leads:
+        return
+    ids = [lead.id for lead in leads]
+    emails = [lead.email for lead in leads if lead.email]
+    blank: dict[str, Any] = {f: MARKER for f in PRIVATE_FIELDS if f != "email"}
+    await Lead.filter(id__in=ids).update(**blank, email="", phone_key="", anonymized_at=uow.now)
+    await Feedback.filter(lead_id__in=ids).update(reason=MARKER, note=MARKER)
+    # Mails not yet sent are cancelled; every stored copy loses its content.
+    await OutboxMessage.filter(lead_id__in=ids, status=OutboxStatus.PENDING).update(
+        status=OutboxStatus.DEAD, last_error="cancelled: customer data erased"
+    )
+    await OutboxMessage.filter(lead_id__in=ids).update(payload={"erased": True})
+    if emails:
+        await OutboxMessage.filter(recipient__in=emails).update(
+            recipient=MARKER, payload={"erased": True}
+        )
+    for event in await AuditEvent.filter(lead_id__in=ids):
+        if any(event.data.get(k) for k in FREE_TEXT_AUDIT_KEYS):
+            data = {
+                k: (MARKER if k in FREE_TEXT_AUDIT_KEYS and v else v) for k, v in event.data.items()
+            }
+            await AuditEvent.filter(id=event.id).update(data=data)
+    for lead in leads:
+        uow.changed_leads.add(lead.id)

@@ -1,0 +1,223 @@
+"""The admin CLI as a real process: the whole flow, clear errors, and concurrent processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.cli_helpers import LYRA, cli, cli_json, lyra_env
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """A database set up through the CLI once; each test works on its own copy."""
+    folder = tmp_path_factory.mktemp("seeded")
+    _setup(lyra_env(f"sqlite://{folder / 'cli.db'}", folder), folder)
+    return folder / "cli.db"
+
+
+@pytest.fixture
+def env(tmp_path, seeded):
+    shutil.copy(seeded, tmp_path / "cli.db")
+    return lyra_env(f"sqlite://{tmp_path / 'cli.db'}", tmp_path)
+
+
+def _setup(env, tmp_path, partners=("alpine",)):
+    cli(env, "db", "upgrade")
+    cli(
+        env,
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Acme AG",
+        "--owner-email",
+        "owner@acme.example",
+        "--cap",
+        "2",
+        "--locale",
+        "en",
+    )
+    for slug in partners:
+        cli(
+            env,
+            "partner",
+            "add",
+            slug,
+            "--name",
+            slug.title(),
+            "--products",
+            "Firewall,VPN",
+            "--regions",
+            "CH",
+        )
+        cli(env, "user", "add", f"u@{slug}.example", "--name", slug, "--partner", slug)
+    csv = tmp_path / "leads.csv"
+    csv.write_text(
+        "product,region,need,company,contact_name,email,phone\n"
+        "Firewall,CH-ZH,Two firewalls,Huber AG,Anna Huber,anna@huber.example,+41 44 555 01 01\n"
+        "VPN,CH-BE,Remote access,Keller GmbH,Marc Keller,marc@keller.example,+41 31 555 02 02\n",
+        encoding="utf-8-sig",
+    )
+    assert "Imported 2 lead(s)" in cli(env, "lead", "import", str(csv)).stdout
+
+
+def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
+    pool = cli_json(env, "pool", "--as", "u@alpine.example")
+    assert [lead["ref"] for lead in pool["leads"]] == ["L-1001", "L-1002"]
+    assert "anna" not in str(pool).lower() and "huber" not in str(pool).lower()
+    table = cli(env, "pool", "--as", "u@alpine.example").stdout
+    assert "L-1001" in table and "Huber" not in table
+
+    assert (
+        "You have claimed L-1001"
+        in cli(env, "lead", "claim", "l1001", "--as", "u@alpine.example").stdout
+    )
+    mine = cli_json(env, "claims", "--as", "u@alpine.example")
+    assert mine["claims"][0]["email"] == "anna@huber.example"
+    out = cli(
+        env, "lead", "feedback", "L-1001", "won", "--amount", "12000", "--as", "u@alpine.example"
+    )
+    assert "recorded as won" in out.stdout
+
+    queued = cli_json(env, "outbox", "list")["messages"]
+    assert sorted(m["kind"] for m in queued) == sorted(
+        [
+            "claim.owner",
+            "claim.partner",
+            "claim.customer",
+            "feedback.owner",
+            "feedback.partner",
+            "feedback.customer",
+        ]
+    )
+    assert "Delivered 6 message(s)" in cli(env, "outbox", "deliver").stdout
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 6
+    leads = cli_json(env, "lead", "list")["leads"]
+    assert {lead["ref"]: lead["status"] for lead in leads} == {"L-1001": "closed", "L-1002": "open"}
+    shown = cli(env, "lead", "show", "L-1001").stdout
+    assert "anna@huber.example" in shown and '"outcome": "won"' in shown
+    partners = cli_json(env, "partner", "list")["partners"]
+    assert partners[0]["active_claims"] == 0 and partners[0]["pool"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("tenant", "add", "beta", "--name", "B", "--owner-email", "nope"),
+            "'nope' is not an email address",
+        ),
+        (
+            ("tenant", "add", "acme", "--name", "A", "--owner-email", "a@b.example"),
+            "already exists",
+        ),
+        (
+            ("partner", "add", "x", "--name", "X", "--products", "", "--regions", "CH"),
+            "at least one product",
+        ),
+        (("lead", "add", "--product", "VPN", "--region", "Zurich city"), "not a region code"),
+        (("lead", "claim", "L-1001", "--as", "nobody@x.example"), "not a partner user"),
+        (("lead", "claim", "L-9999", "--as", "u@alpine.example"), "There is no lead L-9999"),
+        (("lead", "feedback", "L-1001", "perhaps", "--as", "u@alpine.example"), "not an outcome"),
+        (("lead", "withdraw", "foo"), "not a lead reference"),
+        (("pool", "--tenant", "nosuch"), "There is no tenant 'nosuch'"),
+        (("lead", "import", "/nonexistent/leads.csv"), "cannot read"),
+        (("outbox", "list", "--status", "lost"), "not a status"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_1(env, args, message):
+    proc = cli(env, *args, ok=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("Error:")
+
+
+def test_bad_import_names_the_line_and_imports_nothing(env, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("product,region,email\nVPN,CH,a@x.example\nVPN,,b@x.example\n")
+    proc = cli(env, "lead", "import", str(bad), ok=False)
+    assert proc.returncode == 1 and "line 3: region is missing" in proc.stderr
+    assert len(cli_json(env, "lead", "list")["leads"]) == 2
+
+
+def test_store_problems_exit_2(tmp_path):
+    fresh = lyra_env(f"sqlite://{tmp_path / 'new.db'}", tmp_path)
+    proc = cli(fresh, "lead", "list", ok=False)
+    assert proc.returncode == 2 and "lyra-bot db upgrade" in proc.stderr
+    nowhere = lyra_env("postgres://postgres@127.0.0.1:1/none", tmp_path)
+    proc = cli(nowhere, "lead", "list", ok=False)
+    assert proc.returncode == 2 and "cannot open the database" in proc.stderr
+
+
+async def _seed_partners(settings, partners):
+    from lyra_bot import commands as c
+    from lyra_bot.bus import Bus
+    from lyra_bot.commands import Actor
+    from lyra_bot.db import close_db, init_db
+
+    await init_db(settings)
+    try:
+        bus = Bus(settings)
+        owner = Actor.owner(1)
+        for slug in partners:
+            assert (await bus.dispatch(c.AddPartner(slug, slug, ("*",), ("CH",)), owner)).ok
+            assert (await bus.dispatch(c.AddUser(f"u@{slug}.example", slug, slug), owner)).ok
+    finally:
+        await close_db()
+
+
+def test_concurrent_processes_on_sqlite_claim_one_lead_once(env, tmp_path):
+    partners = [f"p{i}" for i in range(6)]
+    asyncio.run(_seed_partners(make_settings(env["LYRA_DATABASE_URL"], tmp_path), partners))
+
+    def claim(slug):
+        return subprocess.run(
+            [LYRA, "lead", "claim", "L-1001", "--as", f"u@{slug}.example"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    with ThreadPoolExecutor(len(partners)) as pool:
+        results = list(pool.map(claim, partners))
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1, 1, 1], [r.stderr for r in results]
+    assert all(
+        "already been taken" in r.stderr or "just been taken" in r.stderr
+        for r in results
+        if r.returncode
+    )
+    assert not any("locked" in r.stderr for r in results)
+    claims = [
+        m for m in cli_json(env, "outbox", "list")["messages"] if m["kind"] == "claim.partner"
+    ]
+    assert len(claims) == 1
+
+
+def test_privacy_commands(env, tmp_path):
+    cli(env, "lead", "claim", "L-1001", "--as", "u@alpine.example")
+    cli(env, "outbox", "deliver")
+    cli(env, "lead", "show", "L-1001")  # the owner looks: one more disclosure
+    log = cli_json(env, "privacy", "log", "acme", "--lead", "L-1001")["disclosures"]
+    assert [d["purpose"] for d in log] == ["claim.owner", "claim.partner", "lead show"]
+    assert log[2]["channel"] == "cli" and "email" in log[2]["fields"]
+
+    out = tmp_path / "anna.json"
+    cli(env, "privacy", "export", "acme", "--customer", "anna@huber.example", "--out", str(out))
+    exported = json.loads(out.read_text())
+    assert exported["leads"][0]["phone"] == "+41 44 555 01 01" and len(exported["messages"]) == 3
+
+    refused = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", ok=False)
+    assert refused.returncode == 1  # no --yes and no terminal to confirm
+    erased = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", "--yes")
+    assert "Erased anna@huber.example from 1 lead(s)" in erased.stdout
+    shown = cli(env, "lead", "show", "L-1001").stdout
+    assert "anna@huber.example" not in shown and "[erased]" in shown
+    assert "Erased customer data of 0 lead(s)" in cli(env, "privacy", "purge").stdout

@@ -1,0 +1,105 @@
+"""``lyra-bot run`` and ``lyra-bot demo`` as real processes."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+from tests.cli_helpers import LYRA, cli, lyra_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    env = lyra_env(f"sqlite://{tmp_path / 'run.db'}", tmp_path, LYRA_HTTP_PORT=str(port))
+    service = subprocess.Popen(
+        [LYRA, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(lambda: _healthy(port) or service.poll() is not None)
+        assert service.poll() is None, service.stdout.read()
+        # an admin works in another process while the service runs (same SQLite file)
+        cli(env, "tenant", "add", "acme", "--name", "Acme", "--owner-email", "o@acme.example")
+        cli(
+            env,
+            "partner",
+            "add",
+            "alpine",
+            "--name",
+            "Alpine",
+            "--products",
+            "*",
+            "--regions",
+            "CH",
+        )
+        cli(env, "user", "add", "mia@alpine.example", "--partner", "alpine")
+        cli(env, "lead", "add", "--product", "VPN", "--region", "CH-ZH", "--email", "c@x.example")
+        cli(env, "lead", "claim", "L-1001", "--as", "mia@alpine.example")
+        wait_for(lambda: len(list((tmp_path / "outbox").rglob("*.eml"))) == 3)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        output = service.communicate(timeout=20)[0]
+    assert service.returncode == 0, output
+    assert "shutting down" in output and "Traceback" not in output
+
+
+def test_demo_tells_the_whole_story(tmp_path):
+    env = lyra_env(f"sqlite://{tmp_path / 'unused.db'}", tmp_path)
+    proc = cli(
+        env,
+        "demo",
+        "--database",
+        str(tmp_path / "demo.db"),
+        "--outbox-dir",
+        str(tmp_path / "mails"),
+    )
+    out = proc.stdout
+    for expected in (
+        "Imported 5 lead(s)",
+        "You have claimed L-1001",
+        "L-1001 has already been taken",
+        "the limit is 2",
+        "recorded as won",
+        "1 claim(s) lapsed: L-1001",
+        "others get a turn",
+        "recorded as contacted",
+    ):
+        assert expected in out, expected
+    mails = list((tmp_path / "mails").rglob("*.eml"))
+    assert len(mails) == 17 and f"{len(mails)} emails were written" in out
+    assert "Huber Maschinen AG" not in out.split("teasers only")[1].split("claims L-1001")[0]
+    # a second run starts afresh
+    again = cli(
+        env,
+        "demo",
+        "--database",
+        str(tmp_path / "demo.db"),
+        "--outbox-dir",
+        str(tmp_path / "mails"),
+    )
+    assert "17 emails were written" in again.stdout

@@ -266,3 +266,16 @@ async def test_messages_to_one_channel_keep_their_order(slack):  # noqa: F811
     await slack.settle()
     assert alpine() == ["chat.postEphemeral", "chat.postEphemeral", "chat.update"]
     assert await InboundKey.filter(key__startswith="slack:").count() == 1
+
+
+async def test_erasing_the_customer_leaves_no_copy_in_slack_rows(slack):  # noqa: F811
+    ts = await digest_ts(slack, ALPINE_CHANNEL)
+    await slack.click("U0MIA", "lyra.claim", "L-1001", message_ts=ts)
+    await slack.command("U0MIA", "mine")
+    await slack.settle()
+    assert "anna@huber.example" in texts(slack.fake.of("chat.postEphemeral")[-1])  # rendered
+
+    await slack.world.ok(c.EraseCustomerData("anna@huber.example"), slack.world.owner)
+
+    rows = await OutboxMessage.filter(channel="slack").values_list("payload", flat=True)
+    assert rows and not any(value in json.dumps(rows) for value in CUSTOMER)

@@ -273,7 +273,10 @@ class SlackApp:
         where: Where,
         content: Mapping[str, Any],
         tenant_id: int | None,
+        lead_id: int | None = None,
     ) -> None:
+        """Queue the answer; ``lead_id`` marks one that shows that lead's customer, so that
+        erasing the customer's data also cancels or empties it."""
         recipient, method, args = where.call(content)
         slack(
             uow,
@@ -282,6 +285,20 @@ class SlackApp:
             recipient=recipient,
             method=method,
             args=args,
+            dedupe_key=f"{key}:answer",
+            lead_id=lead_id,
+        )
+
+    def _queue_claims_answer(self, uow: UnitOfWork, key: str, where: Where, actor: Actor) -> None:
+        """The user's open claims, rendered when delivered: no customer data is stored in the
+        outbox for an answer that shows several leads."""
+        slack(
+            uow,
+            tenant_id=actor.tenant_id,
+            kind="slack.answer",
+            recipient=where.channel or where.user,
+            method="lyra.claims_answer",
+            args={"user": where.user, "channel": where.channel, "partner": actor.partner_id},
             dedupe_key=f"{key}:answer",
         )
 
@@ -325,10 +342,6 @@ class SlackApp:
             return blocks.taken_answer(reply.message)
         if reply.code == "pool":
             return blocks.pool_answer(reply.message, data["leads"], data["total"])
-        if reply.code == "mine":
-            tenant = await Tenant.get(id=actor.tenant_id)
-            due = {c["ref"]: _local(tenant, c["due_at"]) for c in data["claims"]}
-            return blocks.mine_answer(reply.message, data["claims"], due)
         if reply.code == "week":
             tenant = await Tenant.get(id=actor.tenant_id)
             return blocks.report_answer(data, _local(tenant, data["since"]))
@@ -350,7 +363,15 @@ class SlackApp:
             return None
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
-            self._queue_answer(uow, key, where, await self._content(reply, actor), actor.tenant_id)
+            if reply.code == "mine":
+                self._queue_claims_answer(uow, key, where, actor)
+            else:
+                lead_id = None
+                if reply.code == "claimed":
+                    lead = await lead_by_ref(actor.tenant_id or 0, reply.data["lead"]["ref"])
+                    lead_id = lead.id
+                content = await self._content(reply, actor)
+                self._queue_answer(uow, key, where, content, actor.tenant_id, lead_id)
             if clicked is not None and not reply.ok:
                 # Whatever the button showed was out of date: show what is true now.
                 queue_update(uow, clicked.id, clicked.channel_id, clicked.tenant_id)

@@ -1,4 +1,5 @@
-"""A recorded Slack message, rendered from the database as it should look right now.
+"""Slack content rendered from the database as it should look right now: recorded digest
+messages, and answers that show several customers (nothing of them is stored in the outbox).
 
 Each lead is shown from the point of view of the partner whose channel it is in: claimable
 (with its button), held by that partner (who, until when, a feedback button), taken by
@@ -12,7 +13,7 @@ from typing import Any
 
 from adapters.slack import blocks
 from handlers.notify import local_time
-from lyra_bot.domain import ClaimState, LeadStatus, is_entitled, teaser
+from lyra_bot.domain import ClaimState, LeadStatus, full_view, is_entitled, teaser
 from lyra_bot.models import Claim, LeadHide, Partner, SlackMessage, SlackMessageLead, Tenant
 
 
@@ -77,3 +78,17 @@ def _state(
     if lead.status == LeadStatus.HELD:
         return "_Not available right now._", None
     return ":lock: _Taken._", None
+
+
+async def render_claims(tenant_id: int, partner_id: int) -> dict[str, Any]:
+    """A partner's open claims with their customers and deadlines (what ``ListMine`` lists),
+    for an answer to one of its users, rendered when it is delivered."""
+    tenant = await Tenant.get(id=tenant_id)
+    claims = (
+        await Claim.filter(tenant_id=tenant_id, partner_id=partner_id, state=ClaimState.ACTIVE)
+        .select_related("lead")
+        .order_by("due_at")
+    )
+    items = [{**full_view(c.lead), "due_at": c.due_at} for c in claims]
+    due = {c.lead.ref: local_time(tenant, c.due_at) for c in claims}
+    return blocks.mine_answer(f"You hold {len(items)} lead(s).", items, due)

@@ -19,6 +19,10 @@ Methods:
   that, or when a later update of the same message is queued (it will show the latest
   state). A message or channel gone from Slack is marked gone and not retried.
 
+- ``lyra.claims_answer`` ``{"user": ..., "channel": ... or null, "partner": <id>}``: a
+  partner user's open claims with their customers, rendered *now* and shown to that user
+  only (ephemeral, else DM), so the outbox never stores several customers in one row.
+
 Order: a row waits (the worker retries it later) while an earlier row to the same
 recipient is still pending, so messages to one channel arrive in the order they were
 written. A 429 is retried in place after ``Retry-After`` (slack_sdk's rate-limit handler);
@@ -40,7 +44,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
-from adapters.slack.messages import render_message
+from adapters.slack.messages import render_claims, render_message
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.domain import OutboxStatus
@@ -149,6 +153,12 @@ class SlackTransport:
             await self._post_message(int(args["message"]), final)
         elif method == "lyra.update_message":
             await self._update_message(int(args["message"]), row)
+        elif method == "lyra.claims_answer":
+            content = await render_claims(row.tenant_id or 0, int(args["partner"]))
+            if args.get("channel"):
+                await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
+            else:
+                await self._call("chat.postMessage", {"channel": args["user"], **content})
         elif method == "chat.postEphemeral":
             await self._ephemeral(args)
         else:

@@ -21,11 +21,9 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from bench.common import throwaway_database  # noqa: E402
 from lyra_bot import commands as c  # noqa: E402
 from lyra_bot.bus import Bus  # noqa: E402
 from lyra_bot.config import Settings  # noqa: E402
@@ -88,7 +87,7 @@ def serve_bare(port: int) -> None:
 
 async def prepare(settings: Settings, users: int, leads: int) -> None:
     """A tenant, ``users`` partners with one Slack user each, ``leads`` leads, one channel."""
-    await init_db(settings, migrate=True)
+    await init_db(settings)
     bus = Bus(settings)
     owner = c.Actor.owner(
         (
@@ -192,75 +191,60 @@ def signed_clicks(
     return out
 
 
-def start(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+async def spawn(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE
+    )
 
 
-PG_ADMIN_URL = os.environ.get(
-    "LYRA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-
-
-async def pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Start the three servers, prepare Lyra's store, measure, stop everything."""
-    tmp = Path(tempfile.mkdtemp(prefix="lyra-bench-"))
-    pg_database = None
-    if args.store == "postgres":
-        pg_database = f"lyra_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(pg_admin(f'CREATE DATABASE "{pg_database}"'))
-        database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_database
-    else:
-        database_url = f"sqlite://{tmp / 'lyra.db'}"
-    lyra_port, bare_port = free_port(), free_port()
-    processes: list[subprocess.Popen] = []
-    try:
-        fake = start([sys.executable, "-m", "tests.slack_fake", "--port", "0"], ROOT)
-        processes.append(fake)
-        api_url = (fake.stdout.readline() if fake.stdout else "").strip()
-        env = {
-            **os.environ,
-            "LYRA_DATABASE_URL": database_url,
-            "LYRA_HTTP_PORT": str(lyra_port),
-            "LYRA_SLACK_BOT_TOKEN": TOKEN,
-            "LYRA_SLACK_SIGNING_SECRET": SECRET,
-            "LYRA_SLACK_API_URL": api_url,
-            "LYRA_OUTBOX_DIR": str(tmp / "outbox"),
-            "LYRA_LOG_LEVEL": "WARNING",
-            "LYRA_SECRET_KEY": "bench-secret",
-        }
-        lyra_env = {k[5:].lower(): v for k, v in env.items() if k.startswith("LYRA_")}
-        settings = Settings(_env_file=None, **lyra_env)  # type: ignore[call-arg]
-        total_leads = args.concurrency * (args.rounds + 1)
-        log(f"preparing {args.concurrency} partners and {total_leads} leads …")
-        asyncio.run(prepare(settings, args.concurrency, total_leads))
-        server = [sys.executable, "-c", "from lyra_bot.cli import main; main(['run'])"]
-        processes.append(start(server, tmp, env))
-        processes.append(start([sys.executable, THIS, "--serve-bare", str(bare_port)], ROOT))
-        return asyncio.run(
-            measure(
-                args, settings, f"http://127.0.0.1:{lyra_port}", f"http://127.0.0.1:{bare_port}"
-            )
-        )
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if pg_database:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)'))
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the three servers on a throwaway store, measure, stop everything."""
+    processes: list[asyncio.subprocess.Process] = []
+    async with throwaway_database(args.store) as database_url:
+        try:
+            with tempfile.TemporaryDirectory(prefix="lyra-bench-") as folder:
+                tmp = Path(folder)
+                fake = await spawn([sys.executable, "-m", "tests.slack_fake", "--port", "0"], ROOT)
+                processes.append(fake)
+                api_url = (await fake.stdout.readline()).decode().strip()  # type: ignore[union-attr]
+                lyra_port, bare_port = free_port(), free_port()
+                env = {
+                    **os.environ,
+                    "LYRA_DATABASE_URL": database_url,
+                    "LYRA_HTTP_PORT": str(lyra_port),
+                    "LYRA_SLACK_BOT_TOKEN": TOKEN,
+                    "LYRA_SLACK_SIGNING_SECRET": SECRET,
+                    "LYRA_SLACK_API_URL": api_url,
+                    "LYRA_OUTBOX_DIR": str(tmp / "outbox"),
+                    "LYRA_LOG_LEVEL": "WARNING",
+                    "LYRA_SECRET_KEY": "bench-secret",
+                }
+                lyra_env = {k[5:].lower(): v for k, v in env.items() if k.startswith("LYRA_")}
+                settings = Settings(_env_file=None, **lyra_env)  # type: ignore[call-arg]
+                total_leads = args.concurrency * (args.rounds + 1)
+                log(f"preparing {args.concurrency} partners and {total_leads} leads …")
+                await prepare(settings, args.concurrency, total_leads)
+                server = [sys.executable, "-c", "from lyra_bot.cli import main; main(['run'])"]
+                processes.append(await spawn(server, tmp, env))
+                bare = [sys.executable, THIS, "--serve-bare", str(bare_port)]
+                processes.append(await spawn(bare, ROOT))
+                return await measure(
+                    args,
+                    settings,
+                    f"http://127.0.0.1:{lyra_port}",
+                    f"http://127.0.0.1:{bare_port}",
+                )
+        finally:
+            for process in reversed(processes):
+                if process.returncode is None:
+                    process.terminate()
+            for process in processes:
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
 
 
 async def measure(
@@ -340,7 +324,7 @@ def main() -> None:
     if args.serve_bare is not None:
         serve_bare(args.serve_bare)
         return
-    print(json.dumps(run(args)))
+    print(json.dumps(asyncio.run(run(args))))
 
 
 if __name__ == "__main__":

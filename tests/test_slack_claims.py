@@ -200,6 +200,10 @@ async def test_forged_or_stale_requests_get_401_and_change_nothing(slack):  # no
     )
     await slack.settle()
 
+    ssl_check = await slack.sender.post(
+        slack.session, "ssl_check=1&token=legacy", headers={"X-Slack-Signature": "v0=bad"}
+    )
+    assert ssl_check[0] == 200  # Slack's certificate check is answered, and does nothing
     assert [bad_signature[0], stale[0], unsigned[0]] == [401, 401, 401]
     assert await Claim.all().count() == 0
     assert slack.fake.of("chat.postEphemeral") == []

@@ -144,3 +144,11 @@ async def test_digest_blocks_escape_lead_text_end_to_end(slack):  # noqa: F811
     await slack.digests()
     [alpine] = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == ALPINE_CHANNEL]
     assert "<!here>" not in json.dumps(alpine) and "&lt;!here&gt;" in json.dumps(alpine)
+
+
+async def test_url_verification_is_answered_with_the_challenge(slack):  # noqa: F811
+    body = json.dumps({"token": "legacy", "challenge": "c-123", "type": "url_verification"})
+    status, answer = await slack.send(body, json_body=True)
+    assert status == 200 and json.loads(answer)["challenge"] == "c-123"
+    status, _ = await slack.send(body, json_body=True, headers={"X-Slack-Signature": "v0=0"})
+    assert status == 401

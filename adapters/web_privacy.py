@@ -65,7 +65,9 @@ def add_routes(app: web.Application, services: Services) -> None:
             return page(None, "invalid", 404)
         tenant, lead = found
         reply = await services.bus.dispatch(
-            CustomerOptOut(), Actor.customer(tenant.id, lead.id, "web"), key=f"opt-out:{lead.id}"
+            CustomerOptOut(),
+            Actor.customer(tenant.id, "web", lead_id=lead.id),
+            key=f"opt-out:{lead.id}",
         )
         done = reply.code == "opted_out" and not reply.data.get("duplicate")
         return page(found, "done" if done else "already")

@@ -3,12 +3,16 @@
 from handlers import (  # noqa: F401
     admin,
     claims,
+    contact_checks,
+    extensions,
     feedback,
     leads,
     lifecycle,
     pool,
     privacy,
+    reminders,
     reports,
     slack_digests,
     slack_links,
+    stale,
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.functions import Count
@@ -10,6 +12,14 @@ from tortoise.functions import Count
 from handlers.common import require, tenant_of
 from handlers.pool import pool_query
 from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.business_time import (
+    format_holidays,
+    format_work_days,
+    parse_holidays,
+    parse_hours_list,
+    parse_work_days,
+    parse_work_hours,
+)
 from lyra_bot.commands import (
     Actor,
     AddPartner,
@@ -18,6 +28,8 @@ from lyra_bot.commands import (
     ListPartners,
     ListTenants,
     Role,
+    ShowTenant,
+    UpdateTenant,
 )
 from lyra_bot.domain import (
     ClaimState,
@@ -55,38 +67,152 @@ def _locale(value: str | None) -> str | None:
     return value.lower()
 
 
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise InvalidInput(f"{name} must be at least 1.")
+def _between(name: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}.")
     return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"'{value}' is not a time zone (like Europe/Zurich).") from None
+    return value
+
+
+_RANGES = {
+    "claim_deadline_hours": ("The claim deadline", 1, 24 * 90),
+    "cap_open_claims": ("The cap", 1, 1000),
+    "lapse_cooldown_hours": ("The cooldown", 0, 24 * 365),
+    "contact_check_days": ("The contact check days", 0, 365),
+    "stale_lead_days": ("The stale lead days", 0, 365),
+    "extension_auto_days": ("The automatic extension", 0, 90),
+    "extension_max_days": ("The longest extension", 1, 90),
+    "lapse_limit": ("The lapse limit", 0, 1000),
+    "lapse_pause_days": ("The pause", 1, 365),
+    "retention_months": ("The retention", 1, 240),
+}
+
+
+def _policy(values: dict[str, Any]) -> dict[str, Any]:
+    """Validated Tenant columns for the policy values given (by AddTenant or UpdateTenant)."""
+    columns: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in _RANGES:
+            label, low, high = _RANGES[name]
+            columns[name] = _between(label, value, low, high)
+        elif name == "name":
+            columns[name] = value.strip()
+            if not columns[name]:
+                raise InvalidInput("The name may not be empty.")
+        elif name == "owner_email":
+            columns[name] = _email(value)
+        elif name == "timezone":
+            columns[name] = _timezone(value)
+        elif name == "locale":
+            columns[name] = _locale(value) or "de"
+        elif name == "currency":
+            columns[name] = parse_currency(value, "CHF")
+        elif name in ("mail_customers", "deadline_business_hours", "require_consent"):
+            columns[name] = bool(value)
+        elif name == "work_days":
+            columns[name] = parse_work_days(value)
+        elif name == "work_hours":
+            columns["work_start"], columns["work_end"] = parse_work_hours(value)
+        elif name == "holidays":
+            columns["holiday_country"], columns["holiday_subdiv"] = parse_holidays(value)
+        elif name == "reminder_hours":
+            columns[name] = parse_hours_list(value)
+        else:
+            raise AssertionError(f"no rule for tenant policy {name!r}")
+    return columns
+
+
+def _check_consistent(tenant: Tenant) -> None:
+    if tenant.extension_auto_days > tenant.extension_max_days:
+        raise InvalidInput(
+            f"The automatic extension ({tenant.extension_auto_days} days) may not exceed the "
+            f"longest extension ({tenant.extension_max_days} days)."
+        )
+
+
+def policy_view(tenant: Tenant) -> dict[str, Any]:
+    """A tenant's policy as the owner would write it (``tenant set`` options)."""
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "owner_email": tenant.owner_email,
+        "timezone": tenant.timezone,
+        "locale": tenant.locale,
+        "currency": tenant.currency,
+        "claim_deadline_hours": tenant.claim_deadline_hours,
+        "deadline_business_hours": tenant.deadline_business_hours,
+        "work_days": format_work_days(tenant.work_days),
+        "work_hours": f"{tenant.work_start}-{tenant.work_end}",
+        "holidays": format_holidays(tenant.holiday_country, tenant.holiday_subdiv),
+        "cap_open_claims": tenant.cap_open_claims,
+        "mail_customers": tenant.mail_customers,
+        "lapse_cooldown_hours": tenant.lapse_cooldown_hours,
+        "reminder_hours": ",".join(str(h) for h in tenant.reminder_hours) or "none",
+        "contact_check_days": tenant.contact_check_days,
+        "stale_lead_days": tenant.stale_lead_days,
+        "extension_auto_days": tenant.extension_auto_days,
+        "extension_max_days": tenant.extension_max_days,
+        "lapse_limit": tenant.lapse_limit,
+        "lapse_pause_days": tenant.lapse_pause_days,
+        "require_consent": tenant.require_consent,
+        "retention_months": tenant.retention_months,
+    }
 
 
 @handles(AddTenant)
 async def add_tenant(cmd: AddTenant, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.SYSTEM)
     slug = _slug(cmd.slug)
-    try:
-        ZoneInfo(cmd.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"'{cmd.timezone}' is not a time zone (like Europe/Zurich).") from None
+    values = {k: v for k, v in asdict(cmd).items() if k != "slug"}
+    values["name"] = values["name"].strip() or slug
+    columns = _policy(values)
     if await Tenant.exists(slug=slug):
         raise InvalidInput(f"A tenant '{slug}' already exists.")
-    tenant = await Tenant.create(
-        slug=slug,
-        name=cmd.name.strip() or slug,
-        owner_email=_email(cmd.owner_email),
-        timezone=cmd.timezone,
-        locale=_locale(cmd.locale) or "de",
-        claim_deadline_hours=_positive("The claim deadline", cmd.claim_deadline_hours),
-        cap_open_claims=_positive("The cap", cmd.cap_open_claims),
-        mail_customers=cmd.mail_customers,
-        lapse_cooldown_hours=max(0, cmd.lapse_cooldown_hours),
-        currency=parse_currency(cmd.currency, "CHF"),
-        require_consent=cmd.require_consent,
-        retention_months=_positive("The retention", cmd.retention_months),
-    )
+    tenant = Tenant(slug=slug, **columns)
+    _check_consistent(tenant)
+    await tenant.save()
     uow.audit("tenant.added", tenant.id, slug=slug)
     return Reply(True, "tenant_added", f"Tenant '{slug}' added.", {"id": tenant.id, "slug": slug})
+
+
+@handles(UpdateTenant)
+async def update_tenant(cmd: UpdateTenant, actor: Actor, uow: UnitOfWork) -> Reply:
+    """Policy changes apply from now on: claims already made keep their deadline."""
+    require(actor, Role.OWNER, Role.SYSTEM)
+    tenant = await tenant_of(actor)
+    given = {k: v for k, v in asdict(cmd).items() if v is not None}
+    if not given:
+        raise InvalidInput("Nothing to change; give at least one option.")
+    columns = _policy(given)
+    before = policy_view(tenant)
+    for name, value in columns.items():
+        setattr(tenant, name, value)
+    _check_consistent(tenant)
+    await tenant.save(update_fields=list(columns))
+    after = policy_view(tenant)
+    changes = {k: after[k] for k in after if after[k] != before[k]}
+    uow.audit("tenant.updated", tenant.id, changes=changes)
+    shown = ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing changed"
+    return Reply(
+        True,
+        "tenant_updated",
+        f"Tenant '{tenant.slug}': {shown}.",
+        {"changes": changes, "policy": after},
+    )
+
+
+@handles(ShowTenant)
+async def show_tenant(cmd: ShowTenant, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.OWNER, Role.SYSTEM)
+    tenant = await tenant_of(actor)
+    return Reply(True, "tenant", f"Tenant '{tenant.slug}'.", {"policy": policy_view(tenant)})
 
 
 @handles(ListTenants)

@@ -9,7 +9,10 @@ from datetime import timedelta
 
 from handlers import notify
 from handlers.common import lead_by_ref, partner_context, require
+from handlers.contact_checks import check_due_at
+from handlers.reminders import next_reminder_at
 from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.business_time import calendar_of
 from lyra_bot.commands import Actor, ClaimLead, ReleaseClaim, Role
 from lyra_bot.domain import (
     AlreadyYours,
@@ -19,7 +22,7 @@ from lyra_bot.domain import (
     NotEntitled,
     NotYourLead,
     OverCap,
-    claim_due_at,
+    PartnerPaused,
     full_view,
     is_entitled,
 )
@@ -41,6 +44,14 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         raise LeadTaken(f"{lead.ref} is no longer available.", ref=lead.ref)
 
     tenant, partner, user = await partner_context(actor, lock=True)
+    if partner.paused_until is not None and partner.paused_until > uow.now:
+        raise PartnerPaused(
+            f"Your partner may not claim leads until "
+            f"{notify.local_time(tenant, partner.paused_until)}: too many claims lapsed "
+            f"without feedback recently. You can still see the pool.",
+            ref=lead.ref,
+            until=partner.paused_until,
+        )
     if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
         raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
     hide = await LeadHide.filter(lead_id=lead.id, partner_id=partner.id, until__gt=uow.now).first()
@@ -66,6 +77,8 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     if won != 1:
         raise LeadTaken(f"{lead.ref} has just been taken.", ref=lead.ref)
     lead.status = LeadStatus.CLAIMED
+    calendar = calendar_of(tenant)
+    due_at = calendar.deadline(uow.now, tenant.claim_deadline_hours)
     claim = await Claim.create(
         tenant_id=tenant.id,
         lead_id=lead.id,
@@ -73,7 +86,9 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         user_id=user.id,
         channel=actor.channel,
         claimed_at=uow.now,
-        due_at=claim_due_at(uow.now, tenant.claim_deadline_hours),
+        due_at=due_at,
+        next_remind_at=next_reminder_at(tenant, calendar, due_at, uow.now),
+        check_due_at=check_due_at(tenant, calendar, lead, uow.now),
     )
     uow.audit(
         "lead.claimed",

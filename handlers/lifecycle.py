@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from handlers import notify
 from handlers.common import lead_by_ref, require, tenant_of
+from handlers.reliability import apply_lapse_policy
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
 from lyra_bot.db import dialect
@@ -78,12 +79,18 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
         query = query.select_for_update(skip_locked=True)
     ids = [claim.id for claim in await query.only("id")]
     if not ids:
-        return Reply(True, "expired", "No claims are overdue.", {"expired": 0, "more": False})
+        return Reply(
+            True, "expired", "No claims are overdue.", {"expired": 0, "count": 0, "more": False}
+        )
 
     claims: list[Claim] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        batch = await Claim.filter(id__in=chunk).select_related("lead", "partner", "user", "tenant")
+        # Related rows by primary key (one query each), not one join: the join's plan
+        # degrades to scanning every lead once the table is large.
+        batch = await Claim.filter(id__in=chunk).prefetch_related(
+            "lead", "partner", "user", "tenant"
+        )
         await Claim.filter(id__in=chunk).update(state=ClaimState.EXPIRED, ended_at=uow.now)
         await Lead.filter(id__in=[c.lead_id for c in batch], status=LeadStatus.CLAIMED).update(
             status=LeadStatus.OPEN, opened_at=uow.now
@@ -123,10 +130,17 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
             for _, c in items
         ]
         notify.lapses_to_owner(uow, tenant, rows, f"lapses:{tenant.id}:{items[0][1].id}")
+    paused = await apply_lapse_policy(uow, claims)
     refs = [c.lead.ref for c in claims]
     return Reply(
         True,
         "expired",
         f"{len(claims)} claim(s) lapsed: {', '.join(refs[:20])}" + (" …" if len(refs) > 20 else ""),
-        {"expired": len(claims), "refs": refs, "more": len(ids) == cmd.batch},
+        {
+            "expired": len(claims),
+            "count": len(claims),
+            "refs": refs,
+            "paused": [p.slug for p in paused],
+            "more": len(ids) == cmd.batch,
+        },
     )

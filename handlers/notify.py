@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from lyra_bot import tokens
 from lyra_bot.bus import UnitOfWork
-from lyra_bot.domain import full_view, teaser
-from lyra_bot.models import Claim, Feedback, Lead, Partner, Tenant, User
-from lyra_bot.outbox import mail
+from lyra_bot.domain import ExtensionStatus, full_view, teaser
+from lyra_bot.models import Claim, Extension, Feedback, Lead, Partner, Tenant, User
+from lyra_bot.outbox import mail, slack_dm
 from lyra_bot.render import pick_locale
 
 
@@ -286,4 +286,223 @@ def withdrawn_while_held(
         f"withdraw:{claim.id}",
         context,
         f"claim:{claim.id}",
+    )
+
+
+# --- scheduler sweeps, extensions, reliability -------------------------------------------
+
+
+def reminder(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    offset_hours: int,
+) -> None:
+    """The claim's user is reminded of the deadline: by mail (in the claim's thread) and, when
+    the user is linked to Slack, by direct message."""
+    zone = ZoneInfo(tenant.timezone)
+    # Counted on the local clock, as a person reads "due tomorrow 10:00" (DST included).
+    left = claim.due_at.astimezone(zone).replace(tzinfo=None) - uow.now.astimezone(zone).replace(
+        tzinfo=None
+    )
+    hours_left = max(1, round(left.total_seconds() / 3600))
+    context = _context(tenant, lead, claim, partner, user, hours_left=hours_left)
+    key = f"remind:{claim.id}:{int(claim.due_at.timestamp())}:{offset_hours}"
+    locale = user_locale(tenant, partner, user)
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="reminder.partner",
+        to=user.email,
+        template="reminder",
+        locale=locale,
+        context=context,
+        dedupe_key=key,
+        lead_id=lead.id,
+        thread=f"claim:{claim.id}:partner",
+        reply_to=reply_to(uow, "u", tenant, user.id, lead),
+    )
+    if user.slack_user_id:
+        text = uow.renderer.slack("reminder", locale, context)
+        slack_dm(
+            uow,
+            tenant_id=tenant.id,
+            kind="reminder.slack",
+            slack_user_id=user.slack_user_id,
+            text=text,
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            dedupe_key=f"{key}:slack",
+            lead_id=lead.id,
+        )
+
+
+def contact_check(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    yes_url: str,
+    no_url: str,
+    reply_address: str,
+) -> None:
+    """Ask the customer whether the partner got in touch: two one-click links, or a reply."""
+    context = _context(
+        tenant,
+        lead,
+        claim,
+        partner,
+        None,
+        yes_url=yes_url,
+        no_url=no_url,
+        claimed=local_time(tenant, claim.claimed_at).split(" ")[0],
+    )
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="contact_check.customer",
+        to=lead.email,
+        template="contact_check",
+        locale=customer_locale(tenant, lead),
+        context=context,
+        dedupe_key=f"check:{claim.id}:customer",
+        lead_id=lead.id,
+        thread=f"claim:{claim.id}:customer",
+        reply_to=reply_address,
+    )
+
+
+def contact_denied(
+    uow: UnitOfWork, tenant: Tenant, lead: Lead, claim: Claim, partner: Partner
+) -> None:
+    """The customer says nobody called: the owner hears it at once."""
+    context = _context(
+        tenant, lead, claim, partner, None, claimed=local_time(tenant, claim.claimed_at)
+    )
+    _to_owner(uow, tenant, lead, "contact_check", f"check:{claim.id}", context, None)
+
+
+def stale_leads(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]], key: str) -> None:
+    """One summary of the leads nobody claimed for the tenant's number of days."""
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="stale.owner",
+        to=tenant.owner_email,
+        template="stale_owner",
+        locale=tenant.locale,
+        context={
+            "tenant": {"name": tenant.name},
+            "items": items,
+            "days": tenant.stale_lead_days,
+        },
+        dedupe_key=key,
+    )
+
+
+def extension_decided(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    extension: Extension,
+) -> None:
+    """The partner learns whether it got more time (at once when the policy allowed it)."""
+    context = _context(
+        tenant,
+        lead,
+        claim,
+        partner,
+        user,
+        extension={
+            "days": extension.days,
+            "approved": extension.status == ExtensionStatus.APPROVED,
+            "auto": extension.auto,
+            "old_due": local_time(tenant, extension.old_due_at),
+        },
+    )
+    _to_partner(
+        uow,
+        tenant,
+        lead,
+        partner,
+        user,
+        "extension",
+        f"extension:{extension.id}:{extension.status}",
+        context,
+        f"claim:{claim.id}",
+    )
+
+
+def extension_requested(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    lead: Lead,
+    claim: Claim,
+    partner: Partner,
+    user: User,
+    extension: Extension,
+) -> None:
+    """The owner is asked to approve or decline a request beyond the automatic limit."""
+    context = _context(
+        tenant,
+        lead,
+        claim,
+        partner,
+        user,
+        extension={"days": extension.days, "reason": extension.reason},
+    )
+    _to_owner(
+        uow,
+        tenant,
+        lead,
+        "extension",
+        f"extension:{extension.id}:request",
+        context,
+        f"claim:{claim.id}",
+    )
+
+
+def partner_paused(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    partner: Partner,
+    users: list[User],
+    lapses: int,
+    until: datetime,
+) -> None:
+    """The partner's users and the owner learn that the partner may not claim for a while."""
+    context = {
+        "tenant": {"name": tenant.name},
+        "partner": {"name": partner.name},
+        "lapses": lapses,
+        "limit": tenant.lapse_limit,
+        "until": local_time(tenant, until),
+    }
+    key = f"paused:{partner.id}:{int(until.timestamp())}"
+    for user in users:
+        mail(
+            uow,
+            tenant_id=tenant.id,
+            kind="paused.partner",
+            to=user.email,
+            template="paused_partner",
+            locale=user_locale(tenant, partner, user),
+            context={**context, "user": {"name": user.name or user.email}},
+            dedupe_key=f"{key}:{user.id}",
+        )
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="paused.owner",
+        to=tenant.owner_email,
+        template="paused_owner",
+        locale=tenant.locale,
+        context=context,
+        dedupe_key=f"{key}:owner",
     )

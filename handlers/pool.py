@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
@@ -10,7 +16,15 @@ from tortoise.queryset import QuerySet
 from handlers.common import lead_by_ref, partner_of, require, tenant_of
 from lyra_bot.bus import Reply, handles
 from lyra_bot.commands import Actor, ListMine, ListPool, Role, SimilarLeads
-from lyra_bot.domain import WILDCARD, ClaimState, LeadStatus, full_view, teaser
+from lyra_bot.domain import (
+    TEASER_FIELDS,
+    WILDCARD,
+    ClaimState,
+    LeadStatus,
+    full_view,
+    region_covers,
+    teaser,
+)
 from lyra_bot.models import Claim, Lead, LeadHide, Partner
 
 
@@ -89,3 +103,111 @@ async def list_mine(cmd: ListMine, actor: Actor, uow) -> Reply:
     )
     items = [{**full_view(c.lead), "due_at": c.due_at, "claimed_at": c.claimed_at} for c in claims]
     return Reply(True, "mine", f"You hold {len(items)} lead(s).", {"claims": items})
+
+
+# --- many partners at once (digests) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLead:
+    """The columns of an open lead that matching and ``teaser()`` need, nothing private."""
+
+    id: int
+    ref: str
+    product: str
+    region: str
+    industry: str
+    size: str
+    need: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class PartnerPool:
+    total: int  # leads in the partner's pool (since the given time)
+    leads: list[PoolLead]  # the first ``limit`` of them, oldest first like ``pool_query``
+
+
+class PoolIndex:
+    """Every open lead of one tenant, bucketed by (product, region), for computing the pools of
+    many partners at once: two queries for the whole run instead of one per partner.
+
+    ``pool(partner)`` gives the same leads, in the same order, as ``pool_query`` (entitlements
+    by ``domain.is_entitled``, leads the partner let lapse or released hidden until their time).
+    """
+
+    def __init__(self, leads: Iterable[PoolLead], hidden: dict[int, set[int]]) -> None:
+        self._buckets: dict[str, dict[str, list[PoolLead]]] = defaultdict(lambda: defaultdict(list))
+        self._by_id: dict[int, PoolLead] = {}
+        for lead in leads:
+            self._buckets[lead.product.casefold()][lead.region.upper()].append(lead)
+            self._by_id[lead.id] = lead
+        for regions in self._buckets.values():
+            for bucket in regions.values():
+                bucket.sort(key=_pool_order)
+        self._regions = sorted({r for regions in self._buckets.values() for r in regions})
+        self._covers: dict[str, list[str]] = {}
+        self._hidden = hidden
+
+    @classmethod
+    async def load(cls, tenant_id: int, now: datetime) -> PoolIndex:
+        rows = await Lead.filter(tenant_id=tenant_id, status=LeadStatus.OPEN).values_list(
+            "id", *TEASER_FIELDS, "opened_at"
+        )
+        hidden: dict[int, set[int]] = defaultdict(set)
+        for partner_id, lead_id in await LeadHide.filter(
+            tenant_id=tenant_id, until__gt=now
+        ).values_list("partner_id", "lead_id"):
+            hidden[partner_id].add(lead_id)
+        return cls((PoolLead(*row) for row in rows), hidden)
+
+    def pool(
+        self, partner: Partner, since: datetime | None = None, limit: int | None = None
+    ) -> PartnerPool:
+        """The partner's pool, optionally only leads opened after ``since``."""
+        buckets = self._matching(partner)
+        hidden = self._hidden.get(partner.id, set())
+        # Where each bucket's fresh part starts; slices would copy every fresh lead.
+        starts = [
+            0 if since is None else bisect_right(b, since, key=lambda lead: lead.opened_at)
+            for b in buckets
+        ]
+        total = sum(len(b) - start for b, start in zip(buckets, starts, strict=True))
+        if hidden:
+            keys = {id(b) for b in buckets}
+            for lead_id in hidden:
+                lead = self._by_id.get(lead_id)
+                if lead is not None and (since is None or lead.opened_at > since):
+                    bucket = self._buckets[lead.product.casefold()][lead.region.upper()]
+                    total -= id(bucket) in keys
+        fresh = [_from(b, start) for b, start in zip(buckets, starts, strict=True)]
+        merged = (lead for lead in heapq.merge(*fresh, key=_pool_order) if lead.id not in hidden)
+        leads = list(islice(merged, limit)) if limit is not None else list(merged)
+        return PartnerPool(total, leads)
+
+    def _matching(self, partner: Partner) -> list[list[PoolLead]]:
+        products = (
+            list(self._buckets)
+            if WILDCARD in partner.products
+            else [p.strip().casefold() for p in partner.products]
+        )
+        regions: set[str] = set()
+        for entitled in partner.regions:
+            if entitled not in self._covers:
+                self._covers[entitled] = [r for r in self._regions if region_covers(entitled, r)]
+            regions.update(self._covers[entitled])
+        found = []
+        for product in dict.fromkeys(products):
+            by_region = self._buckets.get(product)
+            if by_region:
+                found += [by_region[r] for r in regions if r in by_region]
+        return found
+
+
+def _from(bucket: list[PoolLead], start: int) -> Iterator[PoolLead]:
+    """``bucket[start:]`` lazily, without copying or stepping over the first ``start``."""
+    return (bucket[i] for i in range(start, len(bucket)))
+
+
+def _pool_order(lead: PoolLead) -> tuple[datetime, int]:
+    return (lead.opened_at, lead.id)

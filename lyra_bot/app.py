@@ -15,13 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import web_privacy
+from adapters import web_links, web_privacy
 from adapters.email_out import FileTransport
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
 from lyra_bot.outbox import OutboxWorker, Transport
+from lyra_bot.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Services:
     clock: Clock
     bus: Bus
     worker: OutboxWorker
+    scheduler: Scheduler
     background: list[Any] = field(default_factory=list)
 
 
@@ -76,7 +78,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
             worker.wake()
 
     bus.after_commit.append(wake_worker)
-    return Services(settings, clock, bus, worker)
+    return Services(settings, clock, bus, worker, Scheduler(bus, clock))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -88,6 +90,7 @@ def build_web_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
     web_privacy.add_routes(app, services)
+    web_links.add_routes(app, services)
     if services.settings.slack_enabled:
         mount_slack(app, services)
     return app
@@ -111,11 +114,20 @@ def mount_slack(app: web.Application, services: Services) -> None:
     app.on_cleanup.append(stop)
 
 
-async def serve(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    """``lyra-bot run``: the HTTP app and the outbox worker until SIGTERM/SIGINT."""
+async def serve(
+    settings: Settings | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    clock: Clock | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """``lyra-bot run``: the HTTP app, the outbox worker and the scheduler until SIGTERM/SIGINT.
+
+    ``ready`` is set once the service listens and the scheduler has caught up.
+    """
     settings = settings or get_settings()
     await init_db(settings, migrate=True)
-    services = bootstrap(settings)
+    services = bootstrap(settings, clock)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -129,10 +141,19 @@ async def serve(settings: Settings | None = None, stop: asyncio.Event | None = N
     log.info("Lyra listening on http://%s:%s", settings.http_host, settings.http_port)
     worker_task = asyncio.create_task(services.worker.run_forever(stop), name="outbox")
     try:
+        if settings.scheduler_enabled:
+            await services.scheduler.start()
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         log.info("shutting down")
+        stop.set()
+        await services.scheduler.shutdown()
         await runner.cleanup()
         await worker_task
         await services.worker.close()
         await close_db()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)

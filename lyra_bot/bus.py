@@ -22,8 +22,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
-from lyra_bot.commands import Actor, Command, RecordDisclosure
+from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
+from lyra_bot.db import try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
 from lyra_bot.privacy import MARKER, private_views, scrub
@@ -175,9 +176,18 @@ class Bus:
             except DomainError as exc:
                 return Reply.error(exc)
         try:
-            async with in_transaction("default"):
+            async with in_transaction("default") as connection:
                 if key is not None and not await _claim_key(key, cmd, actor, uow.now):
                     return await _stored_reply(key)
+                if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
+                    connection, f"lyra.sweep.{cmd.kind}"
+                ):
+                    return Reply(
+                        True,
+                        "busy",
+                        f"{cmd.kind} is running in another instance.",
+                        {"busy": True, "more": False},
+                    )
                 reply = await handler(cmd, actor, uow)
                 if respond is not None:
                     await respond(reply, uow)

@@ -41,6 +41,8 @@ lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
 digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads.")
 privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
+jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
+extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -50,8 +52,10 @@ for sub, name in (
     (outbox_app, "outbox"),
     (digest_app, "digest"),
     (privacy_app, "privacy"),
+    (jobs_app, "jobs"),
 ):
     app.add_typer(sub, name=name)
+lead_app.add_typer(extension_app, name="extension")
 
 out = Console()
 err = Console(stderr=True)
@@ -190,6 +194,23 @@ def db_upgrade() -> None:
 # --- tenants, partners, users ------------------------------------------------------------
 
 
+# Policy options shared by 'tenant add' (defaults) and 'tenant set' (None = unchanged).
+BusinessOpt = typer.Option(
+    "--business-hours/--calendar-hours",
+    help="Count the claim deadline (and reminder offsets) in working hours, or around the clock.",
+)
+WorkDaysOpt = typer.Option(help="Working days, like mon-fri or mon,tue,thu.")
+WorkHoursOpt = typer.Option(help="Working hours, like 08:00-17:00.")
+HolidaysOpt = typer.Option(help="Public holidays: country and subdivision (CH-ZH), or none.")
+RemindOpt = typer.Option(help="Reminders, in hours before the deadline (24,2), or none.")
+CheckOpt = typer.Option(help="Days after a claim to ask the customer if called (0 = never).")
+StaleOpt = typer.Option(help="Days unclaimed before a lead is reported (0 = never).")
+AutoExtOpt = typer.Option(help="A first extension up to this many days is granted at once.")
+MaxExtOpt = typer.Option(help="The longest extension a partner may ask for, in days.")
+LapseLimitOpt = typer.Option(help="Lapses in 30 days that pause a partner (0 = never).")
+PauseOpt = typer.Option(help="Days a partner is paused from claiming.")
+
+
 @tenant_app.command("add")
 def tenant_add(
     slug: str,
@@ -212,8 +233,19 @@ def tenant_add(
     retention_months: Annotated[
         int, typer.Option(help="Months closed leads keep the customer's data.")
     ] = 24,
+    business_hours: Annotated[bool, BusinessOpt] = False,
+    work_days: Annotated[str, WorkDaysOpt] = "mon-fri",
+    work_hours: Annotated[str, WorkHoursOpt] = "08:00-17:00",
+    holidays: Annotated[str, HolidaysOpt] = "CH",
+    reminders: Annotated[str, RemindOpt] = "24,2",
+    contact_check_days: Annotated[int, CheckOpt] = 3,
+    stale_days: Annotated[int, StaleOpt] = 7,
+    auto_extension_days: Annotated[int, AutoExtOpt] = 2,
+    max_extension_days: Annotated[int, MaxExtOpt] = 14,
+    lapse_limit: Annotated[int, LapseLimitOpt] = 0,
+    pause_days: Annotated[int, PauseOpt] = 14,
 ) -> None:
-    """Add a tenant (an owner organisation)."""
+    """Add a tenant (an owner organisation) with its policy."""
     cmd = c.AddTenant(
         slug,
         name,
@@ -225,10 +257,98 @@ def tenant_add(
         mail_customers,
         cooldown_hours,
         currency,
-        require_consent,
-        retention_months,
+        require_consent=require_consent,
+        retention_months=retention_months,
+        deadline_business_hours=business_hours,
+        work_days=work_days,
+        work_hours=work_hours,
+        holidays=holidays,
+        reminder_hours=reminders,
+        contact_check_days=contact_check_days,
+        stale_lead_days=stale_days,
+        extension_auto_days=auto_extension_days,
+        extension_max_days=max_extension_days,
+        lapse_limit=lapse_limit,
+        lapse_pause_days=pause_days,
     )
     say(run(lambda: send(cmd, Actor.system())))
+
+
+@tenant_app.command("set")
+def tenant_set(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    owner_email: Annotated[str | None, typer.Option(help="Where owner notices go.")] = None,
+    timezone: str | None = None,
+    locale: str | None = None,
+    deadline_hours: Annotated[int | None, typer.Option(help="Hours for feedback.")] = None,
+    cap: Annotated[int | None, typer.Option(help="Open claims per partner.")] = None,
+    mail_customers: Annotated[
+        bool | None, typer.Option("--mail-customers/--no-mail-customers")
+    ] = None,
+    cooldown_hours: Annotated[int | None, typer.Option(help="Hours a lapsed lead hides.")] = None,
+    currency: str | None = None,
+    business_hours: Annotated[bool | None, BusinessOpt] = None,
+    work_days: Annotated[str | None, WorkDaysOpt] = None,
+    work_hours: Annotated[str | None, WorkHoursOpt] = None,
+    holidays: Annotated[str | None, HolidaysOpt] = None,
+    reminders: Annotated[str | None, RemindOpt] = None,
+    contact_check_days: Annotated[int | None, CheckOpt] = None,
+    stale_days: Annotated[int | None, StaleOpt] = None,
+    auto_extension_days: Annotated[int | None, AutoExtOpt] = None,
+    max_extension_days: Annotated[int | None, MaxExtOpt] = None,
+    lapse_limit: Annotated[int | None, LapseLimitOpt] = None,
+    pause_days: Annotated[int | None, PauseOpt] = None,
+    require_consent: Annotated[
+        bool | None, typer.Option("--require-consent/--no-require-consent")
+    ] = None,
+    retention_months: Annotated[int | None, typer.Option(help="Months of retention.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a tenant's policy (only the options given; new claims follow it)."""
+    cmd = c.UpdateTenant(
+        name=name,
+        owner_email=owner_email,
+        timezone=timezone,
+        locale=locale,
+        claim_deadline_hours=deadline_hours,
+        cap_open_claims=cap,
+        mail_customers=mail_customers,
+        lapse_cooldown_hours=cooldown_hours,
+        currency=currency,
+        deadline_business_hours=business_hours,
+        work_days=work_days,
+        work_hours=work_hours,
+        holidays=holidays,
+        reminder_hours=reminders,
+        contact_check_days=contact_check_days,
+        stale_lead_days=stale_days,
+        extension_auto_days=auto_extension_days,
+        extension_max_days=max_extension_days,
+        lapse_limit=lapse_limit,
+        lapse_pause_days=pause_days,
+        require_consent=require_consent,
+        retention_months=retention_months,
+    )
+
+    async def body() -> Reply:
+        return await send(cmd, Actor.owner((await tenant_by_slug(slug)).id))
+
+    say(run(body), as_json)
+
+
+@tenant_app.command("show")
+def tenant_show(slug: str) -> None:
+    """A tenant's whole policy."""
+
+    async def body() -> Reply:
+        return await send(c.ShowTenant(), Actor.owner((await tenant_by_slug(slug)).id))
+
+    reply = run(body)
+    table = Table("setting", "value", title=reply.message, title_justify="left")
+    for key, value in reply.to_json()["data"]["policy"].items():
+        table.add_row(key, _cell(value))
+    out.print(table)
 
 
 @tenant_app.command("list")
@@ -560,6 +680,43 @@ def lead_release(ref: str, as_user: AsOpt, reason: str = "", tenant: TenantOpt =
     say(run(body))
 
 
+@lead_app.command("extend")
+def lead_extend(
+    ref: str,
+    days: int,
+    as_user: AsOpt,
+    reason: str = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Ask for more days on a claimed lead, on behalf of its partner user."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.RequestExtension(ref, days, reason), await partner_actor(t, as_user))
+
+    say(run(body))
+
+
+def _decide(ref: str, approve: bool, note: str, tenant: str | None) -> None:
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.DecideExtension(ref, approve, note), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@extension_app.command("approve")
+def extension_approve(ref: str, note: str = "", tenant: TenantOpt = None) -> None:
+    """Grant the extension a partner asked for on a lead."""
+    _decide(ref, True, note, tenant)
+
+
+@extension_app.command("decline")
+def extension_decline(ref: str, note: str = "", tenant: TenantOpt = None) -> None:
+    """Refuse the extension a partner asked for on a lead (the deadline stays)."""
+    _decide(ref, False, note, tenant)
+
+
 @lead_app.command("expire")
 def lead_expire(tenant: TenantOpt = None) -> None:
     """Lapse every overdue claim now (the scheduler does this every minute)."""
@@ -757,12 +914,51 @@ def privacy_purge() -> None:
     say(run(body))
 
 
+# --- jobs ---------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """Each job with its interval, last run and result, and next run."""
+    from lyra_bot.app import bootstrap
+
+    async def body() -> Reply:
+        rows = await bootstrap().scheduler.status()
+        return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
+
+    show(
+        run(body),
+        as_json,
+        "jobs",
+        ("name", "every", "last_run", "last_ok", "last_result", "next_run"),
+    )
+
+
+@jobs_app.command("run")
+def jobs_run(name: str) -> None:
+    """Run one job now (messages it queues are delivered by the running service, or by
+    'lyra-bot outbox deliver')."""
+    from lyra_bot.app import bootstrap
+    from lyra_bot.scheduler import UnknownJob
+
+    async def body() -> Any:
+        try:
+            return await bootstrap().scheduler.run_job(name)
+        except UnknownJob as exc:
+            fail(str(exc))
+
+    result = run(body)
+    if not result.ok:
+        fail(f"{name}: {result.message}")
+    out.print(f"{name}: {result.message}", highlight=False)
+
+
 # --- service ------------------------------------------------------------------------------
 
 
 @app.command("run")
 def run_service() -> None:
-    """Run Lyra: the HTTP endpoints and the outbox worker, until SIGTERM."""
+    """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
 
     logging.basicConfig(

@@ -43,7 +43,7 @@ class Actor:
         return cls(Role.SYSTEM, "scheduler", tenant_id)
 
     @classmethod
-    def customer(cls, tenant_id: int, lead_id: int, channel: str) -> Actor:
+    def customer(cls, tenant_id: int, channel: str, lead_id: int | None = None) -> Actor:
         return cls(Role.CUSTOMER, channel, tenant_id, lead_id=lead_id)
 
 
@@ -177,10 +177,65 @@ class ReleaseClaim(Command):
 
 
 @dataclass(frozen=True)
-class ExpireOverdue(Command):
-    """Sweep: return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+class Sweep(Command):
+    """A scheduler job: find what is due in the database and handle it.
+
+    Idempotent and safe after downtime. On PostgreSQL the bus runs each kind of sweep under a
+    transaction-scoped advisory lock, so two instances never run the same sweep at once; a
+    sweep that finds the lock taken answers ``busy`` and does nothing. A handler returns
+    ``data["more"] = True`` when it stopped at ``batch`` and should be called again.
+    """
 
     batch: int = 1000
+
+
+@dataclass(frozen=True)
+class ExpireOverdue(Sweep):
+    """Return every lapsed claim's lead to the pool (at most ``batch`` per run)."""
+
+
+@dataclass(frozen=True)
+class SendReminders(Sweep):
+    """Remind partners of deadlines at the tenant's offsets (each once per claim and deadline)."""
+
+
+@dataclass(frozen=True)
+class CustomerContactCheck(Sweep):
+    """Ask customers, once per claim, whether the partner has contacted them."""
+
+
+@dataclass(frozen=True)
+class StaleLeadAlert(Sweep):
+    """Tell owners, once per lead, about leads nobody claimed for the tenant's days."""
+
+
+@dataclass(frozen=True)
+class AnswerContactCheck(Command):
+    """A customer's answer (from a signed link or a reply): did the partner get in touch?
+
+    ``claim_id`` comes from the verified token of kind ``k``, never from what a user typed.
+    """
+
+    claim_id: int
+    answer: str  # yes/no, ja/nein, oui/non
+
+
+@dataclass(frozen=True)
+class RequestExtension(Command):
+    """A partner asks for ``days`` more on a lead it holds."""
+
+    lead_ref: str
+    days: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DecideExtension(Command):
+    """The owner approves or declines the pending extension request on a lead."""
+
+    lead_ref: str
+    approve: bool
+    note: str = ""
 
 
 # --- administration ---------------------------------------------------------------------
@@ -198,8 +253,54 @@ class AddTenant(Command):
     mail_customers: bool = True
     lapse_cooldown_hours: int = 72
     currency: str = "CHF"
+    deadline_business_hours: bool = False
+    work_days: str = "mon-fri"
+    work_hours: str = "08:00-17:00"
+    holidays: str = "CH"  # country and optional subdivision: CH-ZH; "none"
+    reminder_hours: str = "24,2"  # hours before the deadline; "none"
+    contact_check_days: int = 3  # 0 = never ask customers
+    stale_lead_days: int = 7  # 0 = never report
+    extension_auto_days: int = 2  # 0 = the owner decides every request
+    extension_max_days: int = 14
+    lapse_limit: int = 0  # 0 = no reliability pauses
+    lapse_pause_days: int = 14
     require_consent: bool = False
     retention_months: int = 24
+
+
+@dataclass(frozen=True)
+class UpdateTenant(Command):
+    """Change a tenant's policy; fields left ``None`` stay as they are."""
+
+    name: str | None = None
+    owner_email: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    claim_deadline_hours: int | None = None
+    cap_open_claims: int | None = None
+    mail_customers: bool | None = None
+    lapse_cooldown_hours: int | None = None
+    currency: str | None = None
+    deadline_business_hours: bool | None = None
+    work_days: str | None = None
+    work_hours: str | None = None
+    holidays: str | None = None
+    reminder_hours: str | None = None
+    contact_check_days: int | None = None
+    stale_lead_days: int | None = None
+    extension_auto_days: int | None = None
+    extension_max_days: int | None = None
+    lapse_limit: int | None = None
+    lapse_pause_days: int | None = None
+    require_consent: bool | None = None
+    retention_months: int | None = None
+
+
+@dataclass(frozen=True)
+class ShowTenant(Command):
+    """The actor's tenant with its whole policy."""
+
+    writes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -253,8 +354,8 @@ class ListDisclosures(Command):
 
 
 @dataclass(frozen=True)
-class PurgeExpiredPersonalData(Command):
-    """Sweep: erase customer data of leads closed longer ago than the tenant's retention."""
+class PurgeExpiredPersonalData(Sweep):
+    """Erase customer data of leads closed longer ago than the tenant's retention."""
 
     batch: int = 500
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_digest_max_leads: int = 200
 
+    # Scheduler (sweeps inside lyra-bot run)
+    scheduler_enabled: bool = True
+
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"
 

@@ -7,6 +7,7 @@ failing later with "database is locked" when its read transaction tries to write
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -85,6 +86,21 @@ def is_postgres(url: str | None = None) -> bool:
 def dialect() -> str:
     """``sqlite`` or ``postgres`` for the open default connection."""
     return "sqlite" if get_connection("default").capabilities.dialect == "sqlite" else "postgres"
+
+
+async def try_advisory_xact_lock(connection: Any, name: str) -> bool:
+    """Take a PostgreSQL advisory lock named ``name`` until the transaction ends, if free.
+
+    Released by commit or rollback, so a crashed instance never leaves it held. On SQLite
+    (one instance; writes already serialized by BEGIN IMMEDIATE) it always succeeds.
+    """
+    if connection.capabilities.dialect == "sqlite":
+        return True
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    rows = await connection.execute_query_dict(
+        "SELECT pg_try_advisory_xact_lock($1) AS locked", [key]
+    )
+    return bool(rows[0]["locked"])
 
 
 async def init_db(settings: Settings | None = None, *, migrate: bool = False) -> None:

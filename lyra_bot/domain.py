@@ -29,6 +29,12 @@ class ClaimState(StrEnum):
     WITHDRAWN = "withdrawn"  # owner withdrew the lead while it was held
 
 
+class ExtensionStatus(StrEnum):
+    PENDING = "pending"  # waiting for the owner
+    APPROVED = "approved"  # by the owner, or at once by the tenant's policy (``auto``)
+    DECLINED = "declined"
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -102,6 +108,20 @@ class InvalidTransition(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class PartnerPaused(DomainError):
+    """The tenant's reliability policy keeps this partner from claiming for a while."""
+
+    code = "partner_paused"
+
+
+class AlreadyAnswered(DomainError):
+    code = "already_answered"
+
+
+LAPSE_WINDOW = timedelta(days=30)
+"""Lapses counted by the reliability policy (K lapses in this window pause a partner)."""
 
 
 # --- entitlements -----------------------------------------------------------------------
@@ -235,9 +255,18 @@ def parse_currency(raw: str | None, default: str) -> str:
     return code
 
 
-def claim_due_at(claimed_at: datetime, deadline_hours: int) -> datetime:
-    """Deadline of a claim in wall-clock hours (business-time deadlines come with the scheduler)."""
-    return claimed_at + timedelta(hours=deadline_hours)
+YES_WORDS = frozenset({"yes", "y", "ja", "j", "oui", "o", "si", "sí"})
+NO_WORDS = frozenset({"no", "n", "nein", "non"})
+
+
+def parse_yes_no(raw: str) -> bool:
+    """``YES``/``NO``, also ``JA``/``NEIN`` and ``OUI``/``NON``; anything else is an error."""
+    word = raw.strip().strip(".!").casefold()
+    if word in YES_WORDS:
+        return True
+    if word in NO_WORDS:
+        return False
+    raise InvalidInput(f"'{raw}' is neither yes nor no (YES/NO, JA/NEIN, OUI/NON).")
 
 
 def phone_key(phone: str) -> str:

@@ -12,7 +12,15 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-from lyra_bot.domain import ClaimState, LeadStatus, OutboxStatus
+from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
+
+
+def default_work_days() -> list[int]:
+    return [0, 1, 2, 3, 4]
+
+
+def default_reminder_hours() -> list[int]:
+    return [24, 2]
 
 
 class Tenant(Model):
@@ -31,6 +39,23 @@ class Tenant(Model):
     currency = fields.CharField(max_length=3, default="CHF")
     require_consent = fields.BooleanField(default=False)
     retention_months = fields.IntField(default=24)
+    # business time: deadlines (and reminder offsets) in working hours when chosen
+    deadline_business_hours = fields.BooleanField(default=False)
+    work_days = fields.JSONField(default=default_work_days)  # Monday = 0
+    work_start = fields.CharField(max_length=5, default="08:00")
+    work_end = fields.CharField(max_length=5, default="17:00")
+    holiday_country = fields.CharField(max_length=8, default="CH")
+    holiday_subdiv = fields.CharField(max_length=40, default="")
+    # sweeps: reminders before the deadline, customer checks, stale leads (0 = off)
+    reminder_hours = fields.JSONField(default=default_reminder_hours)
+    contact_check_days = fields.IntField(default=3)
+    stale_lead_days = fields.IntField(default=7)
+    # extensions: the first request per claim up to this many days is approved at once
+    extension_auto_days = fields.IntField(default=2)
+    extension_max_days = fields.IntField(default=14)
+    # reliability: lapse_limit lapses in 30 days pause a partner for lapse_pause_days
+    lapse_limit = fields.IntField(default=0)
+    lapse_pause_days = fields.IntField(default=14)
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -51,6 +76,8 @@ class Partner(Model):
     regions = fields.JSONField(default=list)
     locale = fields.CharField(max_length=8, null=True)
     active = fields.BooleanField(default=True)
+    paused_at = fields.DatetimeField(null=True)  # reliability pause: may not claim until
+    paused_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     tenant_id: int
@@ -128,6 +155,7 @@ class Lead(Model):
     created_at = fields.DatetimeField()
     opened_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
+    stale_reported_at = fields.DatetimeField(null=True)  # owner told it sat unclaimed
 
     tenant_id: int
     duplicate_of_id: int | None
@@ -159,6 +187,10 @@ class Claim(Model):
     claimed_at = fields.DatetimeField()
     due_at = fields.DatetimeField()
     ended_at = fields.DatetimeField(null=True)
+    # when the next reminder before due_at falls (the sweep finds it by this); None: no more
+    next_remind_at = fields.DatetimeField(null=True)
+    # when to ask the customer whether the partner called; cleared once handled
+    check_due_at = fields.DatetimeField(null=True)
 
     tenant_id: int
     lead_id: int
@@ -169,6 +201,8 @@ class Claim(Model):
         table = "claim"
         indexes = (
             Index(fields=("state", "due_at")),
+            Index(fields=("next_remind_at",)),
+            Index(fields=("check_due_at",)),
             Index(fields=("partner_id", "state")),
             Index(fields=("lead_id", "state")),
         )
@@ -324,6 +358,92 @@ class Disclosure(Model):
     class Meta:
         table = "disclosure"
         indexes = (Index(fields=("tenant_id", "lead_id")),)
+
+
+class Extension(Model):
+    """A partner's request for more time on a claim, and what became of it."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    claim: fields.ForeignKeyRelation[Claim] = fields.ForeignKeyField(
+        "models.Claim", related_name="extensions", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, on_delete=fields.CASCADE
+    )
+    days = fields.IntField()
+    reason = fields.CharField(max_length=500, default="")
+    status = fields.CharEnumField(ExtensionStatus, default=ExtensionStatus.PENDING, max_length=16)
+    auto = fields.BooleanField(default=False)
+    channel = fields.CharField(max_length=16)
+    requested_at = fields.DatetimeField()
+    decided_at = fields.DatetimeField(null=True)
+    decided_by_id = fields.IntField(null=True)  # owner user, when known
+    old_due_at = fields.DatetimeField()
+    new_due_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+    claim_id: int
+    lead_id: int
+    partner_id: int
+    user_id: int
+
+    class Meta:
+        table = "extension"
+        indexes = (Index(fields=("claim_id", "status")),)
+
+
+class ContactCheck(Model):
+    """Asking a customer, once per claim, whether the partner got in touch."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    claim: fields.OneToOneRelation[Claim] = fields.OneToOneField(
+        "models.Claim", related_name="contact_check", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, on_delete=fields.CASCADE
+    )
+    email = fields.CharField(max_length=254)
+    asked_at = fields.DatetimeField()
+    answer = fields.CharField(max_length=8, null=True)  # "yes" or "no"
+    answered_at = fields.DatetimeField(null=True)
+    channel = fields.CharField(max_length=16, null=True)
+
+    tenant_id: int
+    claim_id: int
+    lead_id: int
+    partner_id: int
+
+    class Meta:
+        table = "contact_check"
+
+
+class JobRun(Model):
+    """The last and next run of each scheduler job, shared by every instance of the service."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    last_started_at = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    last_ok = fields.BooleanField(null=True)
+    last_result = fields.TextField(default="")
+    next_run_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "job_run"
 
 
 class InboundKey(Model):

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
@@ -57,7 +58,13 @@ class Transport(Protocol):
 
 
 def mail_domain(settings: Settings) -> str:
-    return parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+    return _domain_of(settings.mail_from)
+
+
+@lru_cache(maxsize=16)
+def _domain_of(mail_from: str) -> str:
+    """Parsed once per sender: sweeps write thousands of mails in one transaction."""
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
 def thread_root(settings: Settings, tenant_id: int, thread: str) -> str:
@@ -167,13 +174,38 @@ def slack(
         recipient=recipient,
         payload={"method": method, "args": args},
         dedupe_key=dedupe_key,
-        message_id=f"slack.{uuid.uuid4().hex}",
+        message_id=f"<slack.{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
         status=OutboxStatus.PENDING,
         next_attempt_at=uow.now,
         created_at=uow.now,
     )
     uow.enqueue(message)
     return message
+
+
+def slack_dm(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int,
+    kind: str,
+    slack_user_id: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+    dedupe_key: str,
+    lead_id: int | None = None,
+) -> OutboxMessage:
+    """Queue a Slack direct message: ``chat.postMessage`` to the user's id (the Slack
+    transport delivers it; ``text`` is the notification and fallback, ``blocks`` the body)."""
+    return slack(
+        uow,
+        tenant_id=tenant_id,
+        kind=kind,
+        recipient=slack_user_id,
+        method="chat.postMessage",
+        args={"channel": slack_user_id, "text": text, "blocks": blocks},
+        dedupe_key=dedupe_key,
+        lead_id=lead_id,
+    )
 
 
 async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -35,6 +35,15 @@ def one_line(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def slack_escape(value: Any) -> Any:
+    """Escape what Slack's mrkdwn treats as markup (``<@U1>``, ``<!channel>``, links)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
 class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.env = Environment(
@@ -46,27 +55,40 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.env.filters["one_line"] = one_line
+        # Slack messages: every {{ value }} is escaped for mrkdwn, as HTML is for mail.
+        self.slack_env = Environment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=False,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=slack_escape,
+        )
 
     def mail(self, name: str, locale: str | None, context: dict[str, Any]) -> RenderedMail:
         """Render ``email/<locale>/<name>.{subject,txt,html}.j2``, falling back to English."""
-        locale = pick_locale(locale)
+        context = {**context, "locale": pick_locale(locale)}
         subject, text, html = (
-            self._localized("email", name, f"{part}.j2", locale).render(
-                {**context, "locale": locale}
-            )
+            self._localized(self.env, "email", f"{name}.{part}.j2", locale).render(context)
             for part in PARTS
         )
         return RenderedMail(one_line(subject), text, html)
 
-    def page(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
-        """Render the web page ``web/<locale>/<name>.html.j2``, falling back to English."""
-        locale = pick_locale(locale)
-        return self._localized("web", name, "html.j2", locale).render({**context, "locale": locale})
+    def slack(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        """Render ``slack/<locale>/<name>.txt.j2`` (mrkdwn), falling back to English."""
+        template = self._localized(self.slack_env, "slack", f"{name}.txt.j2", locale)
+        return template.render({**context, "locale": pick_locale(locale)}).strip()
 
-    def _localized(self, area: str, name: str, suffix: str, locale: str) -> Template:
-        for loc in dict.fromkeys((locale, DEFAULT_LOCALE)):
+    def page(self, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        """Render the web page ``web/<locale>/<name>.html.j2`` (HTML-escaped)."""
+        template = self._localized(self.env, "web", f"{name}.html.j2", locale)
+        return template.render({**context, "locale": pick_locale(locale)})
+
+    @staticmethod
+    def _localized(env: Environment, folder: str, name: str, locale: str | None) -> Template:
+        for loc in dict.fromkeys((pick_locale(locale), DEFAULT_LOCALE)):
             try:
-                return self.env.get_template(f"{area}/{loc}/{name}.{suffix}")
+                return env.get_template(f"{folder}/{loc}/{name}")
             except TemplateNotFound:
                 continue
-        raise TemplateNotFound(f"{area}/*/{name}.{suffix}")
+        raise TemplateNotFound(f"{folder}/*/{name}")

@@ -18,16 +18,18 @@ from datetime import UTC, datetime, timedelta
 from lyra_bot.config import Settings
 from lyra_bot.domain import TokenExpired, TokenInvalid
 
-KINDS = {"u": "user", "c": "customer", "o": "owner"}
+KINDS = {"u": "user", "c": "customer", "o": "owner", "k": "contact check"}
 _MAC_BYTES = 12
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+){5}")
 
 
 @dataclass(frozen=True)
 class ReplyToken:
-    kind: str  # "u" a user, "c" a lead's customer (subject: lead), "o" the owner (subject: tenant)
+    # "u" a user, "c" a lead's customer (subject: lead), "o" the owner (subject: tenant),
+    # "k" a customer answering a contact check (subject: claim; links and replies)
+    kind: str
     tenant_id: int
-    subject_id: int  # user id, or lead id for a customer
+    subject_id: int  # user id, lead id for a customer, claim id for a contact check
     lead_id: int | None
     expires_at: datetime
 

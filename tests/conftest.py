@@ -33,6 +33,18 @@ PG_ADMIN_URL = os.environ.get(
 STORES = ["sqlite", "postgres"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``pg_only`` run on PostgreSQL alone (their SQLite variant is deselected)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
+        (drop if on_sqlite and item.get_closest_marker("pg_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pg_url(database: str) -> str:
     """The admin URL pointed at another database."""
     parts = urlparse(PG_ADMIN_URL)

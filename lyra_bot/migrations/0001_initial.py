@@ -2,8 +2,8 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from lyra_bot.domain import ClaimState, LeadStatus, OutboxStatus
-from lyra_bot.models import SlackMessageStatus
+from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
+from lyra_bot.models import SlackMessageStatus, default_reminder_hours, default_work_days
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
@@ -26,6 +26,19 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='JobRun',
+            fields=[
+                ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
+                ('last_started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('last_run_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('last_ok', fields.BooleanField(null=True)),
+                ('last_result', fields.TextField(default='', unique=False)),
+                ('next_run_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'job_run', 'app': 'models', 'pk_attr': 'name', 'table_description': 'The last and next run of each scheduler job, shared by every instance of the service.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Tenant',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -41,6 +54,19 @@ class Migration(migrations.Migration):
                 ('currency', fields.CharField(default='CHF', max_length=3)),
                 ('require_consent', fields.BooleanField(default=False)),
                 ('retention_months', fields.IntField(default=24)),
+                ('deadline_business_hours', fields.BooleanField(default=False)),
+                ('work_days', fields.JSONField(default=default_work_days, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('work_start', fields.CharField(default='08:00', max_length=5)),
+                ('work_end', fields.CharField(default='17:00', max_length=5)),
+                ('holiday_country', fields.CharField(default='CH', max_length=8)),
+                ('holiday_subdiv', fields.CharField(default='', max_length=40)),
+                ('reminder_hours', fields.JSONField(default=default_reminder_hours, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('contact_check_days', fields.IntField(default=3)),
+                ('stale_lead_days', fields.IntField(default=7)),
+                ('extension_auto_days', fields.IntField(default=2)),
+                ('extension_max_days', fields.IntField(default=14)),
+                ('lapse_limit', fields.IntField(default=0)),
+                ('lapse_pause_days', fields.IntField(default=14)),
                 ('next_ref', fields.IntField(default=1001)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
@@ -79,6 +105,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('opened_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('stale_reported_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'lead', 'app': 'models', 'unique_together': (('tenant', 'ref'),), 'indexes': [Index(fields=['tenant_id', 'status', 'opened_at'])], 'pk_attr': 'id', 'table_description': 'A sales lead. Teaser fields may be shown in the pool, private fields may not.'},
             bases=['Model'],
@@ -118,6 +145,8 @@ class Migration(migrations.Migration):
                 ('regions', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('locale', fields.CharField(null=True, max_length=8)),
                 ('active', fields.BooleanField(default=True)),
+                ('paused_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('paused_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'partner', 'app': 'models', 'unique_together': (('tenant', 'slug'),), 'pk_attr': 'id', 'table_description': 'A reseller or branch. It sees leads whose product and region it is entitled to.'},
@@ -228,8 +257,27 @@ class Migration(migrations.Migration):
                 ('claimed_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('due_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('next_remind_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('check_due_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'claim', 'app': 'models', 'indexes': [Index(fields=['state', 'due_at']), Index(fields=['partner_id', 'state']), Index(fields=['lead_id', 'state'])], 'pk_attr': 'id', 'table_description': 'One partner holding one lead, from claim until feedback, lapse, release or withdrawal.'},
+            options={'table': 'claim', 'app': 'models', 'indexes': [Index(fields=['state', 'due_at']), Index(fields=['next_remind_at']), Index(fields=['check_due_at']), Index(fields=['partner_id', 'state']), Index(fields=['lead_id', 'state'])], 'pk_attr': 'id', 'table_description': 'One partner holding one lead, from claim until feedback, lapse, release or withdrawal.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ContactCheck',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('models.Tenant', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('claim', fields.OneToOneField('models.Claim', source_field='claim_id', db_constraint=True, to_field='id', related_name='contact_check', on_delete=OnDelete.CASCADE)),
+                ('lead', fields.ForeignKeyField('models.Lead', source_field='lead_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('partner', fields.ForeignKeyField('models.Partner', source_field='partner_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('email', fields.CharField(max_length=254)),
+                ('asked_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('answer', fields.CharField(null=True, max_length=8)),
+                ('answered_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('channel', fields.CharField(null=True, max_length=16)),
+            ],
+            options={'table': 'contact_check', 'app': 'models', 'pk_attr': 'id', 'table_description': 'Asking a customer, once per claim, whether the partner got in touch.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -246,6 +294,29 @@ class Migration(migrations.Migration):
                 ('at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'disclosure', 'app': 'models', 'indexes': [Index(fields=['tenant_id', 'lead_id'])], 'pk_attr': 'id', 'table_description': 'Append-only: customer data handed to a person (who, which lead, which fields, how, when).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Extension',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('models.Tenant', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('claim', fields.ForeignKeyField('models.Claim', source_field='claim_id', db_constraint=True, to_field='id', related_name='extensions', on_delete=OnDelete.CASCADE)),
+                ('lead', fields.ForeignKeyField('models.Lead', source_field='lead_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('partner', fields.ForeignKeyField('models.Partner', source_field='partner_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('days', fields.IntField()),
+                ('reason', fields.CharField(default='', max_length=500)),
+                ('status', fields.CharEnumField(default=ExtensionStatus.PENDING, description='PENDING: pending\nAPPROVED: approved\nDECLINED: declined', enum_type=ExtensionStatus, max_length=16)),
+                ('auto', fields.BooleanField(default=False)),
+                ('channel', fields.CharField(max_length=16)),
+                ('requested_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('decided_by_id', fields.IntField(null=True)),
+                ('old_due_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('new_due_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'extension', 'app': 'models', 'indexes': [Index(fields=['claim_id', 'status'])], 'pk_attr': 'id', 'table_description': "A partner's request for more time on a claim, and what became of it."},
             bases=['Model'],
         ),
         ops.CreateModel(

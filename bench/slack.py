@@ -88,29 +88,30 @@ def serve_bare(port: int) -> None:
 async def prepare(settings: Settings, users: int, leads: int) -> None:
     """A tenant, ``users`` partners with one Slack user each, ``leads`` leads, one channel."""
     await init_db(settings)
-    bus = Bus(settings)
-    owner = c.Actor.owner(
-        (
-            await bus.dispatch(
-                c.AddTenant("bench", "Bench", "owner@bench.example", cap_open_claims=10_000),
-                c.Actor.system(),
-            )
-        ).data["id"]
-    )
-    for i in range(users):
-        for cmd in (
-            c.AddPartner(f"p{i}", f"Partner {i}", ("*",), ("CH",)),
-            c.AddUser(f"u{i}@p{i}.example", f"User {i}", f"p{i}"),
-            c.LinkSlackUser(f"u{i}@p{i}.example", TEAM, f"U{i:07d}X"),
-        ):
-            reply = await bus.dispatch(cmd, owner)
-            assert reply.ok, reply.message
-    rows = "".join(f"Firewall,CH-ZH,Company {n},need {n}\n" for n in range(leads))
-    reply = await bus.dispatch(c.ImportLeads("product,region,company,need\n" + rows), owner)
-    assert reply.ok, reply.message
-    await bus.dispatch(c.LinkSlackChannel("p0", CHANNEL), owner)
-    await bus.dispatch(c.PostSlackDigests(max_leads=leads), owner)
-    await close_db()
+    try:
+        bus = Bus(settings)
+
+        async def ok(cmd: c.Command, actor: c.Actor) -> dict[str, Any]:
+            reply = await bus.dispatch(cmd, actor)
+            if not reply.ok:
+                raise RuntimeError(f"{cmd.kind}: {reply.message}")
+            return reply.data
+
+        tenant = await ok(
+            c.AddTenant("bench", "Bench", "owner@bench.example", cap_open_claims=1000),
+            c.Actor.system(),
+        )
+        owner = c.Actor.owner(tenant["id"])
+        for i in range(users):
+            await ok(c.AddPartner(f"p{i}", f"Partner {i}", ("*",), ("CH",)), owner)
+            await ok(c.AddUser(f"u{i}@p{i}.example", f"User {i}", f"p{i}"), owner)
+            await ok(c.LinkSlackUser(f"u{i}@p{i}.example", TEAM, f"U{i:07d}X"), owner)
+        rows = "".join(f"Firewall,CH-ZH,Company {n},need {n}\n" for n in range(leads))
+        await ok(c.ImportLeads("product,region,company,need\n" + rows), owner)
+        await ok(c.LinkSlackChannel("p0", CHANNEL), owner)
+        await ok(c.PostSlackDigests(max_leads=leads), owner)
+    finally:
+        await close_db()
 
 
 async def wait_until(check: Any, limit: float, what: str) -> None:

@@ -221,6 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "LYRA_OUTBOX_DIR": str(tmp / "outbox"),
                     "LYRA_LOG_LEVEL": "WARNING",
                     "LYRA_SECRET_KEY": "bench-secret",
+                    "LYRA_SCHEDULER_ENABLED": "false" if args.no_scheduler else "true",
                 }
                 lyra_env = {k[5:].lower(): v for k, v in env.items() if k.startswith("LYRA_")}
                 settings = Settings(_env_file=None, **lyra_env)  # type: ignore[call-arg]
@@ -305,6 +306,7 @@ async def measure(
             "rounds": args.rounds,
             "samples": len(lyra_ms),
             "store": settings.database_url.split(":", 1)[0],
+            "scheduler": settings.scheduler_enabled,
             "claims": claims,
             "claims_expected": n * (args.rounds + 1),
             "answers_sent": answers,
@@ -320,6 +322,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="run lyra-bot without its sweeps (isolates the clicks from the minute ticks)",
+    )
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:

@@ -16,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import web_links, web_privacy
-from adapters.email_out import FileTransport
+from adapters import email_web, web_links, web_privacy
+from adapters.email_inbound import MailProcessor
+from adapters.email_out import FileTransport, SmtpTransport
+from adapters.imap_poller import ImapPoller
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
@@ -40,11 +42,18 @@ class Services:
     bus: Bus
     worker: OutboxWorker
     scheduler: Scheduler
+    mail: MailProcessor
     background: list[Any] = field(default_factory=list)
+
+    def imap_poller(self) -> ImapPoller | None:
+        """The IMAP poller when ``LYRA_IMAP_HOST`` is set."""
+        return ImapPoller(self.settings, self.mail) if self.settings.imap_host else None
 
 
 def email_transport(settings: Settings) -> Transport:
     """SMTP when configured, else ``.eml`` files in ``LYRA_OUTBOX_DIR``."""
+    if settings.smtp_host:
+        return SmtpTransport(settings)
     return FileTransport(settings)
 
 
@@ -79,7 +88,9 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
             worker.wake()
 
     bus.after_commit.append(wake_worker)
-    return Services(settings, clock, bus, worker, Scheduler(bus, clock))
+    return Services(
+        settings, clock, bus, worker, Scheduler(bus, clock), MailProcessor(bus, settings)
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -92,6 +103,7 @@ def build_web_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     web_privacy.add_routes(app, services)
     web_links.add_routes(app, services)
+    email_web.register(app, services.bus, services.mail)
     if services.settings.slack_enabled:
         mount_slack(app, services)
     return app
@@ -122,7 +134,8 @@ async def serve(
     clock: Clock | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """``lyra-bot run``: the HTTP app, the outbox worker and the scheduler until SIGTERM/SIGINT.
+    """``lyra-bot run``: the HTTP app, the outbox worker, the scheduler and (with
+    ``LYRA_IMAP_HOST``) the IMAP poller, until SIGTERM/SIGINT.
 
     ``ready`` is set once the service listens and the scheduler has caught up.
     """
@@ -141,6 +154,10 @@ async def serve(
     await site.start()
     log.info("Lyra listening on http://%s:%s", settings.http_host, settings.http_port)
     worker_task = asyncio.create_task(services.worker.run_forever(stop), name="outbox")
+    poller = services.imap_poller()
+    poller_task = (
+        asyncio.create_task(poller.run_forever(stop), name="imap") if poller is not None else None
+    )
     try:
         if settings.scheduler_enabled:
             await services.scheduler.start()
@@ -158,6 +175,9 @@ async def serve(
         await services.scheduler.shutdown()
         await runner.cleanup()
         await worker_task
+        if poller is not None and poller_task is not None:
+            await poller_task
+            await poller.close()
         await services.worker.close()
         await close_db()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,10 +4,6 @@
 records the inbound idempotency key, runs the handler, writes the audit and outbox rows the
 handler collected, and commits. A second dispatch with the same key returns the first Reply
 and changes nothing.
-
-A channel that answers through the outbox passes ``respond``: it is called with the Reply
-inside the same transaction (also for a refused command), so the answer is queued exactly
-when the change and the idempotency key commit — never lost, never sent twice.
 """
 
 from __future__ import annotations
@@ -62,7 +58,8 @@ class Reply:
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
 Hook = Callable[["UnitOfWork"], Awaitable[None]]
-Respond = Callable[[Reply, "UnitOfWork"], Awaitable[None]]
+Responder = Callable[[Reply, "UnitOfWork"], Awaitable[None]]
+"""Answers the sender of one dispatch (e.g. a reply mail), inside the command's transaction."""
 
 _HANDLERS: dict[type[Command], Handler] = {}
 
@@ -159,12 +156,13 @@ class Bus:
         cmd: Command,
         actor: Actor,
         key: str | None = None,
-        respond: Respond | None = None,
+        respond: Responder | None = None,
     ) -> Reply:
         """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent.
 
-        ``respond(reply, uow)`` may queue the answer (outbox rows) in that transaction; it is
-        not called for a duplicate, whose answer was queued the first time.
+        ``respond`` (if given) runs with the Reply in the same transaction as the command, or,
+        when the command was refused, in the transaction that records the refusal; it never
+        runs for a duplicate delivery, so an inbound message is answered once.
         """
         handler = _HANDLERS.get(type(cmd))
         if handler is None:
@@ -177,8 +175,6 @@ class Bus:
                 return Reply.error(exc)
         try:
             async with in_transaction("default") as connection:
-                if key is not None and not await _claim_key(key, cmd, actor, uow.now):
-                    return await _stored_reply(key)
                 if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
                     connection, f"lyra.sweep.{cmd.kind}"
                 ):
@@ -188,14 +184,16 @@ class Bus:
                         f"{cmd.kind} is running in another instance.",
                         {"busy": True, "more": False},
                     )
+                # A duplicate delivery runs the handler too, then fails to insert its key at
+                # the end and rolls back: one write for the common case, not three.
                 reply = await handler(cmd, actor, uow)
-                if respond is not None:
-                    await respond(reply, uow)
                 for hook in self.before_commit:
                     await hook(uow)
+                if respond is not None:
+                    await respond(reply, uow)
                 await uow.flush()
                 if key is not None:
-                    await InboundKey.filter(key=key).update(reply=_stored(reply))
+                    await _claim_key(key, cmd, actor, uow.now, reply)
         except DomainError as exc:
             reply = Reply.error(exc)
             if key is not None or respond is not None:
@@ -224,14 +222,14 @@ class Bus:
         actor: Actor,
         now: datetime,
         reply: Reply,
-        respond: Respond | None = None,
+        respond: Responder | None = None,
     ) -> Reply:
         """Remember a refused command too, so a re-delivery is not answered twice."""
         uow = UnitOfWork(actor, now, self.settings, self.renderer)
         try:
             async with in_transaction("default"):
-                if key is not None and not await _claim_key(key, cmd, actor, now, reply):
-                    return await _stored_reply(key)
+                if key is not None:
+                    await _claim_key(key, cmd, actor, now, reply)
                 if respond is not None:
                     await respond(reply, uow)
                     await uow.flush()
@@ -246,10 +244,13 @@ class Bus:
 
 async def _claim_key(
     key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply | None = None
-) -> bool:
-    """Insert the idempotency key first, so a concurrent duplicate blocks on it (PostgreSQL)."""
-    if await InboundKey.exists(key=key):
-        return False
+) -> None:
+    """Record the idempotency key with its reply, last thing in the command's transaction.
+
+    The key is unique: of two concurrent deliveries only one can commit; the other fails
+    here with ``IntegrityError`` (on PostgreSQL after waiting for the first to commit), its
+    whole transaction rolls back, and the caller answers with the stored reply.
+    """
     await InboundKey.create(
         key=key,
         command=cmd.kind,
@@ -257,7 +258,6 @@ async def _claim_key(
         reply=_stored(reply) if reply else None,
         created_at=now,
     )
-    return True
 
 
 def _stored(reply: Reply) -> dict[str, Any]:

@@ -7,8 +7,10 @@ or outdated database exits with status 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -39,10 +41,11 @@ partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
 user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
-digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads.")
+digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads (mail and Slack).")
 privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
 jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
 extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
+mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -53,6 +56,7 @@ for sub, name in (
     (digest_app, "digest"),
     (privacy_app, "privacy"),
     (jobs_app, "jobs"),
+    (mail_app, "mail"),
 ):
     app.add_typer(sub, name=name)
 lead_app.add_typer(extension_app, name="extension")
@@ -812,29 +816,6 @@ def outbox_deliver() -> None:
     out.print(f"Delivered {run(body)} message(s).")
 
 
-# --- digests ------------------------------------------------------------------------------
-
-
-@digest_app.command("send")
-def digest_send(
-    tenant: Annotated[
-        str | None,
-        typer.Option("--tenant", "-t", envvar="LYRA_TENANT", help="Only this tenant."),
-    ] = None,
-    max_leads: Annotated[
-        int | None,
-        typer.Option(help="Most leads per channel (default LYRA_SLACK_DIGEST_MAX_LEADS)."),
-    ] = None,
-) -> None:
-    """Queue digests of new leads: every linked Slack channel gets the teasers it has not seen."""
-
-    async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant)).id) if tenant else Actor.system()
-        return await send(c.PostSlackDigests(max_leads), actor)
-
-    say(run(body))
-
-
 # --- privacy ------------------------------------------------------------------------------
 
 
@@ -951,6 +932,72 @@ def jobs_run(name: str) -> None:
     if not result.ok:
         fail(f"{name}: {result.message}")
     out.print(f"{name}: {result.message}", highlight=False)
+
+
+# --- email --------------------------------------------------------------------------------
+
+
+@digest_app.command("send")
+def digest_send(
+    tenant: TenantOpt = None,
+    max_leads: Annotated[
+        int | None,
+        typer.Option(help="Most leads per Slack channel (default LYRA_SLACK_DIGEST_MAX_LEADS)."),
+    ] = None,
+) -> None:
+    """Queue digests now: today's mail for every partner user (once per user and day), and
+    for every linked Slack channel the teasers it has not been shown yet."""
+
+    async def body() -> list[Reply]:
+        tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
+        mails = await send(c.SendDigests(tenant_id), Actor.system())
+        actor = Actor.owner(tenant_id) if tenant_id is not None else Actor.system()
+        return [mails, await send(c.PostSlackDigests(max_leads), actor)]
+
+    for reply in run(body):
+        say(reply)
+
+
+@mail_app.command("poll")
+def mail_poll(
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
+) -> None:
+    """Read replies from the IMAP inbox (LYRA_IMAP_HOST) and act on them."""
+    from lyra_bot.app import bootstrap
+
+    settings = get_settings()
+    if not settings.imap_host:
+        err.print("[red]Error:[/red] set LYRA_IMAP_HOST to read replies.", highlight=False)
+        raise typer.Exit(1)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def body() -> str:
+        services = bootstrap(settings)
+        poller = services.imap_poller()
+        assert poller is not None
+        try:
+            if once:
+                result = await poller.poll_once()
+                return (
+                    f"Processed {result.processed} mail(s), {result.failed} refused or failed, "
+                    f"{result.deferred} left for the next poll."
+                )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            await poller.run_forever(stop)
+            return "Stopped."
+        except OSError as exc:
+            fail(f"cannot reach the IMAP server: {exc}", 2)
+        finally:
+            await poller.close()
+            await services.worker.close()
+
+    out.print(run(body), highlight=False)
 
 
 # --- service ------------------------------------------------------------------------------

@@ -377,6 +377,41 @@ class CustomerOptOut(Command):
     """The customer asked not to be contacted (one-click link in their mail)."""
 
 
+# --- email channel ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendDigests(Command):
+    """Queue today's digest mail for every partner user (of one tenant, or of all)."""
+
+    tenant_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SetDigests(Command):
+    """A partner user turns its digest mails off (STOP, one-click unsubscribe) or on (START)."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class RecordMail(Command):
+    """An inbound mail that carries no partner command: an auto-reply, a bounce, a refusal,
+    a customer's or the owner's answer. Recorded, and acted on where useful (a hard bounce
+    marks the address and alerts the owner, a customer's words go to the owner)."""
+
+    verdict: str
+    sender: str
+    subject: str = ""
+    reason: str = ""
+    message_id: str = ""
+    lead_id: int | None = None
+    text: str = ""
+    bounced: tuple[str, ...] = ()
+    bounce_status: str = ""
+    original_id: str = ""  # Message-ID of our mail that bounced
+
+
 # --- Slack ----------------------------------------------------------------------------------
 
 

@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout: float = 30.0
+    digest_max_leads: int = 10
+
+    # Inbound mail (replies): IMAP poller and/or the webhook of a provider that pushes mail
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_username: str | None = None
+    imap_password: SecretStr | None = None
+    imap_tls: Literal["none", "starttls", "tls"] = "tls"
+    imap_folder: str = "INBOX"
+    imap_processed_folder: str = "Processed"
+    imap_failed_folder: str = "Failed"
+    imap_idle_seconds: float = 300.0
+    imap_poll_seconds: float = 60.0
+    imap_timeout: float = 30.0
+    inbound_webhook_secret: SecretStr | None = None
+    inbound_max_bytes: int = 10 * 1024 * 1024
 
     # Outbox worker
     outbox_poll_seconds: float = 1.0

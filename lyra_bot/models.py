@@ -460,6 +460,31 @@ class InboundKey(Model):
         table = "inbound_key"
 
 
+class MailBounce(Model):
+    """An address whose mail came back undeliverable (a hard bounce) - digests skip it.
+
+    Cleared when a mail from that address is accepted again.
+    """
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    address = fields.CharField(max_length=254)
+    status = fields.CharField(max_length=16, default="")
+    reason = fields.CharField(max_length=500, default="")
+    kind = fields.CharField(max_length=40, default="")
+    count = fields.IntField(default=1)
+    first_at = fields.DatetimeField()
+    last_at = fields.DatetimeField()
+
+    tenant_id: int
+
+    class Meta:
+        table = "mail_bounce"
+        unique_together = (("tenant", "address"),)
+
+
 class SlackMessageStatus(StrEnum):
     PENDING = "pending"  # queued, not posted yet
     POSTED = "posted"

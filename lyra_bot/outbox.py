@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
@@ -263,8 +263,8 @@ class OutboxWorker:
     async def _drain(self, channel: str) -> int:
         handled = 0
         while rows := await self._take(channel):
-            for row in rows:
-                await self._deliver(row)
+            sent = [row for row in rows if await self._deliver(row)]
+            await self._mark_sent(sent)
             handled += len(rows)
         return handled
 
@@ -311,30 +311,43 @@ class OutboxWorker:
                 await OutboxMessage.filter(id__in=[r.id for r in rows]).update(locked_until=lease)
         return rows
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _deliver(self, row: OutboxMessage) -> bool:
+        """Hand one row to its transport; a failure is recorded here, a success by the caller."""
         transport = self.transports[row.channel]
         try:
             await transport.send(row)
         except Exception as exc:
             await self._failed(row, exc)
+            return False
+        return True
+
+    async def _mark_sent(self, rows: list[OutboxMessage]) -> None:
+        """One UPDATE for a batch of delivered rows (a crash before it re-sends them, with
+        the same Message-IDs, which is the at-least-once promise anyway)."""
+        if not rows:
             return
         now = self.clock.now()
-        async with in_transaction("default"):
-            await OutboxMessage.filter(id=row.id).update(
-                status=OutboxStatus.SENT, sent_at=now, attempts=row.attempts + 1, locked_until=None
+        disclosures = [
+            Disclosure(
+                tenant_id=row.tenant_id,
+                lead_id=row.discloses["lead_id"],
+                user_id=row.discloses.get("user_id"),
+                recipient=row.recipient,
+                fields_shown=row.discloses["fields"],
+                channel=row.channel,
+                purpose=row.kind,
+                at=now,
             )
-            if row.discloses and row.tenant_id is not None:
-                await Disclosure.create(
-                    tenant_id=row.tenant_id,
-                    lead_id=row.discloses["lead_id"],
-                    user_id=row.discloses.get("user_id"),
-                    recipient=row.recipient,
-                    fields_shown=row.discloses["fields"],
-                    channel=row.channel,
-                    purpose=row.kind,
-                    at=now,
-                )
-        self.delivered += 1
+            for row in rows
+            if row.discloses and row.tenant_id is not None
+        ]
+        async with in_transaction("default"):
+            await OutboxMessage.filter(id__in=[row.id for row in rows]).update(
+                status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, locked_until=None
+            )
+            if disclosures:
+                await Disclosure.bulk_create(disclosures)
+        self.delivered += len(rows)
         self.last_success = now
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:

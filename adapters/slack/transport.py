@@ -33,6 +33,7 @@ and server errors are left to the worker's backoff.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 import aiohttp
@@ -130,6 +131,9 @@ class SlackTransport:
         self.clock = clock or SystemClock()
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
+        # Rows delivered in the worker's current batch are marked sent only when the batch
+        # ends: they must not count as "earlier and still pending" for the rows after them.
+        self._delivered: deque[int] = deque(maxlen=max(1, settings.outbox_batch))
 
     @property
     def client(self) -> AsyncWebClient:
@@ -146,6 +150,10 @@ class SlackTransport:
 
     async def send(self, row: OutboxMessage) -> None:
         await self._wait_for_earlier(row)
+        await self._send(row)
+        self._delivered.append(row.id)
+
+    async def _send(self, row: OutboxMessage) -> None:
         method = row.payload["method"]
         args: dict[str, Any] = row.payload.get("args") or {}
         final = row.attempts + 1 >= self.settings.outbox_max_attempts
@@ -165,12 +173,15 @@ class SlackTransport:
             await self._call(method, args)
 
     async def _wait_for_earlier(self, row: OutboxMessage) -> None:
-        earlier = await OutboxMessage.filter(
+        query = OutboxMessage.filter(
             channel=self.channel,
             recipient=row.recipient,
             status=OutboxStatus.PENDING,
             id__lt=row.id,
-        ).exists()
+        )
+        if self._delivered:
+            query = query.exclude(id__in=list(self._delivered))
+        earlier = await query.exists()
         if earlier:
             raise NotYet(f"waiting for an earlier message to {row.recipient}")
 

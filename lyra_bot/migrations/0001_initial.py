@@ -111,6 +111,22 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='MailBounce',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('models.Tenant', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('address', fields.CharField(max_length=254)),
+                ('status', fields.CharField(default='', max_length=16)),
+                ('reason', fields.CharField(default='', max_length=500)),
+                ('kind', fields.CharField(default='', max_length=40)),
+                ('count', fields.IntField(default=1)),
+                ('first_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('last_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'mail_bounce', 'app': 'models', 'unique_together': (('tenant', 'address'),), 'pk_attr': 'id', 'table_description': 'An address whose mail came back undeliverable (a hard bounce) - digests skip it.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='OutboxMessage',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),

@@ -14,5 +14,7 @@ from handlers import (  # noqa: F401
     privacy,
     reminders,
     reports,
+    slack_digests,
+    slack_links,
     stale,
 )

@@ -11,6 +11,7 @@ from tortoise.functions import Count
 
 from handlers.common import require, tenant_of
 from handlers.pool import pool_query
+from handlers.slack_links import CHANNEL_RE, slack_id
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import (
     format_holidays,
@@ -138,18 +139,11 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-# A Slack channel id: C or G, then capitals and digits (at least one digit, so that a channel
-# name like "general" is not taken for an id).
-_SLACK_CHANNEL_RE = re.compile(r"^[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{4,31}$")
-
-
 def _slack_channel(value: str | None) -> str | None:
-    text = (value or "").strip().upper()
-    if text in {"", "NONE", "-"}:
+    """The owner's Slack channel id (upper-cased), or None for ``none`` / empty."""
+    if (value or "").strip().lower() in {"", "none", "-"}:
         return None
-    if not _SLACK_CHANNEL_RE.match(text):
-        raise InvalidInput(f"'{value}' is not a Slack channel id (like C0123ABCD).")
-    return text
+    return slack_id(value or "", CHANNEL_RE, "channel id (like C0123ABCD)")
 
 
 def _check_consistent(tenant: Tenant) -> None:

@@ -30,10 +30,13 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
     reason, note = cmd.reason.strip(), cmd.note.strip()
     if outcome == Outcome.WON and amount is None:
         raise InvalidInput(
-            f"Please add the amount won, e.g. WON {lead.ref} 12000 {tenant.currency}."
+            f"Please add the amount won, e.g. WON {lead.ref} 12000 {tenant.currency}.",
+            field="amount",
         )
     if outcome == Outcome.LOST and not reason:
-        raise InvalidInput(f"Please add why it was lost, e.g. LOST {lead.ref} price too high.")
+        raise InvalidInput(
+            f"Please add why it was lost, e.g. LOST {lead.ref} price too high.", field="reason"
+        )
 
     claim = await Claim.filter(
         lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE

@@ -16,8 +16,8 @@ from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import parse_clock
 from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport
 from lyra_bot.models import AuditEvent, Tenant
-from lyra_bot.outbox import Inline, content_id, mail, slack_dm
-from lyra_bot.render import Renderer
+from lyra_bot.outbox import Inline, content_id, mail, slack
+from lyra_bot.render import Renderer, slack_escape
 from lyra_bot.reports import exports
 from lyra_bot.reports.chart import chart_png
 from lyra_bot.reports.periods import Period, choose_period, week_containing
@@ -130,13 +130,13 @@ async def queue_report(uow: UnitOfWork, tenant: Tenant, report: Report) -> dict[
     )
     if tenant.slack_owner_channel:
         text, blocks = slack_summary(uow.renderer, view, tenant.locale)
-        slack_dm(
+        slack(
             uow,
             tenant_id=tenant.id,
             kind="report.slack",
-            slack_user_id=tenant.slack_owner_channel,
-            text=text,
-            blocks=blocks,
+            recipient=tenant.slack_owner_channel,
+            method="chat.postMessage",
+            args={"channel": tenant.slack_owner_channel, "text": text, "blocks": blocks},
             dedupe_key=f"report:{tenant.id}:{label}:slack",
         )
     uow.audit(SENT_EVENT, tenant.id, week=label, partners=len(report.partners))
@@ -160,4 +160,5 @@ def slack_summary(
         current = f"{current}\n\n{paragraph}" if current else paragraph[:SLACK_SECTION_MAX]
     sections.append(current)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in sections]
-    return f"{view['title']} · {view['tenant']['name']} · {view['period']}", blocks
+    title = f"{view['title']} · {view['tenant']['name']} · {view['period']}"
+    return slack_escape(title), blocks

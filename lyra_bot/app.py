@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from lyra_bot.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", "Services")
+SLACK = web.AppKey("slack", Any)
 
 
 @dataclass
@@ -55,11 +57,31 @@ def email_transport(settings: Settings) -> Transport:
     return FileTransport(settings)
 
 
+def transports(settings: Settings, clock: Clock) -> list[Transport]:
+    """Email always; Slack when a bot token is set."""
+    items = [email_transport(settings)]
+    if settings.slack_enabled:
+        from adapters.slack.transport import SlackTransport
+
+        items.append(SlackTransport(settings, clock))
+    return items
+
+
+def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> Bus:
+    """The bus with its hooks: every process (service, CLI, demo) changes state through one
+    built here, so posted Slack messages follow every change, whoever made it."""
+    from handlers.slack_digests import queue_message_updates
+
+    bus = Bus(settings, clock)
+    bus.before_commit.append(queue_message_updates)
+    return bus
+
+
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    bus = Bus(settings, clock)
-    worker = OutboxWorker(settings, [email_transport(settings)], clock, bus.renderer)
+    bus = build_bus(settings, clock)
+    worker = OutboxWorker(settings, transports(settings, clock), clock, bus.renderer)
 
     def wake_worker(uow: UnitOfWork) -> None:
         if uow.queued:
@@ -82,7 +104,27 @@ def build_web_app(services: Services) -> web.Application:
     web_privacy.add_routes(app, services)
     web_links.add_routes(app, services)
     email_web.register(app, services.bus, services.mail)
+    if services.settings.slack_enabled:
+        mount_slack(app, services)
     return app
+
+
+def mount_slack(app: web.Application, services: Services) -> None:
+    """The bolt app at ``POST /slack/events`` (events, interactions and ``/lyra``)."""
+    from adapters.slack.app import SlackApp
+
+    slack = SlackApp(services.bus, services.settings, services.clock)
+    app[SLACK] = slack
+    app.router.add_post("/slack/events", slack.handle)
+
+    async def start(_: web.Application) -> None:
+        await slack.start()
+
+    async def stop(_: web.Application) -> None:
+        await slack.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 async def serve(
@@ -119,6 +161,11 @@ async def serve(
     try:
         if settings.scheduler_enabled:
             await services.scheduler.start()
+        # Everything built so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise pause the event loop for tens of
+        # milliseconds in the middle of a burst of requests (bench/slack.py).
+        gc.collect()
+        gc.freeze()
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -43,10 +43,10 @@ partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
 user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
 lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
+digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads (mail and Slack).")
 privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
 jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
 extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
-digest_app = typer.Typer(no_args_is_help=True, help="Digest mails to partner users.")
 mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
 for sub, name in (
     (db_app, "db"),
@@ -55,9 +55,9 @@ for sub, name in (
     (user_app, "user"),
     (lead_app, "lead"),
     (outbox_app, "outbox"),
+    (digest_app, "digest"),
     (privacy_app, "privacy"),
     (jobs_app, "jobs"),
-    (digest_app, "digest"),
     (mail_app, "mail"),
 ):
     app.add_typer(sub, name=name)
@@ -139,7 +139,9 @@ async def partner_actor(tenant: Tenant, email: str) -> Actor:
 
 
 async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
-    reply = await (bus or Bus()).dispatch(cmd, actor)
+    from lyra_bot.app import build_bus
+
+    reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
         fail(reply.message)
     return reply
@@ -441,6 +443,49 @@ def user_add(
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
         return await send(c.AddUser(email, name, partner, locale), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@partner_app.command("link-slack")
+def partner_link_slack(
+    partner: str,
+    channel_id: Annotated[str, typer.Argument(help="Slack channel id, like C0123ABCD.")],
+    team: Annotated[str | None, typer.Option(help="Slack team (workspace) id.")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Post this partner's lead digests in a Slack channel."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.LinkSlackChannel(partner, channel_id, team), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@partner_app.command("unlink-slack")
+def partner_unlink_slack(channel_id: str, tenant: TenantOpt = None) -> None:
+    """Stop posting digests in a Slack channel."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.UnlinkSlackChannel(channel_id), Actor.owner(t.id))
+
+    say(run(body))
+
+
+@user_app.command("link-slack")
+def user_link_slack(
+    email: str,
+    slack_user: Annotated[str, typer.Option(help="Slack user id, like U0123ABCD.")],
+    slack_team: Annotated[str, typer.Option(help="The user's own Slack team id, like T0123ABCD.")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Link a user to a Slack account (needed for people from other organisations)."""
+
+    async def body() -> Reply:
+        t = await tenant_by_slug(tenant)
+        return await send(c.LinkSlackUser(email, slack_team, slack_user), Actor.owner(t.id))
 
     say(run(body))
 
@@ -910,14 +955,24 @@ def jobs_run(name: str) -> None:
 
 
 @digest_app.command("send")
-def digest_send(tenant: TenantOpt = None) -> None:
-    """Queue today's digest for every partner user now (once per user and day)."""
+def digest_send(
+    tenant: TenantOpt = None,
+    max_leads: Annotated[
+        int | None,
+        typer.Option(help="Most leads per Slack channel (default LYRA_SLACK_DIGEST_MAX_LEADS)."),
+    ] = None,
+) -> None:
+    """Queue digests now: today's mail for every partner user (once per user and day), and
+    for every linked Slack channel the teasers it has not been shown yet."""
 
-    async def body() -> Reply:
+    async def body() -> list[Reply]:
         tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
-        return await send(c.SendDigests(tenant_id), Actor.system())
+        mails = await send(c.SendDigests(tenant_id), Actor.system())
+        actor = Actor.owner(tenant_id) if tenant_id is not None else Actor.system()
+        return [mails, await send(c.PostSlackDigests(max_leads), actor)]
 
-    say(run(body))
+    for reply in run(body):
+        say(reply)
 
 
 @mail_app.command("poll")

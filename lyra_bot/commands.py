@@ -418,6 +418,44 @@ class RecordMail(Command):
     original_id: str = ""  # Message-ID of our mail that bounced
 
 
+# --- Slack ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkSlackChannel(Command):
+    """Link a Slack channel to a partner: its digests show that partner's pool."""
+
+    partner_slug: str
+    channel_id: str
+    team_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UnlinkSlackChannel(Command):
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class LinkSlackUser(Command):
+    """Map a Slack user to Lyra users with this email.
+
+    An owner links one of its users explicitly (and may replace an earlier link); the Slack
+    adapter, acting as the system, links a verified profile email on first contact, and only
+    users not linked yet.
+    """
+
+    email: str
+    slack_team_id: str
+    slack_user_id: str
+
+
+@dataclass(frozen=True)
+class PostSlackDigests(Command):
+    """Sweep: queue a digest of new pool teasers for every linked channel (owner: its own)."""
+
+    max_leads: int | None = None
+
+
 # --- owner reports ------------------------------------------------------------------------
 
 

@@ -68,11 +68,22 @@ class Settings(BaseSettings):
     outbox_backoff_max: float = 3600.0
     outbox_lease_seconds: float = 300.0
 
+    # Slack (off while no bot token is set)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_digest_max_leads: int = 200
+
     # Scheduler (sweeps inside lyra-bot run)
     scheduler_enabled: bool = True
 
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack is on when a bot token is set (an empty value in ``.env`` counts as unset)."""
+        return bool(self.slack_bot_token and self.slack_bot_token.get_secret_value().strip())
 
 
 @lru_cache

@@ -6,6 +6,8 @@ only says what is stored.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -497,3 +499,89 @@ class MailBounce(Model):
     class Meta:
         table = "mail_bounce"
         unique_together = (("tenant", "address"),)
+
+
+class SlackMessageStatus(StrEnum):
+    PENDING = "pending"  # queued, not posted yet
+    POSTED = "posted"
+    FAILED = "failed"  # could not be posted
+    GONE = "gone"  # deleted in Slack, or its channel is gone
+
+
+class SlackChannel(Model):
+    """A Slack channel linked to a partner: digests there show that partner's pool."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name="slack_channels", on_delete=fields.CASCADE
+    )
+    team_id = fields.CharField(max_length=32, null=True)
+    channel_id = fields.CharField(max_length=32, unique=True)
+    active = fields.BooleanField(default=True)
+    linked_at = fields.DatetimeField()
+
+    tenant_id: int
+    partner_id: int
+
+    class Meta:
+        table = "slack_channel"
+
+
+class SlackMessage(Model):
+    """A message Lyra posted in Slack that shows leads, kept so every change can update it.
+
+    Recorded when it is queued (``ts`` follows when Slack accepts it), so a lead change in
+    between is not missed. ``content_hash`` is what Slack shows now: unchanged renders are
+    not sent again.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    partner: fields.ForeignKeyNullableRelation[Partner] = fields.ForeignKeyField(
+        "models.Partner", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    kind = fields.CharField(max_length=16, default="digest")
+    team_id = fields.CharField(max_length=32, null=True)
+    channel_id = fields.CharField(max_length=32)
+    ts = fields.CharField(max_length=32, null=True)
+    title = fields.CharField(max_length=150, default="")
+    status = fields.CharEnumField(
+        SlackMessageStatus, default=SlackMessageStatus.PENDING, max_length=16
+    )
+    content_hash = fields.CharField(max_length=64, default="")
+    created_at = fields.DatetimeField()
+    posted_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+    partner_id: int | None
+
+    class Meta:
+        table = "slack_message"
+        indexes = (Index(fields=("channel_id", "ts")),)
+
+
+class SlackMessageLead(Model):
+    """Which leads a posted Slack message shows, in order."""
+
+    id = fields.BigIntField(primary_key=True)
+    message: fields.ForeignKeyRelation[SlackMessage] = fields.ForeignKeyField(
+        "models.SlackMessage", related_name="leads", on_delete=fields.CASCADE
+    )
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name=False, on_delete=fields.CASCADE
+    )
+    position = fields.IntField(default=0)
+
+    message_id: int
+    lead_id: int
+
+    class Meta:
+        table = "slack_message_lead"
+        unique_together = (("message", "lead"),)
+        indexes = (Index(fields=("lead_id",)),)

@@ -7,6 +7,9 @@ records the result: sent, retry later (exponential backoff with jitter), or dead
 
 Delivery is at-least-once: a crash between handing a mail to SMTP and marking it sent sends
 it again, with the same Message-ID, which receivers use to drop the copy.
+
+Each channel (email, slack, …) is delivered in its own lane, in id order: a slow or failing
+SMTP server never holds back a Slack answer, and messages of one channel keep their order.
 """
 
 from __future__ import annotations
@@ -185,6 +188,40 @@ def mail(
     return message
 
 
+def slack(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int | None,
+    kind: str,
+    recipient: str,
+    method: str,
+    args: dict[str, Any],
+    dedupe_key: str,
+    lead_id: int | None = None,
+) -> OutboxMessage:
+    """Queue one Slack Web API call: ``payload = {"method": ..., "args": {...}}``.
+
+    ``recipient`` is the Slack channel (or user) id the call goes to; rows with the same
+    recipient are delivered in the order they were written. ``adapters.slack.transport``
+    executes the call and documents Lyra's own methods (``lyra.*``, rendered at delivery).
+    """
+    message = OutboxMessage(
+        tenant_id=tenant_id,
+        lead_id=lead_id,
+        channel="slack",
+        kind=kind,
+        recipient=recipient,
+        payload={"method": method, "args": args},
+        dedupe_key=dedupe_key,
+        message_id=f"<slack.{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
+        status=OutboxStatus.PENDING,
+        next_attempt_at=uow.now,
+        created_at=uow.now,
+    )
+    uow.enqueue(message)
+    return message
+
+
 def slack_dm(
     uow: UnitOfWork,
     *,
@@ -198,24 +235,16 @@ def slack_dm(
 ) -> OutboxMessage:
     """Queue a Slack direct message: ``chat.postMessage`` to the user's id (the Slack
     transport delivers it; ``text`` is the notification and fallback, ``blocks`` the body)."""
-    message = OutboxMessage(
+    return slack(
+        uow,
         tenant_id=tenant_id,
-        lead_id=lead_id,
-        channel="slack",
         kind=kind,
         recipient=slack_user_id,
-        payload={
-            "method": "chat.postMessage",
-            "args": {"channel": slack_user_id, "text": text, "blocks": blocks},
-        },
+        method="chat.postMessage",
+        args={"channel": slack_user_id, "text": text, "blocks": blocks},
         dedupe_key=dedupe_key,
-        message_id=f"<slack.{uuid.uuid4().hex}@{mail_domain(uow.settings)}>",
-        status=OutboxStatus.PENDING,
-        next_attempt_at=uow.now,
-        created_at=uow.now,
+        lead_id=lead_id,
     )
-    uow.enqueue(message)
-    return message
 
 
 async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -256,31 +285,40 @@ class OutboxWorker:
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.transports = {t.channel: t for t in transports}
         self.clock = clock or SystemClock()
-        self._wake = asyncio.Event()
+        self._wakes = {channel: asyncio.Event() for channel in self.transports}
         self.delivered = 0
         self.last_success: datetime | None = None
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after a commit that queued mail)."""
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     async def run_once(self) -> int:
-        """Deliver every due row, batch by batch. Returns how many were handled."""
+        """Deliver every due row, each channel in its own lane. Returns how many were handled."""
+        counts = await asyncio.gather(*(self._drain(channel) for channel in self.transports))
+        return sum(counts)
+
+    async def _drain(self, channel: str) -> int:
         handled = 0
-        while rows := await self._take():
+        while rows := await self._take(channel):
             sent = [row for row in rows if await self._deliver(row)]
             await self._mark_sent(sent)
             handled += len(rows)
         return handled
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._lane(channel, stop) for channel in self.transports))
+
+    async def _lane(self, channel: str, stop: asyncio.Event) -> None:
+        wake = self._wakes[channel]
         while not stop.is_set():
+            wake.clear()  # before draining, so a commit during the pass wakes the next one
             try:
-                await self.run_once()
+                await self._drain(channel)
             except Exception:
-                log.exception("outbox worker pass failed; retrying")
-            self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+                log.exception("outbox %s lane pass failed; retrying", channel)
+            waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(
                 waiters, timeout=self.settings.outbox_poll_seconds, return_when="FIRST_COMPLETED"
             )
@@ -291,14 +329,14 @@ class OutboxWorker:
         for transport in self.transports.values():
             await transport.close()
 
-    async def _take(self) -> list[OutboxMessage]:
+    async def _take(self, channel: str) -> list[OutboxMessage]:
         now = self.clock.now()
         async with in_transaction("default"):
             query = (
                 OutboxMessage.filter(
                     status=OutboxStatus.PENDING,
                     next_attempt_at__lte=now,
-                    channel__in=list(self.transports),
+                    channel=channel,
                 )
                 .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
                 .order_by("id")

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
 from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
-from lyra_bot.models import default_reminder_hours, default_work_days
+from lyra_bot.models import SlackMessageStatus, default_reminder_hours, default_work_days
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
@@ -182,6 +182,51 @@ class Migration(migrations.Migration):
                 ('until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'lead_hide', 'app': 'models', 'indexes': [Index(fields=['partner_id', 'until'])], 'pk_attr': 'id', 'table_description': "Keeps a lead out of one partner's pool until ``until`` (after that partner let it lapse)."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='SlackChannel',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('models.Tenant', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('partner', fields.ForeignKeyField('models.Partner', source_field='partner_id', db_constraint=True, to_field='id', related_name='slack_channels', on_delete=OnDelete.CASCADE)),
+                ('team_id', fields.CharField(null=True, max_length=32)),
+                ('channel_id', fields.CharField(unique=True, max_length=32)),
+                ('active', fields.BooleanField(default=True)),
+                ('linked_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'slack_channel', 'app': 'models', 'pk_attr': 'id', 'table_description': "A Slack channel linked to a partner: digests there show that partner's pool."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='SlackMessage',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('models.Tenant', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('partner', fields.ForeignKeyField('models.Partner', source_field='partner_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
+                ('kind', fields.CharField(default='digest', max_length=16)),
+                ('team_id', fields.CharField(null=True, max_length=32)),
+                ('channel_id', fields.CharField(max_length=32)),
+                ('ts', fields.CharField(null=True, max_length=32)),
+                ('title', fields.CharField(default='', max_length=150)),
+                ('status', fields.CharEnumField(default=SlackMessageStatus.PENDING, description='PENDING: pending\nPOSTED: posted\nFAILED: failed\nGONE: gone', enum_type=SlackMessageStatus, max_length=16)),
+                ('content_hash', fields.CharField(default='', max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('posted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'slack_message', 'app': 'models', 'indexes': [Index(fields=['channel_id', 'ts'])], 'pk_attr': 'id', 'table_description': 'A message Lyra posted in Slack that shows leads, kept so every change can update it.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='SlackMessageLead',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('message', fields.ForeignKeyField('models.SlackMessage', source_field='message_id', db_constraint=True, to_field='id', related_name='leads', on_delete=OnDelete.CASCADE)),
+                ('lead', fields.ForeignKeyField('models.Lead', source_field='lead_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('position', fields.IntField(default=0)),
+            ],
+            options={'table': 'slack_message_lead', 'app': 'models', 'unique_together': (('message', 'lead'),), 'indexes': [Index(fields=['lead_id'])], 'pk_attr': 'id', 'table_description': 'Which leads a posted Slack message shows, in order.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -114,9 +114,9 @@ def formatter(report: Report) -> Fmt:
 def period_text(report: Report, fmt: Fmt) -> str:
     period = report.period
     days = format_interval(period.first, period.last, "yMMMd", locale=fmt.locale)
-    text = f"{fmt.words['week']} {period.label.split('-W')[1]}, {days}"
-    if period.kind == "range":
-        text = days
+    text = days
+    if period.kind == "week":
+        text = f"{fmt.words['week']} {period.first.isocalendar().week}, {days}"
     if report.partial:
         text += f" ({fmt.words['so_far']})"
     return text

@@ -1,0 +1,342 @@
+"""Block Kit for Lyra's Slack messages, modals and App Home: pure functions, no I/O.
+
+Pool listings show teasers only (``domain.teaser`` dicts); customer data appears only in
+answers addressed to the one partner user who holds the claim (an ephemeral message, their
+DM, or their own App Home). Everything that comes from a lead is escaped, so a lead cannot
+mention ``@channel`` or fake a link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from lyra_bot.domain import Outcome
+
+CLAIM = "lyra.claim"  # action_id of every Claim button (value: the lead reference only)
+FEEDBACK = "lyra.feedback"  # action_id of Give feedback buttons, and the modal's callback_id
+MAX_BLOCKS = 50  # Block Kit's limit per message
+LEADS_PER_MESSAGE = MAX_BLOCKS - 1  # one header block, then one section per lead
+HOME_MAX_BLOCKS = 100
+MAX_TEXT = 3000  # section text limit
+Block = dict[str, Any]
+
+OUTCOME_LABELS = {
+    Outcome.WON: "Won",
+    Outcome.LOST: "Lost",
+    Outcome.CONTACTED: "Contacted (not decided yet)",
+    Outcome.NO_CONTACT: "Could not reach them",
+    Outcome.NOT_QUALIFIED: "Not qualified",
+    Outcome.DUPLICATE: "Duplicate",
+}
+
+HELP = (
+    "*Lyra* finds you sales leads. Use `/lyra` with:\n"
+    "• `leads` — leads you may claim now\n"
+    "• `mine` — your open claims and their feedback deadlines\n"
+    "• `claim L-1042` — claim a lead\n"
+    "• `feedback L-1042` — report what came of it\n"
+    "• `release L-1042 [reason]` — give a lead back to the pool\n"
+    "• `report [week]` — the owner report: this week so far, `last`, `2026-W48` or "
+    "`2026-11-01..2026-11-30` (owner staff only)\n"
+    "• `help` — this text"
+)
+
+
+def esc(value: Any) -> str:
+    """Escape text for Slack mrkdwn: ``&``, ``<`` and ``>`` (no mentions, no links)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fallback(text: str) -> str:
+    """A message's ``text`` (notifications, screen readers): mrkdwn too, so escaped."""
+    return clip(esc(text), MAX_TEXT)
+
+
+def plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text, MAX_TEXT)}
+
+
+def section(text: str, accessory: Block | None = None, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if block_id:
+        block["block_id"] = block_id[:255]
+    if accessory:
+        block["accessory"] = accessory
+    return block
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(text)]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def claim_button(ref: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": CLAIM,
+        "text": plain("Claim"),
+        "value": ref,
+        "style": "primary",
+    }
+
+
+def feedback_button(ref: str) -> Block:
+    return {"type": "button", "action_id": FEEDBACK, "text": plain("Give feedback"), "value": ref}
+
+
+def slack_date(when: datetime | str | None, fallback: str) -> str:
+    """A date Slack shows in each reader's own time zone; ``fallback`` where it cannot."""
+    if when is None:
+        return esc(fallback)
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{esc(fallback)}>"
+
+
+def teaser_text(teaser: Mapping[str, Any]) -> str:
+    """Reference, product and region first, then what else the teaser says."""
+    lines = [f"*{esc(teaser['ref'])}* · {esc(teaser['product'])} · {esc(teaser['region'])}"]
+    details = " · ".join(esc(teaser[k]) for k in ("industry", "size") if teaser.get(k))
+    if details:
+        lines.append(details)
+    if teaser.get("need"):
+        lines.append(f"_{esc(teaser['need'])}_")
+    return "\n".join(lines)
+
+
+def teaser_line(teaser: Mapping[str, Any]) -> str:
+    """One plain line for notification texts (no markup)."""
+    return f"{teaser['ref']} {teaser['product']} {teaser['region']}"
+
+
+def lead_section(teaser: Mapping[str, Any], note: str = "", button: Block | None = None) -> Block:
+    text = teaser_text(teaser) + (f"\n{note}" if note else "")
+    return section(text, button, block_id=f"lead:{teaser['ref']}")
+
+
+# --- digests (posted in channels, kept in sync) ---------------------------------------------
+
+
+def digest(title: str, items: Iterable[tuple[Mapping[str, Any], str, Block | None]]) -> dict:
+    """A digest message: a header, then one section per lead with its note and button.
+
+    ``items`` are (teaser, note, button); at most ``LEADS_PER_MESSAGE`` of them.
+    """
+    items = list(items)[:LEADS_PER_MESSAGE]
+    blocks = [header(title)] + [lead_section(t, note, button) for t, note, button in items]
+    refs = ", ".join(teaser_line(t) for t, _, _ in items)
+    return {"text": fallback(f"{title}: {refs}"), "blocks": blocks}
+
+
+def content_hash(message: Mapping[str, Any]) -> str:
+    """What a message shows, as a short digest: an update that changes nothing is skipped."""
+    raw = json.dumps(message, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# --- answers (ephemeral, to one user) -------------------------------------------------------
+
+
+def text_answer(text: str) -> dict:
+    return {"text": fallback(text), "blocks": [section(esc(text))]}
+
+
+def help_answer(prefix: str = "") -> dict:
+    text = (esc(prefix) + "\n\n" if prefix else "") + HELP
+    return {"text": fallback(prefix or "How to use /lyra"), "blocks": [section(text)]}
+
+
+def customer(lead: Mapping[str, Any]) -> list[Block]:
+    """The customer's contact data: only ever in an answer to the partner holding the claim."""
+    labels = (
+        ("company", "Company"),
+        ("contact_name", "Contact"),
+        ("email", "Email"),
+        ("phone", "Phone"),
+        ("address", "Address"),
+    )
+    fields = [mrkdwn(f"*{label}*\n{esc(lead[k])}") for k, label in labels if lead.get(k)]
+    blocks: list[Block] = []
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    if lead.get("notes"):
+        blocks.append(section(f"*Notes*\n{esc(lead['notes'])}"))
+    return blocks
+
+
+def claimed_answer(message: str, lead: Mapping[str, Any], due_at: Any) -> dict:
+    blocks = [section(f":white_check_mark: {esc(message)}"), section(teaser_text(lead))]
+    blocks += customer(lead)
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"claimed:{lead['ref']}",
+            "elements": [feedback_button(lead["ref"])],
+        }
+    )
+    return {"text": fallback(message), "blocks": blocks}
+
+
+def taken_answer(message: str) -> dict:
+    return {"text": fallback(message), "blocks": [section(f":no_entry: {esc(message)}")]}
+
+
+def similar_answer(similar: list[Mapping[str, Any]]) -> dict:
+    """Leads like one that got away, each with its Claim button."""
+    blocks = [context("Similar leads you can claim now:")]
+    blocks += [lead_section(t, button=claim_button(t["ref"])) for t in similar[:3]]
+    refs = ", ".join(teaser_line(t) for t in similar[:3])
+    return {"text": fallback(f"Similar leads you can claim now: {refs}"), "blocks": blocks}
+
+
+def pool_answer(message: str, leads: list[Mapping[str, Any]], total: int) -> dict:
+    room = MAX_BLOCKS - 2
+    blocks = [section(f"*{esc(message)}*")]
+    blocks += [lead_section(t, button=claim_button(t["ref"])) for t in leads[:room]]
+    if total > min(len(leads), room):
+        blocks.append(context(f"{total - min(len(leads), room)} more in your pool."))
+    return {"text": fallback(message), "blocks": blocks}
+
+
+def claim_lines(claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> list[Block]:
+    """Open claims with customer, deadline and a feedback button (for their holder only)."""
+    blocks: list[Block] = []
+    for item in claims:
+        who = " · ".join(esc(item[k]) for k in ("company", "contact_name") if item.get(k))
+        reach = " · ".join(esc(item[k]) for k in ("email", "phone") if item.get(k))
+        due = slack_date(item.get("due_at"), due_text.get(item["ref"], ""))
+        text = teaser_text(item) + "".join(f"\n{part}" for part in (who, reach) if part)
+        text += f"\n:alarm_clock: Feedback due {due}"
+        blocks.append(section(text, feedback_button(item["ref"]), block_id=f"mine:{item['ref']}"))
+    return blocks
+
+
+def mine_answer(message: str, claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> dict:
+    blocks = [section(f"*{esc(message)}*"), *claim_lines(claims, due_text)[: MAX_BLOCKS - 1]]
+    return {"text": fallback(message), "blocks": blocks}
+
+
+# --- App Home -------------------------------------------------------------------------------
+
+
+def home_partner(
+    pool_total: int, claims: list[Mapping[str, Any]], due_text: Mapping[str, str]
+) -> dict:
+    waiting = (
+        f"*{pool_total}* lead(s) waiting in your pool." if pool_total else "Your pool is empty."
+    )
+    blocks = [
+        header("Lyra"),
+        section(f"{waiting} Type `/lyra leads` to see them."),
+        {"type": "divider"},
+    ]
+    if claims:
+        blocks.append(section(f"*Your open claims ({len(claims)})*"))
+        blocks += claim_lines(claims, due_text)
+    else:
+        blocks.append(section("You hold no leads awaiting feedback."))
+    if len(blocks) > HOME_MAX_BLOCKS:
+        blocks = [*blocks[: HOME_MAX_BLOCKS - 1], context("More: `/lyra mine`.")]
+    return {"type": "home", "blocks": blocks}
+
+
+def home_owner(summary: list[Block]) -> dict:
+    """The owner's App Home: this week's report so far (``handlers.reports.slack_summary``)."""
+    return {"type": "home", "blocks": [header("Lyra"), *summary][:HOME_MAX_BLOCKS]}
+
+
+def home_unknown(problem: str) -> dict:
+    return {"type": "home", "blocks": [header("Lyra"), section(esc(problem))]}
+
+
+# --- the feedback modal ---------------------------------------------------------------------
+
+
+def _input(block_id: str, label: str, element: Block, optional: bool, hint: str = "") -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": {**element, "action_id": "value"},
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def feedback_modal(lead: Mapping[str, Any], currency: str, metadata: str) -> dict:
+    """Outcome, amount + currency, reason and note. ``metadata`` carries ids only."""
+    options = [
+        {"text": plain(label), "value": outcome.value} for outcome, label in OUTCOME_LABELS.items()
+    ]
+    return {
+        "type": "modal",
+        "callback_id": FEEDBACK,
+        "private_metadata": metadata,
+        "title": plain(f"Feedback {lead['ref']}", 24),
+        "submit": plain("Send"),
+        "close": plain("Cancel"),
+        "blocks": [
+            section(teaser_text(lead)),
+            _input(
+                "outcome",
+                "Outcome",
+                {"type": "static_select", "placeholder": plain("Choose"), "options": options},
+                False,
+            ),
+            _input(
+                "amount",
+                "Amount",
+                {"type": "plain_text_input", "placeholder": plain("e.g. 12000")},
+                True,
+                "Needed when won.",
+            ),
+            _input(
+                "currency",
+                "Currency",
+                {"type": "plain_text_input", "initial_value": currency, "max_length": 3},
+                True,
+            ),
+            _input(
+                "reason",
+                "Reason",
+                {"type": "plain_text_input", "max_length": 500},
+                True,
+                "Needed when lost.",
+            ),
+            _input(
+                "note",
+                "Note",
+                {"type": "plain_text_input", "multiline": True, "max_length": 3000},
+                True,
+            ),
+        ],
+    }
+
+
+def modal_values(state: Mapping[str, Any]) -> dict[str, str]:
+    """The submitted values of the feedback modal, by block id (missing ones empty)."""
+    out: dict[str, str] = {}
+    for block_id, actions in (state.get("values") or {}).items():
+        element = (actions or {}).get("value") or {}
+        if element.get("type") == "static_select":
+            out[block_id] = ((element.get("selected_option") or {}).get("value")) or ""
+        else:
+            out[block_id] = (element.get("value") or "").strip()
+    return out

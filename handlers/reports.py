@@ -29,7 +29,9 @@ SENT_EVENT = "report.sent"
 
 @handles(ShowReport)
 async def show_report(cmd: ShowReport, actor: Actor, uow: UnitOfWork) -> Reply:
-    """The owner's report as data (``exports.to_json``) and formatted for reading (``view``)."""
+    """The owner's report formatted for reading (``view``, what Slack shows) with its headline
+    figures as data. Kept small: a chat answer's reply is stored with its idempotency key, so
+    the whole document (every partner) is for the CLI and its exports, not for this reply."""
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
     period = choose_period(ZoneInfo(tenant.timezone), uow.now, cmd.week, cmd.first, cmd.last)
@@ -41,7 +43,12 @@ async def show_report(cmd: ShowReport, actor: Actor, uow: UnitOfWork) -> Reply:
         f"{tenant.name}, {view['period']}: {view['summary']['claims']} claim(s), "
         f"{view['summary']['won']} won, {view['summary']['lapses']} lapse(s), "
         f"{view['summary']['open']} open.",
-        {"report": exports.to_json(report), "view": view, "locale": tenant.locale},
+        {
+            "period": exports.period_json(report.period),
+            "headline": exports.headline(report),
+            "view": view,
+            "locale": tenant.locale,
+        },
     )
 
 

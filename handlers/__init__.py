@@ -2,6 +2,7 @@
 
 from handlers import (  # noqa: F401
     admin,
+    api_keys,
     claims,
     contact_checks,
     digests,

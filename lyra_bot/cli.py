@@ -62,6 +62,8 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 lead_app.add_typer(extension_app, name="extension")
+api_key_app = typer.Typer(no_args_is_help=True, help="Keys of the intake API (/api/v1).")
+tenant_app.add_typer(api_key_app, name="api-key")
 
 out = Console()
 err = Console(stderr=True)
@@ -389,6 +391,45 @@ def tenant_list(as_json: JsonOpt = False) -> None:
             "claim_deadline_hours",
             "cap_open_claims",
         ),
+    )
+
+
+@api_key_app.command("create")
+def api_key_create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="What the key is for (web form, CRM …).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an API key; it is printed once and only its hash is stored."""
+
+    async def body() -> Reply:
+        return await send(c.CreateApiKey(name), Actor.owner((await tenant_by_slug(slug)).id))
+
+    say(run(body), as_json)
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(slug: str, key_id: int) -> None:
+    """Revoke an API key at once (requests with it get 401)."""
+
+    async def body() -> Reply:
+        return await send(c.RevokeApiKey(key_id), Actor.owner((await tenant_by_slug(slug)).id))
+
+    say(run(body))
+
+
+@api_key_app.command("list")
+def api_key_list(slug: str, as_json: JsonOpt = False) -> None:
+    """A tenant's API keys (never the keys themselves)."""
+
+    async def body() -> Reply:
+        return await send(c.ListApiKeys(), Actor.owner((await tenant_by_slug(slug)).id))
+
+    show(
+        run(body),
+        as_json,
+        "keys",
+        ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at"),
     )
 
 

@@ -340,6 +340,26 @@ class AddUser(Command):
     slack_team_id: str | None = None
 
 
+# --- intake API keys --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateApiKey(Command):
+    """A new API key for the actor's tenant; the reply carries the key, shown once."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RevokeApiKey(Command):
+    key_id: int
+
+
+@dataclass(frozen=True)
+class ListApiKeys(Command):
+    writes: ClassVar[bool] = False
+
+
 # --- privacy ----------------------------------------------------------------------------
 
 

@@ -462,6 +462,26 @@ class JobRun(Model):
         table = "job_run"
 
 
+class ApiKey(Model):
+    """A tenant's key for the intake API. Only its SHA-256 is kept, the key is shown once."""
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name=False, on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=100, default="")
+    prefix = fields.CharField(max_length=16, unique=True)  # public part, finds the row
+    key_hash = fields.CharField(max_length=64)  # sha256 hex of the whole key
+    created_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    tenant_id: int
+
+    class Meta:
+        table = "api_key"
+
+
 class InboundKey(Model):
     """An inbound message already handled, with the reply it got, so a re-delivery is a no-op."""
 

@@ -23,6 +23,7 @@ from lyra_bot.domain import (
     NotYourLead,
     OverCap,
     PartnerPaused,
+    RateLimited,
     full_view,
     is_entitled,
 )
@@ -32,6 +33,7 @@ from lyra_bot.models import Claim, Lead, LeadHide
 @handles(ClaimLead)
 async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.PARTNER)
+    await _count_claim(actor, uow)
     lead = await lead_by_ref(actor.tenant_id, cmd.lead_ref)
     # Most refused claims are races for a lead that just went: answer those from the lead row.
     if lead.status != LeadStatus.OPEN:
@@ -107,6 +109,23 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         f"Please give feedback by {notify.local_time(tenant, claim.due_at)}.",
         {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id},
     )
+
+
+async def _count_claim(actor: Actor, uow: UnitOfWork) -> None:
+    """Claims per minute per partner user, on every channel (a script cannot sweep the pool)."""
+    if uow.rate_limits is None:
+        return
+    wait = await uow.rate_limits.hit(
+        uow.rate_limits.claims, "claims", str(actor.tenant_id), str(actor.user_id)
+    )
+    if wait is not None:
+        limit = uow.rate_limits.claims.amount if uow.rate_limits.claims else 0
+        raise RateLimited(
+            f"You are claiming too fast: at most {limit} claims a minute. "
+            f"Please try again in {wait} seconds.",
+            retry_after=wait,
+            limit=limit,
+        )
 
 
 @handles(ReleaseClaim)

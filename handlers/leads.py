@@ -36,7 +36,7 @@ from lyra_bot.domain import (
     phone_key,
     teaser,
 )
-from lyra_bot.models import Claim, Feedback, Lead, Partner, Tenant
+from lyra_bot.models import AuditEvent, Claim, Feedback, Lead, Partner, Tenant
 
 MAX_IMPORT_ROWS = 50_000
 
@@ -349,6 +349,11 @@ async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
             await Claim.filter(lead_id=lead.id).select_related("partner").order_by("claimed_at")
         )
         feedback = await Feedback.filter(lead_id=lead.id).order_by("created_at")
+        events = (
+            await AuditEvent.filter(lead_id=lead.id, tenant_id=tenant.id)
+            .select_related("partner")
+            .order_by("at", "id")
+        )
         return Reply(
             True,
             "lead",
@@ -357,6 +362,7 @@ async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
                 "lead": {**full_view(lead), "hold_reason": lead.hold_reason, "source": lead.source},
                 "claims": [_claim_row(c) for c in claims],
                 "feedback": [_feedback_row(f) for f in feedback],
+                "history": [_event_row(e) for e in events],
             },
         )
     holds = await Claim.filter(
@@ -379,6 +385,16 @@ def _claim_row(claim: Claim) -> dict[str, Any]:
         "claimed_at": claim.claimed_at,
         "due_at": claim.due_at,
         "ended_at": claim.ended_at,
+    }
+
+
+def _event_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "event": event.kind,
+        "at": event.at,
+        "channel": event.channel,
+        "partner": event.partner.name if event.partner else None,
+        "data": event.data,
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import email_web, web_links, web_privacy
+from adapters import api, email_web, web_links, web_privacy
 from adapters.email_inbound import MailProcessor
 from adapters.email_out import FileTransport, SmtpTransport
 from adapters.imap_poller import ImapPoller
@@ -102,6 +102,7 @@ def build_web_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
     web_privacy.add_routes(app, services)
+    api.add_routes(app, services)
     web_links.add_routes(app, services)
     email_web.register(app, services.bus, services.mail)
     if services.settings.slack_enabled:

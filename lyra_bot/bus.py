@@ -24,6 +24,7 @@ from lyra_bot.db import try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
 from lyra_bot.privacy import MARKER, private_views, scrub
+from lyra_bot.ratelimit import RateLimits
 from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class UnitOfWork:
     events: list[AuditEvent] = field(default_factory=list)
     changed_leads: set[int] = field(default_factory=set)
     queued: int = 0  # outbox rows written by this unit of work
+    rate_limits: RateLimits | None = None  # the process's counters (claims per minute)
 
     def audit(
         self,
@@ -148,6 +150,7 @@ class Bus:
         self.settings = settings or get_settings()
         self.clock = clock or SystemClock()
         self.renderer = renderer or Renderer(self.settings.templates_dir)
+        self.rate_limits = RateLimits(self.settings)
         self.before_commit: list[Hook] = []
         self.after_commit: list[Callable[[UnitOfWork], None]] = []
 
@@ -167,7 +170,9 @@ class Bus:
         handler = _HANDLERS.get(type(cmd))
         if handler is None:
             raise LookupError(f"no handler for {cmd.kind}")
-        uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
+        uow = UnitOfWork(
+            actor, self.clock.now(), self.settings, self.renderer, rate_limits=self.rate_limits
+        )
         if not cmd.writes and key is None and respond is None:
             try:
                 return await handler(cmd, actor, uow)
@@ -225,7 +230,7 @@ class Bus:
         respond: Responder | None = None,
     ) -> Reply:
         """Remember a refused command too, so a re-delivery is not answered twice."""
-        uow = UnitOfWork(actor, now, self.settings, self.renderer)
+        uow = UnitOfWork(actor, now, self.settings, self.renderer, rate_limits=self.rate_limits)
         try:
             async with in_transaction("default"):
                 if key is not None:

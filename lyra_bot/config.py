@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
+    # Intake API (/api/v1) and rate limits (0 = no limit)
+    api_max_bytes: int = 64 * 1024
+    api_rate_per_minute: int = 120
+    claims_per_minute: int = 10
+    rate_limit_storage: str = "async+memory://"
+
     # Outbound mail
     mail_from: str = "Lyra <lyra@localhost>"
     inbound_address: str = "leads@localhost"

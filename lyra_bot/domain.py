@@ -116,6 +116,12 @@ class PartnerPaused(DomainError):
     code = "partner_paused"
 
 
+class RateLimited(DomainError):
+    """Too many requests or claims in a short time; ``retry_after`` says how long to wait."""
+
+    code = "rate_limited"
+
+
 class AlreadyAnswered(DomainError):
     code = "already_answered"
 
@@ -322,7 +328,9 @@ _LIMITS = {
     "consent_at": 40,
     "legal_note": 500,
 }
+FIELD_LIMITS = _LIMITS
 _MULTILINE = {"address", "notes"}
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
@@ -338,6 +346,8 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     for name in LEAD_FIELDS:
         value = raw.get(name)
         value = "" if value is None else str(value)
+        # Control characters (NUL …) and lone surrogates cannot be stored or mailed: drop them.
+        value = _CONTROL_RE.sub("", value)
         value = value.strip() if name in _MULTILINE else " ".join(value.split())
         if len(value) > _LIMITS.get(name, 32):
             problems.append(f"{name} is longer than {_LIMITS.get(name, 32)} characters")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 BASE = "/api/v1"
 REF_PATTERN = r"^[A-Za-z]{1,6}-?[0-9]{1,9}$"
+REGION_PATTERN = r"^(\*|[A-Za-z0-9]{2,8}(-[A-Za-z0-9]{1,8})*)$"  # clean_lead upper-cases it
+EMAIL_PATTERN = r'^$|^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+\.[^@\s<>()\[\],;:"]+$'
 _IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 _FIELD_WORD = re.compile(r"\b(" + "|".join(sorted(LEAD_FIELDS, key=len, reverse=True)) + r")\b")
 
@@ -48,22 +50,26 @@ class LeadIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    product: str = Field(min_length=1, max_length=LIMITS["product"])
+    product: str = Field(max_length=LIMITS["product"], pattern=r"[^\s\x00-\x1f\x7f]")
     region: str = Field(
-        min_length=1, max_length=LIMITS["region"], description="Region code like CH or CH-ZH."
+        max_length=LIMITS["region"],
+        pattern=REGION_PATTERN,
+        description="Region code like CH or CH-ZH (* for everywhere).",
     )
     industry: str = _text("industry")
     size: str = _text("size")
     need: str = _text("need", "What the customer needs, shown in the pool teaser.")
     company: str = _text("company")
     contact_name: str = _text("contact_name")
-    email: str = _text("email")
+    email: str = Field("", max_length=LIMITS["email"], pattern=EMAIL_PATTERN)
     phone: str = _text("phone")
     address: str = _text("address")
     notes: str = _text("notes")
     locale: str | None = Field(None, max_length=LIMITS["locale"], description="de, fr or en.")
-    legal_basis: str = _text(
-        "legal_basis", "Why the customer may be contacted: consent or legitimate_interest."
+    legal_basis: Literal["", "consent", "legitimate_interest"] = Field(
+        "",
+        description="Why the customer may be contacted. consent needs consent_source and "
+        "consent_at; legitimate_interest needs legal_note.",
     )
     consent_source: str = _text("consent_source", "With consent: where it was given.")
     consent_at: str | None = Field(

@@ -389,22 +389,28 @@ def _clean_legal_basis(out: dict[str, Any]) -> list[str]:
     basis = out["legal_basis"].casefold().replace("-", "_").replace(" ", "_")
     basis = {"li": LegalBasis.LEGITIMATE_INTEREST.value}.get(basis, basis)
     out["consent_at"] = out["consent_at"] or None
+    problems: list[str] = []
+    if out["consent_at"]:  # parsed whatever the basis: the column holds a date-time
+        try:
+            out["consent_at"] = parse_when(out["consent_at"]).astimezone(UTC)
+        except (ValueError, OverflowError):
+            problems.append(f"consent_at '{out['consent_at']}' is not a date or date and time")
     if not basis:
         out["legal_basis"] = ""
-        return []
+        return problems
     if basis not in set(LegalBasis):
-        return [f"legal_basis '{out['legal_basis']}' is not consent or legitimate_interest"]
+        basis_text = out["legal_basis"]
+        return [*problems, f"legal_basis '{basis_text}' is not consent or legitimate_interest"]
     out["legal_basis"] = basis
     if basis == LegalBasis.CONSENT:
-        problems = [] if out["consent_source"] else ["consent needs consent_source (e.g. web form)"]
+        if not out["consent_source"]:
+            problems.append("consent needs consent_source (e.g. web form)")
         if not out["consent_at"]:
-            return [*problems, "consent needs consent_at (when it was given)"]
-        try:
-            out["consent_at"] = parse_when(out["consent_at"])
-        except ValueError:
-            problems.append(f"consent_at '{out['consent_at']}' is not a date or date and time")
+            problems.append("consent needs consent_at (when it was given)")
         return problems
-    return [] if out["legal_note"] else ["legitimate_interest needs legal_note (which interest)"]
+    if not out["legal_note"]:
+        problems.append("legitimate_interest needs legal_note (which interest)")
+    return problems
 
 
 def parse_when(raw: str | datetime) -> datetime:

@@ -1,0 +1,360 @@
+"""Attacks, one place: each listed attack is answered safely, here or in the test named below.
+
+``PROVEN_ELSEWHERE`` maps attacks already proven in other modules to their tests (a test here
+checks they still exist); the rest are proven in this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from email import message_from_bytes
+from email.policy import default as default_policy
+from typing import Any
+
+from limits import RateLimitItemPerMinute
+
+from adapters.api import ROUTES
+from adapters.email_out import mime_bytes
+from lyra_bot import commands as c
+from lyra_bot.config import Settings
+from lyra_bot.models import ApiKey, AuditEvent, Claim, Lead, OutboxMessage
+from lyra_bot.ratelimit import RateLimits
+from tests.api_harness import Api, api_key
+from tests.email_helpers import address_for, reply_mail
+from tests.slack_harness import ALPINE_CHANNEL, slack  # noqa: F401
+
+PROVEN_ELSEWHERE = {
+    "forged reply token (guessed, tampered, garbage)": [
+        "tests/test_tokens.py::test_tampering_foreign_keys_and_garbage_are_refused",
+        "tests/test_email_inbound.py::test_corpus_through_the_bus",  # guessed_token.eml
+    ],
+    "foreign reply token (another key, another tenant)": [
+        "tests/test_email_inbound.py::test_foreign_key_and_other_tenants_tokens_are_refused",
+    ],
+    "expired reply token": [
+        "tests/test_tokens.py::test_expiry_and_key_rotation",
+        "tests/test_email_inbound.py::test_corpus_through_the_bus",  # expired_token.eml
+    ],
+    "replayed reply mail": [
+        "tests/test_email_inbound.py::test_claim_by_reply_runs_once_however_often_it_arrives",
+    ],
+    "spoofed From": [
+        "tests/test_email_inbound.py::test_colleague_answering_a_forwarded_digest_is_refused",
+        "tests/test_email_inbound.py::test_corpus_through_the_bus",  # spoofed_sender.eml
+    ],
+    "Slack bad signature, stale timestamp, unsigned": [
+        "tests/test_slack_claims.py::test_forged_or_stale_requests_get_401_and_change_nothing",
+    ],
+    "Slack replayed body": ["tests/test_slack_claims.py::test_retried_request_is_processed_once"],
+    "Slack mention / link injection in lead text": [
+        "tests/test_slack_setup.py::test_digest_blocks_escape_lead_text_end_to_end",
+    ],
+    "CR/LF in mail headers": [
+        "tests/test_email_e2e.py::test_header_values_never_carry_line_breaks"
+    ],
+    "CSV formula injection in exports": [
+        "tests/test_report_cli.py::test_csv_cells_that_spreadsheets_would_run_are_neutralised",
+    ],
+    "reports across tenants": [
+        "tests/test_reports.py::test_reports_never_include_another_tenants_data",
+    ],
+    "API fuzzing from the OpenAPI document": [
+        "tests/test_api_fuzz.py::test_fuzzing_the_api_from_its_openapi_document_finds_no_5xx",
+    ],
+    "API requests per key": [
+        "tests/test_api.py::test_requests_per_key_are_limited_with_retry_after",
+    ],
+}
+
+
+def test_attacks_proven_elsewhere_still_have_their_tests():
+    for attack, tests in PROVEN_ELSEWHERE.items():
+        for test in tests:
+            path, name = test.split("::")
+            module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+            assert callable(getattr(module, name, None)), (attack, test)
+
+
+# --- the intake API: keys and tenants ------------------------------------------------------
+
+
+async def globex_only_lead(world: Any) -> str:
+    """A reference only globex has (both tenants number their leads from L-1001)."""
+    cmd = c.AddLead("Firewall", "CH", company="Secret Corp", email="olga@other.example")
+    reply = await world.ok(dataclasses.replace(cmd, ref="L-5000"), world.other_owner)
+    assert not await Lead.exists(tenant_id=world.tenant_id, ref="L-5000")
+    return reply.data["lead"]["ref"]
+
+
+def _paths(ref: str) -> list[tuple[str, str]]:
+    return [(r.method.upper(), "/api/v1" + r.path.replace("{ref}", ref)) for r in ROUTES]
+
+
+async def test_api_without_a_valid_key_is_401_for_every_route_and_does_nothing(api: Api):
+    revoked_id, revoked = await api_key(api.services, api.world.tenant_id, "old")
+    reply = await api.services.bus.dispatch(c.RevokeApiKey(revoked_id), api.world.owner)
+    assert reply.ok
+    prefix = api.key.split("_")[1]
+    wrong_secret = f"lyra_{prefix}_{'A' * 43}"  # a real key's public part, a guessed secret
+    attempts: list[dict[str, str]] = [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer lyra_"},
+        {"Authorization": f"Basic {api.key}"},
+        {"Authorization": f"Token {api.key}"},
+        {"Authorization": f"Bearer {api.key[:-1]}"},
+        {"Authorization": f"Bearer {wrong_secret}"},
+        {"Authorization": f"Bearer {revoked}"},
+        {"Authorization": "Bearer ' OR 1=1 --"},
+    ]
+    before = (await Lead.all().count(), await AuditEvent.all().count())
+    answers = set()
+    for method, path in _paths(api.world.refs[0]):
+        for headers in attempts:
+            status, got, body = await api.call(
+                method, path, key=None, headers=headers, json={"product": "X", "region": "CH"}
+            )
+            assert status == 401, (method, path, headers, body)
+            assert got["WWW-Authenticate"].startswith("Bearer")
+            answers.add(json.dumps(body))
+    assert len(answers) == 1  # one answer for every failure: nothing to learn from it
+    assert (await Lead.all().count(), await AuditEvent.all().count()) == before
+    assert (await Lead.get(tenant_id=api.world.tenant_id, ref=api.world.refs[0])).status == "open"
+
+
+async def test_another_tenants_key_and_refs_are_unknown_on_every_route(api: Api):
+    world = api.world
+    mine, theirs = world.refs[-1], await globex_only_lead(world)
+    leads_before = {lead.id: lead.status for lead in await Lead.all()}
+    # globex's key on acme's references, and acme's key on globex's: as if they did not exist.
+    for key, ref, secret in (("globex", mine, "anna@huber.example"), ("acme", theirs, "olga")):
+        for method, path in _paths(ref):
+            if path == "/api/v1/leads":
+                continue
+            status, _, body = await api.call(method, path, key=key)
+            assert (status, body["error"]) == (404, "unknown_lead"), (key, path, body)
+            assert secret not in json.dumps(body)
+    assert {lead.id: lead.status for lead in await Lead.all()} == leads_before
+    # A lead added with globex's key belongs to globex, whatever the body says.
+    status, _, body = await api.call(
+        "POST", "/api/v1/leads", key="globex", json={"product": "VPN", "region": "CH"}
+    )
+    assert status == 201
+    lead = await Lead.get(id=max(leads_before) + 1)
+    assert lead.tenant_id == world.other_tenant_id and lead.ref == body["ref"]
+    status, _, body = await api.call(
+        "POST", "/api/v1/leads", json={"product": "VPN", "region": "CH", "tenant_id": 2}
+    )
+    assert status == 422 and body["errors"][0]["field"] == "tenant_id"
+    # Keys cannot be revoked across tenants either.
+    other_key = await ApiKey.get(tenant_id=world.other_tenant_id)
+    reply = await api.services.bus.dispatch(c.RevokeApiKey(other_key.id), world.owner)
+    assert not reply.ok and (await ApiKey.get(id=other_key.id)).revoked_at is None
+
+
+def _dummy(field: dataclasses.Field, ref: str) -> Any:
+    if field.name == "lead_ref":
+        return ref
+    kind = str(field.type)
+    if "int" in kind:
+        return 3
+    if "tuple" in kind:
+        return ("company",)
+    if "bool" in kind:
+        return True
+    return {"outcome": "won", "legal_basis": "consent"}.get(field.name, "x")
+
+
+async def test_every_command_on_another_tenants_lead_is_refused_and_changes_nothing(bus):
+    from tests.world import build_world
+
+    world = await build_world(bus)
+    theirs = await globex_only_lead(world)
+    lead = await Lead.get(tenant_id=world.other_tenant_id, ref=theirs)
+    events, outbox = await AuditEvent.all().count(), await OutboxMessage.all().count()
+    by_ref = [
+        cls
+        for cls in vars(c).values()
+        if isinstance(cls, type)
+        and issubclass(cls, c.Command)
+        and dataclasses.is_dataclass(cls)
+        and "lead_ref" in {f.name for f in dataclasses.fields(cls)}
+    ]
+    assert len(by_ref) >= 8, by_ref
+    tried = 0
+    for cls in by_ref:
+        required = [
+            f
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        values = {f.name: _dummy(f, theirs) for f in required}
+        cmd = cls(**{**values, "lead_ref": theirs})
+        for who in (world.owner, world.actors["mia@alpine.example"]):
+            reply = await bus.dispatch(cmd, who)
+            # Refused, or (a listing filtered by the reference) an empty answer.
+            assert not reply.ok or not any(reply.data.values()), (cmd, who.role, reply)
+            assert "Secret Corp" not in reply.message and "olga" not in json.dumps(reply.data)
+            tried += 1
+    assert tried >= 16
+    assert (await Lead.get(id=lead.id)).status == lead.status
+    assert await AuditEvent.all().count() == events
+    assert await OutboxMessage.all().count() == outbox
+
+
+# --- the intake API: bodies ------------------------------------------------------------------
+
+
+async def test_oversized_bodies_get_413_and_add_nothing(api: Api):
+    limit = api.services.settings.api_max_bytes
+    big = {"product": "VPN", "region": "CH", "notes": "n" * (limit + 10)}
+    status, _, body = await api.call("POST", "/api/v1/leads", json=big)
+    assert (status, body["error"]) == (413, "too_large")
+
+    async def chunked():  # no Content-Length: the server counts while it reads
+        yield b'{"product": "VPN", "region": "CH", "notes": "'
+        for _ in range(limit // 4096 + 2):
+            yield b"n" * 4096
+        yield b'"}'
+
+    status, _, body = await api.call(
+        "POST", "/api/v1/leads", data=chunked(), headers={"Content-Type": "application/json"}
+    )
+    assert (status, body["error"]) == (413, "too_large")
+    ref = api.world.refs[0]
+    status, _, _ = await api.call("POST", f"/api/v1/leads/{ref}/withdraw", data=b"x" * (limit + 1))
+    assert status == 413
+    assert not await Lead.filter(notes__startswith="nnn").exists()
+    assert (await Lead.get(tenant_id=api.world.tenant_id, ref=ref)).status == "open"
+    # Just under the limit is fine (a long lead is refused by its field limits, not a crash).
+    status, _, body = await api.call("POST", "/api/v1/leads", json={**big, "notes": "n" * 5000})
+    assert status == 201, body
+
+
+HOSTILE = {
+    "product": "Firewall",
+    "region": "CH-ZH",
+    "industry": "<b>Retail</b>",
+    "need": "<script>alert('need')</script> <!channel> <https://evil.example|click> & co",
+    "company": "Evil\r\nBcc: victim@evil.example <img src=x onerror=alert(1)>",
+    "contact_name": "Eve\r\nSubject: pwned",
+    "email": "eve@customer.example",
+    "phone": "+41 44 555 66 66\r\nX-Injected: 1",
+    "address": "Street 1\r\n\r\n<script>alert('addr')</script>",
+    "notes": "<iframe src=https://evil.example></iframe> *bold* <@U0BOSS> " + "N" * 4900,
+    "legal_basis": "legitimate_interest",
+    "legal_note": "asked for a quote\r\nX-Injected: 2",
+}
+
+
+def _texts(value: Any) -> list[str]:
+    """Every text a Slack payload shows (blocks sent as JSON strings included)."""
+    if isinstance(value, str):
+        if value[:1] in "[{":
+            try:
+                return _texts(json.loads(value))
+            except ValueError:
+                pass
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+async def test_hostile_lead_fields_via_the_api_are_inert_in_mail_and_slack(slack):  # noqa: F811
+    """HTML, script, CR/LF, Slack mentions and very long values from an API client reach
+    mails (HTML part and headers) and Slack blocks as plain, escaped, bounded text."""
+    services, world = slack.services, slack.world
+    _, key = await api_key(services, world.tenant_id)
+    base = slack.sender.url.removesuffix("/slack/events")
+    async with slack.session.post(
+        f"{base}/api/v1/leads", json=HOSTILE, headers={"Authorization": f"Bearer {key}"}
+    ) as response:
+        assert response.status == 201, await response.text()
+        ref = (await response.json())["ref"]
+    lead = await Lead.get(tenant_id=world.tenant_id, ref=ref)
+    assert "\r" not in lead.company + lead.contact_name + lead.phone + lead.legal_note
+    assert lead.need == HOSTILE["need"]  # stored as given; escaped where it is shown
+
+    await world.ok(c.SendDigests(world.tenant_id), world.owner)
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+    status, _ = await slack.click("U0MIA", "lyra.claim", ref, message_ts=ts)
+    assert status == 200
+    await slack.settle()
+    assert await Claim.filter(lead_id=lead.id).count() == 1
+
+    # Slack: nothing the customer typed becomes a mention, a link or markup; texts fit.
+    shown = [t for call in slack.fake.calls for t in _texts(call.args)]
+    joined = "\n".join(shown)
+    assert "&lt;script&gt;" in joined and "&lt;!channel&gt;" in joined
+    for bad in ("<!channel>", "<https://evil.example|click>", "<@U0BOSS>", "<script>", "<iframe"):
+        assert bad not in joined, bad
+    assert all(len(t) <= 3000 for t in shown)
+    [answer] = [a for a in slack.ephemerals_to("U0MIA") if ref in json.dumps(a)]
+    assert "Eve Subject: pwned" in json.dumps(answer)  # the claimer sees the customer
+
+    # Mail: one recipient per mail, no smuggled headers, HTML escaped.
+    rows = await OutboxMessage.filter(tenant_id=world.tenant_id).order_by("id")
+    about_lead = [r for r in rows if r.channel == "email" and ref in json.dumps(r.payload)]
+    kinds = {r.kind for r in about_lead}
+    assert {"digest", "claim.partner", "claim.owner"} <= kinds, kinds
+    for row in about_lead:
+        raw = mime_bytes(row, services.settings)
+        msg = message_from_bytes(raw, policy=default_policy)
+        assert msg.get_all("Bcc") is None and msg.get_all("X-Injected") is None, row.kind
+        assert len(msg.get_all("Subject")) == 1 and len(msg.get_all("To")) == 1, row.kind
+        assert "pwned" not in str(msg["Subject"]), row.kind
+        assert len(msg["To"].addresses) == 1, (row.kind, msg["To"])
+        for header, value in msg.items():
+            assert "\r" not in str(value) and "\n" not in str(value), (row.kind, header)
+        html = msg.get_body(("html",))
+        if html is not None:
+            content = html.get_content().lower()
+            for bad in ("<script", "<iframe", "<img src=x", "<b>retail"):
+                assert bad not in content, (row.kind, bad)
+    partner_mail = next(r for r in about_lead if r.kind == "claim.partner")
+    assert "&lt;script&gt;" in partner_mail.payload["html"]
+
+
+# --- claims per minute, on every channel ----------------------------------------------------
+
+
+async def test_claims_per_minute_are_limited_on_every_channel_with_a_clear_answer(slack):  # noqa: F811
+    services = slack.services
+    services.bus.rate_limits.claims = RateLimitItemPerMinute(1)
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+
+    # Mia's first claim (Slack) passes; her second, by email, is refused with the reason.
+    await slack.click("U0MIA", "lyra.claim", "L-1001", message_ts=ts)
+    await slack.settle()
+    to = await address_for(services.settings, services.clock, "mia@alpine.example")
+    outcome = await services.mail.process(
+        reply_mail("Mia <mia@alpine.example>", to, "CLAIM L-1002")
+    )
+    [(_, refused)] = outcome.results
+    assert refused.code == "rate_limited" and refused.data["retry_after"] >= 1
+    [answer] = await OutboxMessage.filter(recipient="mia@alpine.example", kind__startswith="answer")
+    assert "claiming too fast" in answer.payload["text"]
+    # ... and again in Slack.
+    await slack.click("U0MIA", "lyra.claim", "L-1003", message_ts=ts)
+    await slack.settle()
+    assert any("claiming too fast" in json.dumps(e) for e in slack.ephemerals_to("U0MIA"))
+    # The limit is per person: Max (same partner) still claims.
+    await slack.click("U0MAX", "lyra.claim", "L-1002", message_ts=ts)
+    await slack.settle()
+    claims = await Claim.all().prefetch_related("lead", "user")
+    assert sorted((cl.lead.ref, cl.user.email) for cl in claims) == [
+        ("L-1001", "mia@alpine.example"),
+        ("L-1002", "max@alpine.example"),
+    ]
+
+
+def test_a_limit_of_zero_means_no_limit():
+    settings = Settings(_env_file=None, claims_per_minute=0, api_rate_per_minute=0)  # type: ignore[call-arg]
+    limits = RateLimits(settings)
+    assert limits.claims is None and limits.api is None

@@ -221,6 +221,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "LYRA_OUTBOX_DIR": str(tmp / "outbox"),
                     "LYRA_LOG_LEVEL": "WARNING",
                     "LYRA_SECRET_KEY": "bench-secret",
+                    # scripted users click faster than people: count claims, never refuse
+                    "LYRA_CLAIMS_PER_MINUTE": "1000000",
                     "LYRA_SCHEDULER_ENABLED": "false" if args.no_scheduler else "true",
                 }
                 lyra_env = {k[5:].lower(): v for k, v in env.items() if k.startswith("LYRA_")}

@@ -24,14 +24,14 @@ from lyra_bot import api_keys
 from lyra_bot.bus import Reply
 from lyra_bot.commands import Actor, AddLead, ShowLead, WithdrawLead
 from lyra_bot.domain import FIELD_LIMITS as LIMITS
-from lyra_bot.domain import LEAD_FIELDS
+from lyra_bot.domain import LEAD_FIELDS, normalize_ref
 from lyra_bot.models import ApiKey
 
 if TYPE_CHECKING:
     from lyra_bot.app import Services
 
 BASE = "/api/v1"
-REF_PATTERN = r"^[A-Za-z]{1,6}-?[0-9]{1,9}$"
+REF_PATTERN = r"^([A-Za-z]{1,6}-?)?[0-9]{1,9}$"  # L-1042, l1042 or 1042
 REGION_PATTERN = r"^(\*|[A-Za-z0-9]{2,8}(-[A-Za-z0-9]{1,8})*)$"  # clean_lead upper-cases it
 EMAIL_PATTERN = r'^$|^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+\.[^@\s<>()\[\],;:"]+$'
 _IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -263,8 +263,18 @@ class Call:
         except ValidationError as exc:
             raise _pydantic_errors(exc) from None
 
-    async def dispatch(self, cmd: Any, route: str) -> Reply:
-        key = self.idempotency_key(route)
+    @property
+    def ref(self) -> str:
+        """The lead reference in the path; anything else is no lead (and never reaches a key)."""
+        ref = self.request.match_info["ref"]
+        if not re.match(REF_PATTERN, ref):
+            raise ApiError(404, "unknown_lead", "There is no such lead.")
+        return ref
+
+    async def dispatch(self, cmd: Any, route: str | None = None) -> Reply:
+        """Run ``cmd``; with a ``route``, a retry with the same Idempotency-Key is answered
+        from the first run (reads take none: their stored answer keeps no customer data)."""
+        key = self.idempotency_key(route) if route else None
         reply = await self.services.bus.dispatch(cmd, self.actor, key=key)
         if not reply.ok:
             raise refused(reply)
@@ -311,7 +321,7 @@ async def create_lead(call: Call) -> web.Response:
 
 
 async def show_lead(call: Call) -> web.Response:
-    reply = await call.dispatch(ShowLead(call.request.match_info["ref"]), "show")
+    reply = await call.dispatch(ShowLead(call.ref))
     data = reply.data
     out = LeadDetail.model_validate(
         {
@@ -328,8 +338,8 @@ async def show_lead(call: Call) -> web.Response:
 
 async def withdraw_lead(call: Call) -> web.Response:
     data: WithdrawIn = await call.body(WithdrawIn, required=False)
-    ref = call.request.match_info["ref"]
-    reply = await call.dispatch(WithdrawLead(ref, data.reason), f"withdraw:{ref}")
+    ref = call.ref
+    reply = await call.dispatch(WithdrawLead(ref, data.reason), f"withdraw:{normalize_ref(ref)}")
     out = LeadWithdrawn(ref=reply.data["ref"], status="withdrawn", message=reply.message)
     return _json(out, 200, reply)
 

@@ -234,6 +234,25 @@ async def test_oversized_bodies_get_413_and_add_nothing(api: Api):
     assert status == 201, body
 
 
+async def test_very_long_references_and_keys_are_refused_before_any_lookup(api: Api):
+    for method, path in _paths("L-" + "9" * 5000):
+        if "9999" in path:
+            status, _, body = await api.call(method, path, headers={"Idempotency-Key": "k"})
+            assert (status, body["error"]) == (404, "unknown_lead"), (path[:40], body)
+    ref = api.world.refs[0]
+    status, _, body = await api.call(
+        "POST", f"/api/v1/leads/{ref}/withdraw", headers={"Idempotency-Key": "k" * 201}
+    )
+    assert status == 422 and body["errors"][0]["field"] == "Idempotency-Key"
+    # A read with an Idempotency-Key is simply a read, every time (nothing stored).
+    for _ in range(2):
+        status, _, body = await api.call(
+            "GET", f"/api/v1/leads/{ref}", headers={"Idempotency-Key": "read-1"}
+        )
+        assert status == 200 and body["company"] == "Huber Maschinen AG"
+    assert (await Lead.get(tenant_id=api.world.tenant_id, ref=ref)).status == "open"
+
+
 HOSTILE = {
     "product": "Firewall",
     "region": "CH-ZH",

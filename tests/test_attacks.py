@@ -47,7 +47,9 @@ PROVEN_ELSEWHERE = {
     "Slack bad signature, stale timestamp, unsigned": [
         "tests/test_slack_claims.py::test_forged_or_stale_requests_get_401_and_change_nothing",
     ],
-    "Slack replayed body": ["tests/test_slack_claims.py::test_retried_request_is_processed_once"],
+    "Slack retried body (Slack's own retries)": [
+        "tests/test_slack_claims.py::test_retried_request_is_processed_once",
+    ],
     "Slack mention / link injection in lead text": [
         "tests/test_slack_setup.py::test_digest_blocks_escape_lead_text_end_to_end",
     ],
@@ -338,6 +340,26 @@ async def test_hostile_lead_fields_via_the_api_are_inert_in_mail_and_slack(slack
                 assert bad not in content, (row.kind, bad)
     partner_mail = next(r for r in about_lead if r.kind == "claim.partner")
     assert "&lt;script&gt;" in partner_mail.payload["html"]
+
+
+async def test_a_captured_slack_request_replayed_verbatim_does_nothing_again(slack):  # noqa: F811
+    """An attacker who captured a signed request can replay it within the 300 s window (the
+    signature still holds) - it is the same action, handled once; older copies get 401."""
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+    claim = slack.sender.action_body(
+        "U0MIA", "lyra.claim", "L-1001", channel=ALPINE_CHANNEL, message_ts=ts
+    )
+    captured = slack.sender.headers(claim)
+    assert (await slack.send(claim, headers=captured))[0] == 200
+    await slack.settle()
+    for _ in range(3):
+        status, _ = await slack.sender.post(slack.session, claim, headers=captured)
+        assert status == 200
+    await slack.settle()
+    assert await Claim.all().count() == 1
+    assert await OutboxMessage.filter(kind="claim.partner").count() == 1
+    old = slack.sender.headers(claim, ts=int(captured["X-Slack-Request-Timestamp"]) - 301)
+    assert (await slack.sender.post(slack.session, claim, headers=old))[0] == 401
 
 
 # --- claims per minute, on every channel ----------------------------------------------------

@@ -4,6 +4,7 @@ from handlers import (  # noqa: F401
     admin,
     claims,
     contact_checks,
+    digest_cadence,
     digests,
     extensions,
     feedback,

@@ -5,6 +5,7 @@ from handlers import (  # noqa: F401
     api_keys,
     claims,
     contact_checks,
+    digest_cadence,
     digests,
     extensions,
     feedback,

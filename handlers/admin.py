@@ -132,7 +132,7 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
             columns[name] = parse_report_day(value)
         elif name == "slack_owner_channel":
             columns[name] = _slack_channel(value)
-        elif name == "report_time":
+        elif name in ("report_time", "digest_time"):
             columns[name] = parse_clock(value).strftime("%H:%M")
         else:
             raise AssertionError(f"no rule for tenant policy {name!r}")
@@ -183,6 +183,7 @@ def policy_view(tenant: Tenant) -> dict[str, Any]:
         "report_day": format_report_day(tenant.report_day),
         "report_time": tenant.report_time,
         "slack_owner_channel": tenant.slack_owner_channel or "none",
+        "digest_time": tenant.digest_time,
     }
 
 

@@ -145,58 +145,73 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
         tenants = await query.order_by("id")
     queued = skipped = 0
     for tenant in tenants:
-        bouncing = await _still_bouncing(tenant)
-        users = (
-            await User.filter(
-                tenant_id=tenant.id,
-                partner_id__not_isnull=True,
-                active=True,
-                digest_enabled=True,
-                partner__active=True,
-            )
-            .select_related("partner")
-            .order_by("id")
-        )
-        day = uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d")
-        index = await PoolIndex.load(tenant.id, uow.now)
-        last_sent = dict(
-            await OutboxMessage.filter(tenant_id=tenant.id, kind="digest")
-            .annotate(last=Max("created_at"))
-            .group_by("recipient")
-            .values_list("recipient", "last")
-        )
-        sent = set(
-            await OutboxMessage.filter(
-                tenant_id=tenant.id, kind="digest", dedupe_key__startswith=f"digest:{tenant.id}:"
-            )
-            .filter(dedupe_key__endswith=f":{day}")
-            .values_list("dedupe_key", flat=True)
-        )
-        queued_here = 0
-        for user in users:
-            key = f"digest:{tenant.id}:{user.id}:{day}"
-            if key in sent or user.email.lower() in bouncing:
-                skipped += 1
-                continue
-            pool = index.pool(user.partner)
-            if pool.total == 0:
-                skipped += 1
-                continue
-            newest = pool.leads[-uow.settings.digest_max_leads :][::-1]
-            context, token = digest_context(
-                uow, tenant, user.partner, user, newest, pool.total, last_sent.get(user.email)
-            )
-            if queue_digest(uow, tenant, user.partner, user, context, token, key) is not None:
-                queued_here += 1
+        queued_here, skipped_here = await queue_tenant_digests(uow, tenant)
         queued += queued_here
-        if queued_here:
-            uow.audit("digests.sent", tenant.id, day=day, count=queued_here)
+        skipped += skipped_here
     return Reply(
         True,
         "digests",
         f"Queued {queued} digest(s); {skipped} user(s) had nothing new today or get none.",
         {"queued": queued, "skipped": skipped},
     )
+
+
+async def queue_tenant_digests(
+    uow: UnitOfWork, tenant: Tenant, only_new: bool = False
+) -> tuple[int, int]:
+    """Queue today's digest for each of the tenant's partner users who gets one: digests on,
+    an address that does not bounce, a lead to claim (``only_new``: a lead opened since the
+    user's last digest) and no digest yet this local day. Returns (queued, skipped)."""
+    bouncing = await _still_bouncing(tenant)
+    users = (
+        await User.filter(
+            tenant_id=tenant.id,
+            partner_id__not_isnull=True,
+            active=True,
+            digest_enabled=True,
+            partner__active=True,
+        )
+        .select_related("partner")
+        .order_by("id")
+    )
+    if not users:
+        return 0, 0
+    day = uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d")
+    index = await PoolIndex.load(tenant.id, uow.now)
+    last_sent = dict(
+        await OutboxMessage.filter(tenant_id=tenant.id, kind="digest")
+        .annotate(last=Max("created_at"))
+        .group_by("recipient")
+        .values_list("recipient", "last")
+    )
+    sent = set(
+        await OutboxMessage.filter(
+            tenant_id=tenant.id, kind="digest", dedupe_key__startswith=f"digest:{tenant.id}:"
+        )
+        .filter(dedupe_key__endswith=f":{day}")
+        .values_list("dedupe_key", flat=True)
+    )
+    queued = skipped = 0
+    for user in users:
+        key = f"digest:{tenant.id}:{user.id}:{day}"
+        if key in sent or user.email.lower() in bouncing:
+            skipped += 1
+            continue
+        since = last_sent.get(user.email)
+        if only_new and since is not None and index.pool(user.partner, since=since).total == 0:
+            skipped += 1
+            continue
+        pool = index.pool(user.partner)
+        if pool.total == 0:
+            skipped += 1
+            continue
+        newest = pool.leads[-uow.settings.digest_max_leads :][::-1]
+        context, token = digest_context(uow, tenant, user.partner, user, newest, pool.total, since)
+        if queue_digest(uow, tenant, user.partner, user, context, token, key) is not None:
+            queued += 1
+    if queued:
+        uow.audit("digests.sent", tenant.id, day=day, count=queued)
+    return queued, skipped
 
 
 async def _still_bouncing(tenant: Tenant) -> set[str]:

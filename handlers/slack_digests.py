@@ -38,58 +38,11 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
         links = links.filter(tenant_id=actor.tenant_id)
     channels = messages = leads_posted = 0
     for link in await links.order_by("id"):
-        shown = Subquery(
-            SlackMessageLead.filter(
-                message__channel_id=link.channel_id, message__status__in=LIVE
-            ).values("lead_id")
-        )
-        leads = (
-            await pool_query(link.tenant_id, link.partner, uow.now)
-            .exclude(id__in=shown)
-            .limit(limit)
-        )
-        if not leads:
-            continue
-        parts = [leads[i : i + LEADS_PER_MESSAGE] for i in range(0, len(leads), LEADS_PER_MESSAGE)]
-        for number, part in enumerate(parts, 1):
-            title = f"{len(leads)} new lead(s) for {link.partner.name}"
-            if len(parts) > 1:
-                title += f" ({number}/{len(parts)})"
-            message = await SlackMessage.create(
-                tenant_id=link.tenant_id,
-                partner_id=link.partner_id,
-                kind="digest",
-                team_id=link.team_id,
-                channel_id=link.channel_id,
-                title=title[:150],
-                created_at=uow.now,
-            )
-            await SlackMessageLead.bulk_create(
-                [
-                    SlackMessageLead(message_id=message.id, lead_id=lead.id, position=i)
-                    for i, lead in enumerate(part)
-                ]
-            )
-            slack(
-                uow,
-                tenant_id=link.tenant_id,
-                kind="slack.digest",
-                recipient=link.channel_id,
-                method="lyra.post_message",
-                args={"message": message.id},
-                dedupe_key=f"slack:post:{message.id}",
-            )
-        uow.audit(
-            "slack.digest",
-            link.tenant_id,
-            partner_id=link.partner_id,
-            channel=link.channel_id,
-            leads=len(leads),
-            messages=len(parts),
-        )
-        channels += 1
-        messages += len(parts)
-        leads_posted += len(leads)
+        parts, count = await queue_channel_digest(uow, link, limit)
+        if parts:
+            channels += 1
+            messages += parts
+            leads_posted += count
     return Reply(
         True,
         "slack_digests",
@@ -97,6 +50,59 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
         f"for {channels} channel(s).",
         {"channels": channels, "messages": messages, "leads": leads_posted},
     )
+
+
+async def queue_channel_digest(uow: UnitOfWork, link: SlackChannel, limit: int) -> tuple[int, int]:
+    """Queue one channel's digest: the leads of its partner's pool not shown there yet (at
+    most ``limit``), in messages of up to 49 leads. Returns (messages, leads)."""
+    shown = Subquery(
+        SlackMessageLead.filter(
+            message__channel_id=link.channel_id, message__status__in=LIVE
+        ).values("lead_id")
+    )
+    leads = (
+        await pool_query(link.tenant_id, link.partner, uow.now).exclude(id__in=shown).limit(limit)
+    )
+    if not leads:
+        return 0, 0
+    parts = [leads[i : i + LEADS_PER_MESSAGE] for i in range(0, len(leads), LEADS_PER_MESSAGE)]
+    for number, part in enumerate(parts, 1):
+        title = f"{len(leads)} new lead(s) for {link.partner.name}"
+        if len(parts) > 1:
+            title += f" ({number}/{len(parts)})"
+        message = await SlackMessage.create(
+            tenant_id=link.tenant_id,
+            partner_id=link.partner_id,
+            kind="digest",
+            team_id=link.team_id,
+            channel_id=link.channel_id,
+            title=title[:150],
+            created_at=uow.now,
+        )
+        await SlackMessageLead.bulk_create(
+            [
+                SlackMessageLead(message_id=message.id, lead_id=lead.id, position=i)
+                for i, lead in enumerate(part)
+            ]
+        )
+        slack(
+            uow,
+            tenant_id=link.tenant_id,
+            kind="slack.digest",
+            recipient=link.channel_id,
+            method="lyra.post_message",
+            args={"message": message.id},
+            dedupe_key=f"slack:post:{message.id}",
+        )
+    uow.audit(
+        "slack.digest",
+        link.tenant_id,
+        partner_id=link.partner_id,
+        channel=link.channel_id,
+        leads=len(leads),
+        messages=len(parts),
+    )
+    return len(parts), len(leads)
 
 
 def queue_update(uow: UnitOfWork, message_id: int, channel_id: str, tenant_id: int) -> None:

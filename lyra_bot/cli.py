@@ -219,6 +219,7 @@ LapseLimitOpt = typer.Option(help="Lapses in 30 days that pause a partner (0 = n
 PauseOpt = typer.Option(help="Days a partner is paused from claiming.")
 ReportDayOpt = typer.Option(help="Weekday the weekly owner report is sent (mon … sun, or none).")
 ReportTimeOpt = typer.Option(help="Local time the weekly owner report is sent, like 08:00.")
+DigestTimeOpt = typer.Option(help="Local time digests go out on working days, like 07:00.")
 OwnerChannelOpt = typer.Option(help="Slack channel id for the owner's report summary, or none.")
 
 
@@ -258,6 +259,7 @@ def tenant_add(
     report_day: Annotated[str, ReportDayOpt] = "mon",
     report_time: Annotated[str, ReportTimeOpt] = "08:00",
     slack_owner_channel: Annotated[str | None, OwnerChannelOpt] = None,
+    digest_time: Annotated[str, DigestTimeOpt] = "07:00",
 ) -> None:
     """Add a tenant (an owner organisation) with its policy."""
     cmd = c.AddTenant(
@@ -287,6 +289,7 @@ def tenant_add(
         report_day=report_day,
         report_time=report_time,
         slack_owner_channel=slack_owner_channel,
+        digest_time=digest_time,
     )
     say(run(lambda: send(cmd, Actor.system())))
 
@@ -323,6 +326,7 @@ def tenant_set(
     report_day: Annotated[str | None, ReportDayOpt] = None,
     report_time: Annotated[str | None, ReportTimeOpt] = None,
     slack_owner_channel: Annotated[str | None, OwnerChannelOpt] = None,
+    digest_time: Annotated[str | None, DigestTimeOpt] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a tenant's policy (only the options given; new claims follow it)."""
@@ -352,6 +356,7 @@ def tenant_set(
         report_day=report_day,
         report_time=report_time,
         slack_owner_channel=slack_owner_channel,
+        digest_time=digest_time,
     )
 
     async def body() -> Reply:

@@ -269,6 +269,7 @@ class AddTenant(Command):
     report_day: str = "mon"  # weekday of the weekly owner report; "none" = not sent
     report_time: str = "08:00"  # local time it is sent
     slack_owner_channel: str | None = None  # Slack channel id for the owner's report summary
+    digest_time: str = "07:00"  # local time digests go out on working days
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class UpdateTenant(Command):
     report_day: str | None = None
     report_time: str | None = None
     slack_owner_channel: str | None = None  # "none" unlinks
+    digest_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,15 @@ class SendDigests(Command):
     """Queue today's digest mail for every partner user (of one tenant, or of all)."""
 
     tenant_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendScheduledDigests(Sweep):
+    """Sweep: every tenant whose digest time has come on a working day sends its digests
+    (mail per partner user, Slack per linked channel) once that day, to recipients with
+    something new since their last digest. Stops after about ``batch`` digests."""
+
+    batch: int = 2000
 
 
 @dataclass(frozen=True)

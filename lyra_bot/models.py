@@ -60,6 +60,8 @@ class Tenant(Model):
     report_day = fields.SmallIntField(null=True, default=0)
     report_time = fields.CharField(max_length=5, default="08:00")
     slack_owner_channel = fields.CharField(max_length=32, null=True)  # the report goes here too
+    # digests (mail and linked Slack channels): local time on working days
+    digest_time = fields.CharField(max_length=5, default="07:00")
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 

@@ -32,6 +32,7 @@ from lyra_bot.commands import (
     PurgeExpiredPersonalData,
     SendOwnerReports,
     SendReminders,
+    SendScheduledDigests,
     StaleLeadAlert,
     Sweep,
 )
@@ -63,6 +64,12 @@ JOBS: tuple[Job, ...] = (
         SendReminders,
         timedelta(minutes=1),
         "Remind partners before their deadline (tenant's offsets).",
+    ),
+    Job(
+        "send-digests",
+        SendScheduledDigests,
+        timedelta(minutes=5),
+        "Send digests (mail, Slack channels) at the tenant's digest time on working days.",
     ),
     Job(
         "customer-contact-check",

@@ -70,6 +70,7 @@ class Migration(migrations.Migration):
                 ('report_day', fields.SmallIntField(null=True, default=0)),
                 ('report_time', fields.CharField(default='08:00', max_length=5)),
                 ('slack_owner_channel', fields.CharField(null=True, max_length=32)),
+                ('digest_time', fields.CharField(default='07:00', max_length=5)),
                 ('next_ref', fields.IntField(default=1001)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],

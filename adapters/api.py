@@ -140,6 +140,10 @@ class LeadDetail(BaseModel):
     notes: str
     hold_reason: str
     source: str
+    legal_basis: str
+    consent_source: str
+    consent_at: datetime | None = None
+    legal_note: str
     claims: list[ClaimOut]
     feedback: list[FeedbackOut]
     history: list[EventOut]

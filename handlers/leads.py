@@ -266,6 +266,7 @@ async def _live_contacts(tenant: Tenant, rows: list[dict[str, Any]]) -> dict[str
 
 
 NO_CONSENT = "no consent recorded"
+LEGAL_FIELDS = ("legal_basis", "consent_source", "consent_at", "legal_note")
 
 
 def _hint(lead: Lead) -> str:
@@ -359,7 +360,12 @@ async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
             "lead",
             f"{lead.ref}: {lead.status}",
             {
-                "lead": {**full_view(lead), "hold_reason": lead.hold_reason, "source": lead.source},
+                "lead": {
+                    **full_view(lead),
+                    "hold_reason": lead.hold_reason,
+                    "source": lead.source,
+                    **{k: getattr(lead, k) for k in LEGAL_FIELDS},
+                },
                 "claims": [_claim_row(c) for c in claims],
                 "feedback": [_feedback_row(f) for f in feedback],
                 "history": [_event_row(e) for e in events],

@@ -49,6 +49,8 @@ async def test_add_follow_and_withdraw_a_lead(api: Api):
     status, _, view = await api.call("GET", f"{LEADS}/{ref.lower()}")
     assert status == 200, view
     assert view["status"] == "claimed" and view["company"] == "Velo Zürich GmbH"
+    assert (view["legal_basis"], view["consent_source"]) == ("consent", "web form")
+    assert view["consent_at"].startswith("2026-11-01T08:00:00")
     assert [cl["partner"] for cl in view["claims"]] == ["Alpine"]
     assert [(e["event"], e["channel"]) for e in view["history"]] == [
         ("lead.added", "api"),

@@ -10,6 +10,8 @@ so the document cannot drift from the server.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -195,6 +197,7 @@ STATUS_OF_CODE = {
     "unknown_lead": 404,
     "forbidden": 403,
     "invalid_input": 422,
+    "idempotency_key_reused": 422,
     "invalid_transition": 409,
     "rate_limited": 429,
 }
@@ -275,11 +278,18 @@ class Call:
             raise ApiError(404, "unknown_lead", "There is no such lead.")
         return ref
 
-    async def dispatch(self, cmd: Any, route: str | None = None) -> Reply:
+    async def dispatch(
+        self, cmd: Any, route: str | None = None, body: BaseModel | None = None
+    ) -> Reply:
         """Run ``cmd``; with a ``route``, a retry with the same Idempotency-Key is answered
-        from the first run (reads take none: their stored answer keeps no customer data)."""
+        from the first run (reads take none: their stored answer keeps no customer data).
+        The same key with another ``body`` is refused (422), never taken for a retry."""
         key = self.idempotency_key(route) if route else None
-        reply = await self.services.bus.dispatch(cmd, self.actor, key=key)
+        fingerprint = None
+        if key is not None:
+            canonical = json.dumps(body.model_dump(mode="json") if body else None, sort_keys=True)
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        reply = await self.services.bus.dispatch(cmd, self.actor, key=key, fingerprint=fingerprint)
         if not reply.ok:
             raise refused(reply)
         return reply
@@ -313,7 +323,7 @@ async def create_lead(call: Call) -> web.Response:
     data: LeadIn = await call.body(LeadIn)
     fields = data.model_dump(exclude={"allow_duplicate"})
     cmd = AddLead(**fields, source="api", allow_duplicate=data.allow_duplicate)
-    reply = await call.dispatch(cmd, "create")
+    reply = await call.dispatch(cmd, "create", data)
     lead = reply.data["lead"]
     out = LeadCreated(
         ref=lead["ref"],
@@ -343,7 +353,9 @@ async def show_lead(call: Call) -> web.Response:
 async def withdraw_lead(call: Call) -> web.Response:
     data: WithdrawIn = await call.body(WithdrawIn, required=False)
     ref = call.ref
-    reply = await call.dispatch(WithdrawLead(ref, data.reason), f"withdraw:{normalize_ref(ref)}")
+    reply = await call.dispatch(
+        WithdrawLead(ref, data.reason), f"withdraw:{normalize_ref(ref)}", data
+    )
     out = LeadWithdrawn(ref=reply.data["ref"], status="withdrawn", message=reply.message)
     return _json(out, 200, reply)
 
@@ -470,7 +482,8 @@ def openapi() -> dict[str, Any]:
         "in": "header",
         "required": False,
         "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,200}$"},
-        "description": "Retries with the same key get the first answer; nothing is done twice.",
+        "description": "Retries with the same key get the first answer; nothing is done "
+        "twice. The same key with another body gets 422 (idempotency_key_reused).",
     }
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:

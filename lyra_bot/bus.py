@@ -160,8 +160,13 @@ class Bus:
         actor: Actor,
         key: str | None = None,
         respond: Responder | None = None,
+        fingerprint: str | None = None,
     ) -> Reply:
         """Run ``cmd`` for ``actor`` in one transaction; ``key`` makes it idempotent.
+
+        ``fingerprint`` (a hash of the request) is kept with the key: a later dispatch with
+        the same key but another fingerprint is refused (``idempotency_key_reused``) instead
+        of being answered as a duplicate, so a client reusing keys by mistake loses nothing.
 
         ``respond`` (if given) runs with the Reply in the same transaction as the command, or,
         when the command was refused, in the transaction that records the refusal; it never
@@ -198,16 +203,18 @@ class Bus:
                     await respond(reply, uow)
                 await uow.flush()
                 if key is not None:
-                    await _claim_key(key, cmd, actor, uow.now, reply)
+                    await _claim_key(key, cmd, actor, uow.now, reply, fingerprint)
         except DomainError as exc:
             reply = Reply.error(exc)
             if key is not None or respond is not None:
-                reply = await self._record_error(key, cmd, actor, uow.now, reply, respond)
+                reply = await self._record_error(
+                    key, cmd, actor, uow.now, reply, respond, fingerprint
+                )
             return reply
         except IntegrityError:
             # A concurrent delivery of the same key won the insert; answer like it did.
             if key is not None and await InboundKey.exists(key=key):
-                return await _stored_reply(key)
+                return await _stored_reply(key, fingerprint)
             raise
         for callback in self.after_commit:
             callback(uow)
@@ -228,27 +235,33 @@ class Bus:
         now: datetime,
         reply: Reply,
         respond: Responder | None = None,
+        fingerprint: str | None = None,
     ) -> Reply:
         """Remember a refused command too, so a re-delivery is not answered twice."""
         uow = UnitOfWork(actor, now, self.settings, self.renderer, rate_limits=self.rate_limits)
         try:
             async with in_transaction("default"):
                 if key is not None:
-                    await _claim_key(key, cmd, actor, now, reply)
+                    await _claim_key(key, cmd, actor, now, reply, fingerprint)
                 if respond is not None:
                     await respond(reply, uow)
                     await uow.flush()
         except IntegrityError:
             if key is None:
                 raise
-            return await _stored_reply(key)
+            return await _stored_reply(key, fingerprint)
         for callback in self.after_commit:
             callback(uow)
         return reply
 
 
 async def _claim_key(
-    key: str, cmd: Command, actor: Actor, now: datetime, reply: Reply | None = None
+    key: str,
+    cmd: Command,
+    actor: Actor,
+    now: datetime,
+    reply: Reply | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Record the idempotency key with its reply, last thing in the command's transaction.
 
@@ -260,20 +273,30 @@ async def _claim_key(
         key=key,
         command=cmd.kind,
         tenant_id=actor.tenant_id,
-        reply=_stored(reply) if reply else None,
+        reply=_stored(reply, fingerprint) if reply else None,
         created_at=now,
     )
 
 
-def _stored(reply: Reply) -> dict[str, Any]:
+def _stored(reply: Reply, fingerprint: str | None = None) -> dict[str, Any]:
     """What is kept of a reply: no customer data (a re-delivery is not answered again)."""
-    return {**reply.to_json(), "data": scrub(reply.data)}
+    stored = {**reply.to_json(), "data": scrub(reply.data)}
+    if fingerprint is not None:
+        stored["fingerprint"] = fingerprint
+    return stored
 
 
-async def _stored_reply(key: str) -> Reply:
+async def _stored_reply(key: str, fingerprint: str | None = None) -> Reply:
     row = await InboundKey.get(key=key)
     if row.reply is None:
         return Reply(True, "duplicate", "Already handled.")
+    if fingerprint is not None and row.reply.get("fingerprint", fingerprint) != fingerprint:
+        return Reply(
+            False,
+            "idempotency_key_reused",
+            "This idempotency key was already used for a different request; "
+            "nothing was done. Use a new key for a new request.",
+        )
     reply = Reply.from_json(row.reply)
     reply.data = {**reply.data, "duplicate": True}
     return reply

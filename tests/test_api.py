@@ -136,6 +136,16 @@ async def test_idempotency_key_gives_the_first_answer_and_adds_once(api: Api):
     )
     assert await InboundKey.filter(key__startswith="api:").count() == 3
 
+    # The same key with another body is refused, not taken for a retry: nothing is lost.
+    status, _, answer = await api.call(
+        "POST",
+        LEADS,
+        json={**FORM, "email": "other@velo.example"},
+        headers={"Idempotency-Key": "form-42"},
+    )
+    assert (status, answer["error"]) == (422, "idempotency_key_reused"), answer
+    assert not await Lead.filter(email="other@velo.example").exists()
+
     # A refused request is answered the same way again, and a bad key is refused.
     headers = {"Idempotency-Key": "form-44"}
     bad = {"product": "VPN", "region": "CH", "ref": "L-1001"}  # L-1001 is taken

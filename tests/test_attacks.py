@@ -98,6 +98,8 @@ async def test_api_without_a_valid_key_is_401_for_every_route_and_does_nothing(a
     revoked_id, revoked = await api_key(api.services, api.world.tenant_id, "old")
     reply = await api.services.bus.dispatch(c.RevokeApiKey(revoked_id), api.world.owner)
     assert reply.ok
+    again = await api.services.bus.dispatch(c.RevokeApiKey(revoked_id), api.world.owner)
+    assert (again.ok, again.message) == (False, f"API key {revoked_id} is already revoked.")
     prefix = api.key.split("_")[1]
     wrong_secret = f"lyra_{prefix}_{'A' * 43}"  # a real key's public part, a guessed secret
     attempts: list[dict[str, str]] = [

@@ -33,7 +33,7 @@ from lyra_bot.models import Claim, Lead, LeadHide
 @handles(ClaimLead)
 async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.PARTNER)
-    await _count_claim(actor, uow)
+    await _count_claim(cmd, actor, uow)
     lead = await lead_by_ref(actor.tenant_id, cmd.lead_ref)
     # Most refused claims are races for a lead that just went: answer those from the lead row.
     if lead.status != LeadStatus.OPEN:
@@ -111,7 +111,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     )
 
 
-async def _count_claim(actor: Actor, uow: UnitOfWork) -> None:
+async def _count_claim(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> None:
     """Claims per minute per partner user, on every channel (a script cannot sweep the pool)."""
     if uow.rate_limits is None:
         return
@@ -123,6 +123,7 @@ async def _count_claim(actor: Actor, uow: UnitOfWork) -> None:
         raise RateLimited(
             f"You are claiming too fast: at most {limit} claims a minute. "
             f"Please try again in {wait} seconds.",
+            ref=cmd.lead_ref,
             retry_after=wait,
             limit=limit,
         )

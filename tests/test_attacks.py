@@ -382,7 +382,7 @@ async def test_claims_per_minute_are_limited_on_every_channel_with_a_clear_answe
     [(_, refused)] = outcome.results
     assert refused.code == "rate_limited" and refused.data["retry_after"] >= 1
     [answer] = await OutboxMessage.filter(recipient="mia@alpine.example", kind__startswith="answer")
-    assert "claiming too fast" in answer.payload["text"]
+    assert "claiming too fast: at most 1 claims a minute" in answer.payload["text"]
     # ... and again in Slack.
     await slack.click("U0MIA", "lyra.claim", "L-1003", message_ts=ts)
     await slack.settle()

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
 
     # Scheduler (sweeps inside lyra-bot run)
     scheduler_enabled: bool = True
+    # When > 0, every job runs at least this often, in seconds (fault tests, demos); 0 = as planned
+    scheduler_tick_seconds: float = 0.0
 
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"

@@ -31,7 +31,7 @@ from lyra_bot import tokens
 from lyra_bot.bus import Bus
 from lyra_bot.config import Settings
 from lyra_bot.domain import OutboxStatus
-from lyra_bot.models import OutboxMessage, User
+from lyra_bot.models import OutboxMessage
 from tests.slack_fake import SECRET, TEAM, TOKEN, FakeSlack, SlackSender
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,9 +113,9 @@ class Instance:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    async def ready(self, timeout: float = 30) -> None:
+    async def ready(self, limit: float = 30) -> None:
         """Until ``/healthz`` answers; fails with the log's tail if the process died."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         async with aiohttp.ClientSession() as session:
             while True:
                 if not self.alive:
@@ -251,14 +251,14 @@ async def send_until_accepted(
     session: aiohttp.ClientSession,
     send: Send,
     bases: Callable[[], list[str]],
-    timeout: float = 60,
+    limit: float = 60,
 ) -> tuple[int, float]:
     """Send to the first live base until one answers below 500; (status, monotonic time).
 
     Connection errors and 5xx are retried after a short pause, as a mail provider or Slack
     would, so a request cut off by a dying instance reaches the next one.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     attempt = 0
     while True:
         targets = bases()
@@ -269,7 +269,7 @@ async def send_until_accepted(
                 status = await send(session, base)
                 if status < 500:
                     return status, time.monotonic()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
         if time.monotonic() > deadline:
             raise TimeoutError("no instance accepted the request")
@@ -279,8 +279,8 @@ async def send_until_accepted(
 # --- what was delivered ---------------------------------------------------------------------
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(check: Callable[[], Awaitable[bool]], limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")

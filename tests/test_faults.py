@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import subprocess
@@ -24,13 +25,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from lyra_bot.db import close_db, init_db
-from lyra_bot.models import Claim, InboundKey, JobRun, Lead, Partner
+from lyra_bot.models import Claim, InboundKey, JobRun, Lead, OutboxMessage, Partner
 from lyra_bot.models import Lease as LeaseRow
 from tests.fleet import (
     FleetWorld,
@@ -126,7 +128,7 @@ async def rig(
     slack = FakeSlack()
     await slack.start()
     r = Rig(database_url, tmp_path / "run", smtp, slack, dovecot)
-    await init_db(r.settings)
+    await init_db(r.settings, migrate=True)
     try:
         r.world = await build_fleet_world(r.settings, partners, leads)
         yield r
@@ -186,8 +188,7 @@ async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
         # click on leads 0..5 too (each of those leads has two claimants: one must win).
         mails = [reply_mail(settings, w, i, f"Claim {w.refs[i]}") for i in range(web_n)]
         imap = [
-            reply_mail(settings, w, i, f"Claim {w.refs[i]}")
-            for i in range(web_n, web_n + imap_n)
+            reply_mail(settings, w, i, f"Claim {w.refs[i]}") for i in range(web_n, web_n + imap_n)
         ]
         sender = SlackSender("")
         clicks = [(i, click(sender, w, i, w.refs[i])) for i in range(web_n + imap_n, 50)]
@@ -259,3 +260,206 @@ async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def reply_all(r: Rig, users: range, via: str = "webhook") -> list[str]:
+    """Each user claims its own lead; returns the mails' Message-IDs once all were accepted."""
+    w, settings = r.world, r.settings
+    assert w is not None
+    mails = [reply_mail(settings, w, i, f"Claim {w.refs[i]}") for i in users]
+    if via == "imap":
+        for _, raw in mails:
+            await asyncio.to_thread(r.dovecot.append, raw)  # type: ignore[union-attr]
+        return [mid for mid, _ in mails]
+    async with aiohttp.ClientSession() as session:
+        for _, raw in mails:
+            status, _ = await send_until_accepted(session, webhook_send(raw), r.bases)
+            assert status == 200
+    return [mid for mid, _ in mails]
+
+
+async def assert_claimed_once(r: Rig, users: range) -> None:
+    """Lead i claimed exactly once, by partner i."""
+    assert r.world is not None
+    ids, claims = await partner_ids(), await claims_by_ref()
+    for i in users:
+        assert claims.get(r.world.refs[i]) == [ids[f"p{i}"]], (i, claims.get(r.world.refs[i]))
+
+
+async def processed(dovecot: Dovecot, n: int) -> bool:
+    counts = await asyncio.to_thread(lambda: (dovecot.count("INBOX"), dovecot.count("Processed")))
+    return counts == (0, n)
+
+
+# --- SMTP server down -----------------------------------------------------------------------
+
+
+async def test_smtp_down_mails_queue_and_all_arrive_when_it_returns(database_url, tmp_path):
+    async with rig(database_url, tmp_path, None, 8, 8) as r:
+        await r.start("a")
+        r.smtp.stop()
+        await reply_all(r, range(8))
+
+        async def retrying() -> bool:  # every mail has failed at least once: queued, not lost
+            rows = await OutboxMessage.filter(channel="email").values_list("status", "attempts")
+            return bool(rows) and all(s == "pending" and a >= 1 for s, a in rows)
+
+        await wait_for(retrying, 20, "the mails to fail and queue")
+        assert r.smtp.envelopes == []
+        r.smtp.start()  # back on the same port
+        await assert_delivered_once(r)
+        await assert_claimed_once(r, range(8))
+
+
+# --- Dovecot restarted ----------------------------------------------------------------------
+
+
+async def test_dovecot_restart_poller_reconnects_and_processes_the_rest_once(
+    database_url, tmp_path, dovecot
+):
+    async with rig(database_url, tmp_path, dovecot, 12, 12) as r:
+        instance = await r.start("a")
+        await reply_all(r, range(6), via="imap")
+        await wait_for(lambda: processed(dovecot, 6), 20, "the first mails")
+        await asyncio.to_thread(dovecot.restart)
+        await reply_all(r, range(6, 12), via="imap")
+        await wait_for(lambda: processed(dovecot, 12), 30, "the mails after the restart")
+        assert "reconnecting" in instance.log.read_text()
+        await assert_claimed_once(r, range(12))
+        await assert_delivered_once(r)
+
+
+# --- one of two instances killed ------------------------------------------------------------
+
+
+async def lease_holder() -> str:
+    row = await LeaseRow.get_or_none(name="imap-poller")
+    return row.holder if row else ""
+
+
+async def test_one_of_two_instances_killed_other_takes_over_imap_and_sweeps(
+    database_url, tmp_path, dovecot
+):
+    async with rig(database_url, tmp_path, dovecot, 10, 10) as r:
+        r.extra["scheduler_tick_seconds"] = 1
+        a = await r.start("a")
+        await wait_for(lambda: _async_holder("a-"), 10, "a to take the IMAP lease")
+        b = await r.start("b")
+        await reply_all(r, range(3), via="imap")
+        await wait_for(lambda: processed(dovecot, 3), 20, "a to read the first mails")
+        assert (await lease_holder()).startswith("a-")  # b waits while a holds the lease
+
+        a.kill()
+        killed = datetime.now(UTC)
+        await reply_all(r, range(3, 10), via="imap")
+        await wait_for(lambda: processed(dovecot, 10), LEASE * 3 + 15, "b to take over IMAP")
+        assert (await lease_holder()).startswith("b-")
+        await assert_claimed_once(r, range(10))
+
+        # Sweeps: a claim whose deadline has passed lapses, run by b (a is dead).
+        assert r.world is not None
+        overdue = await Claim.get(lead__ref=r.world.refs[0])
+        await Claim.filter(id=overdue.id).update(due_at=killed - timedelta(hours=1))
+
+        async def lapsed() -> bool:
+            return (await Claim.get(id=overdue.id)).state == "expired"
+
+        await wait_for(lapsed, 15, "b's expiry sweep")
+        run = await JobRun.get(name="expire-overdue")
+        assert run.last_run_at is not None and run.last_run_at > killed
+        assert b.alive
+        await assert_delivered_once(r, kills=1)
+
+
+async def _async_holder(prefix: str) -> bool:
+    return (await lease_holder()).startswith(prefix)
+
+
+# --- PostgreSQL restarted -------------------------------------------------------------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test's own (initdb + pg_ctl on a free port), so restarting
+    it disturbs nobody else's tests. As root, its processes run as the ``postgres`` user."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not found:
+            pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+        self.bin = found[-1].parent
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="lyra-pg-"))  # not pytest's 0700 tmp
+        self.data = self.dir / "data"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None:
+                pytest.skip("running as root without runuser: cannot start a private PostgreSQL")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/lyra"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+            "--no-sync", "--no-instructions",
+        )  # fmt: skip
+        self.start()
+        self._run(
+            str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+            "-c", "CREATE DATABASE lyra",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.dir / "pg.log"), "-w", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
+    try:
+        pg.init()
+    except (subprocess.SubprocessError, OSError) as exc:
+        pg.remove()
+        pytest.skip(f"could not start a private PostgreSQL: {exc}")
+    yield pg
+    pg.remove()
+
+
+async def test_postgres_restart_service_recovers_without_its_own_restart(private_pg, tmp_path):
+    async with rig(private_pg.url, tmp_path, None, 15, 15) as r:
+        instance = await r.start("a")
+        pid = instance.proc.pid  # type: ignore[union-attr]
+        await reply_all(r, range(5))
+        await wait_for(outbox_settled, 20, "the first mails")
+
+        await asyncio.to_thread(private_pg.stop)  # every connection of the service is cut
+        during = asyncio.create_task(reply_all(r, range(5, 10)))  # retried while it is down
+        await asyncio.sleep(1.0)
+        assert not during.done()  # nothing was accepted without its database
+        await asyncio.to_thread(private_pg.start)
+        await asyncio.wait_for(during, 30)
+        await reply_all(r, range(10, 15))
+
+        await close_db()  # the test's own connections died with the server too
+        await init_db(r.settings)
+        await assert_claimed_once(r, range(15))
+        await assert_delivered_once(r)
+        assert instance.alive and instance.proc.pid == pid  # type: ignore[union-attr]

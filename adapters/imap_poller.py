@@ -5,6 +5,9 @@ in order, the event loop never blocks). Mail is fetched with ``BODY.PEEK`` (not 
 and moved to ``Processed`` (or ``Failed``, reason logged) only after its commands committed,
 so a crash in between means the mail is read again, and the bus's idempotency keys make
 that second reading a no-op. Servers with IDLE push new mail; others are polled.
+
+With a ``Lease`` (``lyra-bot run`` always passes one) only the instance holding it polls;
+the others wait and take it over when its holder stops renewing it (see ``lyra_bot.lease``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from imap_tools import (
 
 from adapters.email_inbound import MailProcessor
 from lyra_bot.config import Settings
+from lyra_bot.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,12 @@ class PollResult:
 
 
 class ImapPoller:
-    def __init__(self, settings: Settings, processor: MailProcessor) -> None:
+    def __init__(
+        self, settings: Settings, processor: MailProcessor, lease: Lease | None = None
+    ) -> None:
         self.settings = settings
         self.processor = processor
+        self.lease = lease
         self._box: BaseMailBox | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
         self._attempts: dict[str, int] = {}
@@ -124,6 +131,8 @@ class ImapPoller:
             box = await self._ensure()
             result = PollResult()
             for uid, size in await self._call(self._list, box):
+                if self.lease is not None and not await self.lease.keep():
+                    break  # another instance took over (this one stalled past its lease)
                 await self._one(box, uid, size, result)
             return result
 
@@ -170,6 +179,8 @@ class ImapPoller:
         backoff = 1.0
         while not stop.is_set():
             try:
+                if self.lease is not None and not await self._hold(stop):
+                    continue
                 await self.poll_once()
                 await self._wait(stop)
                 backoff = 1.0
@@ -185,14 +196,27 @@ class ImapPoller:
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 300.0)
 
+    async def _hold(self, stop: asyncio.Event) -> bool:
+        """True when this instance holds the lease; else drop the connection and wait a bit."""
+        assert self.lease is not None
+        if await self.lease.keep():
+            return True
+        if self._box is not None:
+            await self._call(self._disconnect)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.lease.renew_every)
+        return False
+
     async def _wait(self, stop: asyncio.Event) -> None:
         box = self._box
+        # A lease holder wakes up in time to renew its lease.
+        renew = self.lease.renew_every if self.lease is not None else float("inf")
         if box is None or "IDLE" not in box.client.capabilities:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.imap_poll_seconds)
+                await asyncio.wait_for(stop.wait(), min(self.settings.imap_poll_seconds, renew))
             return
         idle = asyncio.ensure_future(
-            self._call(box.idle.wait, min(self.settings.imap_idle_seconds, 29 * 60))
+            self._call(box.idle.wait, min(self.settings.imap_idle_seconds, 29 * 60, renew))
         )
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({idle, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,3 +235,8 @@ class ImapPoller:
         with contextlib.suppress(*IMAP_ERRORS, RuntimeError):
             await self._call(self._disconnect)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.lease is not None:
+            try:
+                await self.lease.release()
+            except Exception:  # the database may be gone at shutdown; the lease then expires
+                log.warning("could not release lease %s", self.lease.name, exc_info=True)

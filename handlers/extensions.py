@@ -80,7 +80,8 @@ async def request_extension(cmd: RequestExtension, actor: Actor, uow: UnitOfWork
             f"Granted: {lead.ref} is now due {notify.local_time(tenant, claim.due_at)}.",
             {"ref": lead.ref, "due_at": claim.due_at, "auto": True},
         )
-    notify.extension_requested(uow, tenant, lead, claim, partner, user, extension)
+    owner_slack = await owner_slack_targets(tenant)
+    notify.extension_requested(uow, tenant, lead, claim, partner, user, extension, owner_slack)
     return Reply(
         True,
         "extension_requested",
@@ -139,6 +140,23 @@ async def decide_extension(cmd: DecideExtension, actor: Actor, uow: UnitOfWork) 
         "extension_approved" if cmd.approve else "extension_declined",
         message,
         {"ref": lead.ref, "due_at": claim.due_at},
+    )
+
+
+async def owner_slack_targets(tenant: Tenant) -> list[str]:
+    """Where the owner decides in Slack: the tenant's owner channel when linked, else the
+    DMs of its staff users linked to Slack (users without a partner are the owner's)."""
+    if tenant.slack_owner_channel:
+        return [tenant.slack_owner_channel]
+    return list(
+        await User.filter(
+            tenant_id=tenant.id,
+            partner_id__isnull=True,
+            active=True,
+            slack_user_id__not_isnull=True,
+        )
+        .order_by("id")
+        .values_list("slack_user_id", flat=True)
     )
 
 

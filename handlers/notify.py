@@ -16,6 +16,14 @@ from lyra_bot.domain import ExtensionStatus, full_view, teaser
 from lyra_bot.models import Claim, Extension, Feedback, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, slack_dm
 from lyra_bot.render import pick_locale
+from lyra_bot.slack_actions import (
+    APPROVE_EXTENSION,
+    DECLINE_EXTENSION,
+    EXTEND,
+    FEEDBACK,
+    actions,
+    button,
+)
 
 
 def local_time(tenant: Tenant, when: datetime | None) -> str:
@@ -333,10 +341,21 @@ def reminder(
             kind="reminder.slack",
             slack_user_id=user.slack_user_id,
             text=text,
-            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            blocks=[
+                _section(text),
+                actions(
+                    button(FEEDBACK, "Give feedback", lead.ref, "primary"),
+                    button(EXTEND, "Ask for more time", lead.ref),
+                    block_id=f"reminder:{lead.ref}",
+                ),
+            ],
             dedupe_key=f"{key}:slack",
             lead_id=lead.id,
         )
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
 
 def contact_check(
@@ -426,17 +445,20 @@ def extension_decided(
             "old_due": local_time(tenant, extension.old_due_at),
         },
     )
-    _to_partner(
-        uow,
-        tenant,
-        lead,
-        partner,
-        user,
-        "extension",
-        f"extension:{extension.id}:{extension.status}",
-        context,
-        f"claim:{claim.id}",
-    )
+    key = f"extension:{extension.id}:{extension.status}"
+    _to_partner(uow, tenant, lead, partner, user, "extension", key, context, f"claim:{claim.id}")
+    if user.slack_user_id:
+        text = uow.renderer.slack("extension_partner", user_locale(tenant, partner, user), context)
+        slack_dm(
+            uow,
+            tenant_id=tenant.id,
+            kind="extension.slack",
+            slack_user_id=user.slack_user_id,
+            text=text,
+            blocks=[_section(text)],
+            dedupe_key=f"{key}:partner:slack",
+            lead_id=lead.id,
+        )
 
 
 def extension_requested(
@@ -447,8 +469,11 @@ def extension_requested(
     partner: Partner,
     user: User,
     extension: Extension,
+    owner_slack: list[str] | None = None,
 ) -> None:
-    """The owner is asked to approve or decline a request beyond the automatic limit."""
+    """The owner is asked to approve or decline a request beyond the automatic limit: by mail
+    (decided by reply) and, in Slack, in each of ``owner_slack`` (the owner channel, or the
+    DMs of the owner's staff) with Approve / Decline buttons."""
     context = _context(
         tenant,
         lead,
@@ -457,15 +482,30 @@ def extension_requested(
         user,
         extension={"days": extension.days, "reason": extension.reason},
     )
-    _to_owner(
-        uow,
-        tenant,
-        lead,
-        "extension",
-        f"extension:{extension.id}:request",
-        context,
-        f"claim:{claim.id}",
-    )
+    key = f"extension:{extension.id}:request"
+    _to_owner(uow, tenant, lead, "extension", key, context, f"claim:{claim.id}")
+    if not owner_slack:
+        return
+    text = uow.renderer.slack("extension_owner", tenant.locale, context)
+    blocks = [
+        _section(text),
+        actions(
+            button(APPROVE_EXTENSION, "Approve", lead.ref, "primary"),
+            button(DECLINE_EXTENSION, "Decline", lead.ref, "danger"),
+            block_id=f"extension:{extension.id}",
+        ),
+    ]
+    for target in owner_slack:
+        slack_dm(
+            uow,
+            tenant_id=tenant.id,
+            kind="extension.owner.slack",
+            slack_user_id=target,
+            text=text,
+            blocks=blocks,
+            dedupe_key=f"{key}:slack:{target}",
+            lead_id=lead.id,
+        )
 
 
 def partner_paused(

@@ -24,6 +24,7 @@ from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
+from lyra_bot.lease import Lease, instance_id
 from lyra_bot.outbox import OutboxWorker, Transport
 from lyra_bot.scheduler import Scheduler
 
@@ -46,8 +47,12 @@ class Services:
     background: list[Any] = field(default_factory=list)
 
     def imap_poller(self) -> ImapPoller | None:
-        """The IMAP poller when ``LYRA_IMAP_HOST`` is set."""
-        return ImapPoller(self.settings, self.mail) if self.settings.imap_host else None
+        """The IMAP poller when ``LYRA_IMAP_HOST`` is set; it polls while it holds the lease."""
+        if not self.settings.imap_host:
+            return None
+        holder = self.settings.instance_id or instance_id()
+        lease = Lease("imap-poller", holder, self.settings.imap_lease_seconds)
+        return ImapPoller(self.settings, self.mail, lease)
 
 
 def email_transport(settings: Settings) -> Transport:

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     imap_idle_seconds: float = 300.0
     imap_poll_seconds: float = 60.0
     imap_timeout: float = 30.0
+    # Several instances: one polls IMAP at a time, holding a lease it renews every third of this
+    imap_lease_seconds: float = 30.0
     inbound_webhook_secret: SecretStr | None = None
     inbound_max_bytes: int = 10 * 1024 * 1024
 
@@ -80,8 +82,13 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_digest_max_leads: int = 200
 
+    # This process's name in leases (default: host:pid:random, unique per process)
+    instance_id: str = ""
+
     # Scheduler (sweeps inside lyra-bot run)
     scheduler_enabled: bool = True
+    # When > 0, every job runs at least this often, in seconds (fault tests, demos); 0 = as planned
+    scheduler_tick_seconds: float = 0.0
 
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"

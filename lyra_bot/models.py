@@ -607,3 +607,17 @@ class SlackMessageLead(Model):
         table = "slack_message_lead"
         unique_together = (("message", "lead"),)
         indexes = (Index(fields=("lead_id",)),)
+
+
+class Lease(Model):
+    """A job only one instance may run (the IMAP poller): who holds it, and until when.
+
+    The holder renews it well before it expires; another instance takes it over once it has.
+    """
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    holder = fields.CharField(max_length=200)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "lease"

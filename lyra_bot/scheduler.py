@@ -214,14 +214,18 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         real_now = datetime.now(UTC)
+        tick = self.bus.settings.scheduler_tick_seconds
         for job in self.jobs.values():
+            every = job.every
+            if tick > 0:
+                every = min(every, timedelta(seconds=tick))
             self._aps.add_job(
                 self.run_job,
-                IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC),
+                IntervalTrigger(seconds=every.total_seconds(), timezone=UTC),
                 args=[job.name],
                 id=job.name,
                 name=job.name,
-                next_run_time=real_now + job.every,
+                next_run_time=real_now + every,
             )
         self._aps.start()
         log.info("scheduler started: %s", ", ".join(self.jobs))

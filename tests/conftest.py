@@ -36,7 +36,8 @@ STORES = ["sqlite", "postgres"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``pg_only`` run on PostgreSQL alone (their SQLite variant is deselected)."""
+    """Tests marked ``pg_only`` run on PostgreSQL alone (their SQLite variant is deselected);
+    tests marked ``faults`` (real processes killed and servers restarted) run last."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -44,7 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (drop if on_sqlite and item.get_closest_marker("pg_only") else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    keep.sort(key=lambda item: item.get_closest_marker("faults") is not None)  # stable
+    items[:] = keep
 
 
 def pg_url(database: str) -> str:

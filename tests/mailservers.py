@@ -11,6 +11,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -100,6 +101,40 @@ class Dovecot:
     port: int
     user: str = "bot"
     password: str = "secret"
+    command: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """SIGTERM to the server and every process it started: open IMAP sessions are cut
+        (Dovecot's own imap processes would otherwise serve them on through a restart)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def start(self, timeout: float = 10) -> None:
+        """(Re)start the server on its port with its mail; returns once it accepts connections."""
+        self.proc = subprocess.Popen(self.command, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), 0.2),
+            ):
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dovecot did not start: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def mailbox(self) -> MailBoxUnencrypted:
         box = MailBoxUnencrypted(self.host, self.port, timeout=10)
@@ -199,25 +234,16 @@ def dovecot_server() -> Iterator[Dovecot]:
     (d / "passwd").write_text(f"bot:{{PLAIN}}secret:{uid}:{gid}::{d}/home/bot::\n")
     conf = d / "dovecot.conf"
     conf.write_text(_CONF.format(d=d, iu=iu, ig=ig, lu=lu, port=port))
-    proc = subprocess.Popen([binary, "-F", "-c", str(conf)], stderr=subprocess.PIPE)
+    server = Dovecot("127.0.0.1", port, command=[binary, "-F", "-c", str(conf)])
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = (d / "dovecot.log").read_text() if (d / "dovecot.log").exists() else ""
-                pytest.fail(
-                    f"dovecot did not start: {proc.stderr.read() if proc.stderr else ''} {log}"
-                )
-            time.sleep(0.05)
-        yield Dovecot("127.0.0.1", port)
-    finally:
-        proc.terminate()
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            server.start()
+        except RuntimeError as exc:
+            log = (d / "dovecot.log").read_text() if (d / "dovecot.log").exists() else ""
+            pytest.fail(f"{exc} {log}")
+        yield server
+    finally:
+        server.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -252,7 +252,13 @@ class SlackSender:
             }
         )
 
-    def submission_body(self, user: str, private_metadata: str, values: dict[str, str]) -> str:
+    def submission_body(
+        self,
+        user: str,
+        private_metadata: str,
+        values: dict[str, str],
+        callback_id: str = "lyra.feedback",
+    ) -> str:
         state: dict[str, Any] = {}
         for block_id, value in values.items():
             if block_id == "outcome":
@@ -270,7 +276,7 @@ class SlackSender:
             "view": {
                 "id": "V0MODAL",
                 "type": "modal",
-                "callback_id": "lyra.feedback",
+                "callback_id": callback_id,
                 "private_metadata": private_metadata,
                 "state": {"values": state},
                 "hash": "h1",

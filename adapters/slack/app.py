@@ -47,10 +47,12 @@ from lyra_bot.commands import (
     Actor,
     ClaimLead,
     Command,
+    DecideExtension,
     GiveFeedback,
     ListMine,
     ListPool,
     ReleaseClaim,
+    RequestExtension,
     Role,
     ShowReport,
     SimilarLeads,
@@ -75,6 +77,7 @@ QUIET = 0.025  # seconds: work waits until no request came in for this long …
 MAX_DEFER = 0.25  # … but never longer than this
 NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 OWNERS_ONLY = "Only the owner's staff can see the report."
+OWNERS_DECIDE = "Only the owner's staff can decide on more time."
 PARTNERS_ONLY = "Only partner users can do this."
 
 
@@ -263,6 +266,25 @@ class SlackApp:
         @bolt.view(blocks.FEEDBACK)
         async def feedback_submitted(ack: Any, body: dict[str, Any]) -> None:
             await self._on_feedback_submit(ack, body)
+
+        @bolt.action(blocks.EXTEND)
+        async def extend_clicked(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await self._on_extend_click(body)
+
+        @bolt.view(blocks.EXTEND)
+        async def extend_submitted(ack: Any, body: dict[str, Any]) -> None:
+            await self._on_extend_submit(ack, body)
+
+        @bolt.action(blocks.APPROVE_EXTENSION)
+        async def approve_clicked(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await self._on_decision(body, approve=True)
+
+        @bolt.action(blocks.DECLINE_EXTENSION)
+        async def decline_clicked(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await self._on_decision(body, approve=False)
 
         @bolt.event("app_home_opened")
         async def home_opened(ack: Any, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -536,6 +558,121 @@ class SlackApp:
         await ack()
         if from_home and not reply.data.get("duplicate"):
             self._spawn(lambda: self._publish_home(person.user_id, actor))
+
+    # --- more time: the partner asks (modal), the owner decides (buttons) ----------------
+
+    async def _on_extend_click(self, body: dict[str, Any]) -> None:
+        """Ask for more time: open the modal (days, reason) for a lead the clicker holds."""
+        person = SlackPerson.from_body(body)
+        action = (body.get("actions") or [{}])[0]
+        where = Where(person.user_id, _channel_of(body))
+        key = request_key(body)
+        if not await self._first_delivery(key):
+            return
+        hint = await self._channel_tenant(where.channel)
+        actor = await self._checked(
+            await identify(person, self.client, self.bus, hint), key, where, None
+        )
+        if actor is None:
+            return
+        if actor.role != Role.PARTNER:
+            await self._say(key, where, PARTNERS_ONLY, actor.tenant_id)
+            return
+        try:
+            lead = await lead_by_ref(actor.tenant_id or 0, str(action.get("value") or ""))
+        except DomainError as exc:
+            await self._say(key, where, exc.message, actor.tenant_id)
+            return
+        tenant = await Tenant.get(id=actor.tenant_id)
+        meta = {"t": tenant.id, "l": lead.id, "c": where.channel or ""}
+        view = blocks.extension_modal(
+            teaser(lead), tenant.extension_max_days, tenant.extension_auto_days, json.dumps(meta)
+        )
+        try:
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", slack_error(exc))
+            await self._say(
+                key,
+                where,
+                f"Lyra could not open the form. Reply EXTEND {lead.ref} <days> to any Lyra mail.",
+                tenant.id,
+            )
+
+    async def _on_extend_submit(self, ack: Any, body: dict[str, Any]) -> None:
+        """The modal sent: ``RequestExtension`` through the bus; refusals show in the modal."""
+        view = body.get("view") or {}
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            tenant_id, lead_id = int(meta["t"]), int(meta["l"])
+            channel = str(meta.get("c") or "") or None
+        except (ValueError, KeyError, TypeError):
+            await _errors(ack, {"days": "This form is out of date. Please open it again."})
+            return
+        values = blocks.modal_values(view.get("state") or {})
+        raw_days = values.get("days", "")
+        if not raw_days.isdigit() or int(raw_days) < 1:
+            await _errors(ack, {"days": "Say how many days, as a whole number like 3."})
+            return
+        person = SlackPerson.from_body(body)
+        identity = await identify(person, self.client, self.bus, tenant_id)
+        actor = identity.actor
+        lead = await Lead.get_or_none(id=lead_id, tenant_id=tenant_id)
+        if actor is None or actor.tenant_id != tenant_id or lead is None:
+            await _errors(ack, {"days": identity.problem or NOT_OFFERED})
+            return
+        key, where = request_key(body), Where(person.user_id, channel)
+        cmd = RequestExtension(lead.ref, int(raw_days), values.get("reason", ""))
+
+        async def respond(reply: Reply, uow: UnitOfWork) -> None:
+            if reply.ok:  # errors are shown in the modal itself
+                self._queue_answer(uow, key, where, blocks.text_answer(reply.message), tenant_id)
+
+        reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
+        if not reply.ok:
+            await _errors(ack, {"days": blocks.clip(reply.message, 150)})
+            return
+        await ack()
+
+    async def _on_decision(self, body: dict[str, Any], approve: bool) -> None:
+        """Approve / Decline on an owner's extension request: ``DecideExtension`` as the
+        clicking owner; the clicked message then shows the outcome instead of the buttons."""
+        person = SlackPerson.from_body(body)
+        action = (body.get("actions") or [{}])[0]
+        where = Where(person.user_id, _channel_of(body))
+        key = request_key(body)
+        hint = None
+        if where.channel:
+            owner_of = await Tenant.filter(slack_owner_channel=where.channel).first()
+            hint = owner_of.id if owner_of else None
+        identity = await identify(person, self.client, self.bus, hint)
+        actor = await self._checked(identity, key, where, None)
+        if actor is None:
+            return
+        if actor.role != Role.OWNER:
+            if await self._first_delivery(key):
+                await self._say(key, where, OWNERS_DECIDE, actor.tenant_id)
+            return
+        container = body.get("container") or {}
+        message_ts = container.get("message_ts")
+        verdict = "Approved" if approve else "Declined"
+
+        async def respond(reply: Reply, uow: UnitOfWork) -> None:
+            self._queue_answer(uow, key, where, blocks.text_answer(reply.message), actor.tenant_id)
+            if reply.ok and where.channel and message_ts:
+                content = blocks.decided(verdict, person.user_id, reply.message)
+                slack(
+                    uow,
+                    tenant_id=actor.tenant_id,
+                    kind="slack.update",
+                    recipient=where.channel,
+                    method="chat.update",
+                    args={"channel": where.channel, "ts": message_ts, **content},
+                    dedupe_key=f"{key}:decided",
+                )
+
+        ref = str(action.get("value") or "")
+        await self.bus.dispatch(DecideExtension(ref, approve), actor, key=key, respond=respond)
 
     async def _on_command(self, body: dict[str, Any]) -> None:
         person = SlackPerson.from_body(body)

@@ -15,9 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from lyra_bot.domain import Outcome
+from lyra_bot.slack_actions import (  # noqa: F401  (the adapter's names for them)
+    APPROVE_EXTENSION,
+    CLAIM,
+    DECLINE_EXTENSION,
+    EXTEND,
+    FEEDBACK,
+)
 
-CLAIM = "lyra.claim"  # action_id of every Claim button (value: the lead reference only)
-FEEDBACK = "lyra.feedback"  # action_id of Give feedback buttons, and the modal's callback_id
 MAX_BLOCKS = 50  # Block Kit's limit per message
 LEADS_PER_MESSAGE = MAX_BLOCKS - 1  # one header block, then one section per lead
 HOME_MAX_BLOCKS = 100
@@ -328,6 +333,51 @@ def feedback_modal(lead: Mapping[str, Any], currency: str, metadata: str) -> dic
             ),
         ],
     }
+
+
+def extension_modal(lead: Mapping[str, Any], max_days: int, auto_days: int, metadata: str) -> dict:
+    """Days and reason of an extension request. ``metadata`` carries ids only."""
+    hint = f"1 to {max_days} days."
+    if auto_days:
+        hint += f" A first request of up to {auto_days} day(s) is granted at once."
+    return {
+        "type": "modal",
+        "callback_id": EXTEND,
+        "private_metadata": metadata,
+        "title": plain(f"More time {lead['ref']}", 24),
+        "submit": plain("Ask"),
+        "close": plain("Cancel"),
+        "blocks": [
+            section(teaser_text(lead)),
+            _input(
+                "days",
+                "Days",
+                {
+                    "type": "number_input",
+                    "is_decimal_allowed": False,
+                    "min_value": "1",
+                    "max_value": str(max_days),
+                },
+                False,
+                hint,
+            ),
+            _input(
+                "reason",
+                "Reason",
+                {"type": "plain_text_input", "multiline": True, "max_length": 500},
+                True,
+                "The owner reads it when deciding.",
+            ),
+        ],
+    }
+
+
+def decided(verdict: str, slack_user: str, message: str) -> dict:
+    """An owner's extension request once decided: the buttons give way to the outcome,
+    with a mention of who decided (a Slack user id, nothing else, is put in the mention)."""
+    user = "".join(ch for ch in slack_user if ch.isalnum())
+    text = clip(f"{verdict} by <@{user}>: {esc(message)}", MAX_TEXT)
+    return {"text": text, "blocks": [section(text)]}
 
 
 def modal_values(state: Mapping[str, Any]) -> dict[str, str]:

@@ -39,6 +39,16 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='Lease',
+            fields=[
+                ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
+                ('holder', fields.CharField(max_length=200)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'lease', 'app': 'models', 'pk_attr': 'name', 'table_description': 'A job only one instance may run (the IMAP poller): who holds it, and until when.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Tenant',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),

@@ -452,6 +452,15 @@ def add_routes(app: web.Application, services: Services) -> None:
 # --- OpenAPI --------------------------------------------------------------------------------
 
 
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "Present (true) when this is the stored answer to an earlier request "
+        "with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
 def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": description,
@@ -492,6 +501,7 @@ def openapi() -> dict[str, Any]:
             str(status): {
                 "description": "Done.",
                 "content": {"application/json": {"schema": refs[(model, "serialization")]}},
+                **({"headers": REPLAYED_HEADER} if route.method == "post" else {}),
             },
             "401": _error_response("No key, an unknown key or a revoked key."),
             "422": _error_response("Invalid input; errors name each field."),

@@ -291,8 +291,11 @@ def _texts(value: Any) -> list[str]:
 
 async def test_hostile_lead_fields_via_the_api_are_inert_in_mail_and_slack(slack):  # noqa: F811
     """HTML, script, CR/LF, Slack mentions and very long values from an API client reach
-    mails (HTML part and headers) and Slack blocks as plain, escaped, bounded text."""
+    every mail of the lead's life (digest, claim to partner, owner and customer, reminder,
+    lapse, stale alert: HTML part and headers) and Slack blocks as plain, escaped, bounded
+    text."""
     services, world = slack.services, slack.world
+    await world.ok(c.UpdateTenant(mail_customers=True), world.owner)
     _, key = await api_key(services, world.tenant_id)
     base = slack.sender.url.removesuffix("/slack/events")
     async with slack.session.post(
@@ -306,10 +309,21 @@ async def test_hostile_lead_fields_via_the_api_are_inert_in_mail_and_slack(slack
 
     await world.ok(c.SendDigests(world.tenant_id), world.owner)
     ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+    start = services.clock.now()
     status, _ = await slack.click("U0MIA", "lyra.claim", ref, message_ts=ts)
     assert status == 200
     await slack.settle()
     assert await Claim.filter(lead_id=lead.id).count() == 1
+    # The lead's later life: reminders, the lapse, the stale alert.
+    system = c.Actor.system()
+    for hours in (30, 47, 49):
+        services.clock.advance(hours=hours - (services.clock.now() - start).total_seconds() / 3600)
+        for sweep in (c.SendReminders(), c.ExpireOverdue()):
+            assert (await services.bus.dispatch(sweep, system)).ok
+    await slack.settle()
+    services.clock.advance(days=10)
+    assert (await services.bus.dispatch(c.StaleLeadAlert(), system)).ok
+    await slack.settle()
 
     # Slack: nothing the customer typed becomes a mention, a link or markup; texts fit.
     shown = [t for call in slack.fake.calls for t in _texts(call.args)]
@@ -318,14 +332,29 @@ async def test_hostile_lead_fields_via_the_api_are_inert_in_mail_and_slack(slack
     for bad in ("<!channel>", "<https://evil.example|click>", "<@U0BOSS>", "<script>", "<iframe"):
         assert bad not in joined, bad
     assert all(len(t) <= 3000 for t in shown)
+    methods = {call.method for call in slack.fake.calls}
+    assert {"chat.postMessage", "chat.postEphemeral", "chat.update"} <= methods, methods
     [answer] = [a for a in slack.ephemerals_to("U0MIA") if ref in json.dumps(a)]
     assert "Eve Subject: pwned" in json.dumps(answer)  # the claimer sees the customer
 
     # Mail: one recipient per mail, no smuggled headers, HTML escaped.
     rows = await OutboxMessage.filter(tenant_id=world.tenant_id).order_by("id")
-    about_lead = [r for r in rows if r.channel == "email" and ref in json.dumps(r.payload)]
+    about_lead = [
+        r
+        for r in rows
+        if r.channel == "email" and (r.lead_id == lead.id or ref in json.dumps(r.payload))
+    ]
     kinds = {r.kind for r in about_lead}
-    assert {"digest", "claim.partner", "claim.owner"} <= kinds, kinds
+    assert {
+        "digest",
+        "claim.partner",
+        "claim.owner",
+        "claim.customer",
+        "reminder.partner",
+        "lapse.partner",
+        "lapse.owner",
+        "stale.owner",
+    } <= kinds, kinds
     for row in about_lead:
         raw = mime_bytes(row, services.settings)
         msg = message_from_bytes(raw, policy=default_policy)

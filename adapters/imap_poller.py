@@ -125,6 +125,7 @@ class ImapPoller:
             result = PollResult()
             for uid, size in await self._call(self._list, box):
                 await self._one(box, uid, size, result)
+            self.processor.bus.metrics.transport_ok("imap")
             return result
 
     async def _one(self, box: BaseMailBox, uid: str, size: int, result: PollResult) -> None:
@@ -174,6 +175,7 @@ class ImapPoller:
                 await self._wait(stop)
                 backoff = 1.0
             except IMAP_ERRORS as exc:
+                self.processor.bus.metrics.transport_failed("imap", exc)
                 log.warning("IMAP connection problem (%s); reconnecting in %.0fs", exc, backoff)
                 await self._call(self._disconnect)
                 with contextlib.suppress(TimeoutError):

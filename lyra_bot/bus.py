@@ -177,7 +177,16 @@ class Bus:
             result = _result(reply)
             return reply
         finally:
-            self.metrics.command(cmd.kind, result, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.command(cmd.kind, result, elapsed)
+            log.debug(
+                "%s via %s (tenant %s): %s in %.1f ms",
+                cmd.kind,
+                actor.channel,
+                actor.tenant_id,
+                result,
+                elapsed * 1000,
+            )
 
     def _count_committed(self, uow: UnitOfWork) -> None:
         if uow.event_counts:

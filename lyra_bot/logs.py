@@ -169,7 +169,10 @@ class TextFormatter(_Redacting):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "correlation_id"):
             record.correlation_id = CORRELATION_ID.get()
-        return super().format(record)
+        # Another handler may have cached the traceback's text unredacted: format it anew.
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.exc_text = None
+        return super().format(copy)
 
 
 class JsonLineFormatter(JsonFormatter):

@@ -392,6 +392,7 @@ class OutboxWorker:
                 await self._failed(row, exc)
                 return False
             self.metrics.transport_ok(name)
+            log.debug("outbox %s (%s) delivered via %s", row.id, row.kind, name)
             return True
 
     async def _mark_sent(self, rows: list[OutboxMessage]) -> None:

@@ -195,6 +195,8 @@ class SlackApp:
         )
         if response.status >= 400:
             log.warning("Slack request not handled: %s %s", response.status, response.body)
+        else:
+            log.debug("Slack request handled: %s", response.status)
 
     async def start(self) -> None:
         """One HTTP session for every Web API call (created inside the running loop)."""

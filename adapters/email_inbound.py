@@ -38,6 +38,7 @@ from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import REF_PREFIX, DomainError, TokenExpired
+from lyra_bot.logs import correlation
 from lyra_bot.models import Claim, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, mail_domain
 from lyra_bot.render import one_line, pick_locale
@@ -101,7 +102,22 @@ class MailProcessor:
 
     async def process(self, raw: bytes, source: str = "imap", size: int | None = None) -> Outcome:
         """Handle one mail. ``size`` (when the transport knows it) over the limit means
-        ``raw`` holds only the headers: the sender is told the mail was too large."""
+        ``raw`` holds only the headers: the sender is told the mail was too large.
+
+        Runs under a correlation id of its own (or the webhook request's) and is counted in
+        ``lyra_inbound_mails_total`` by outcome."""
+        with correlation(prefix="mail-", keep=True):
+            try:
+                outcome = await self._process(raw, source, size)
+            except Exception:
+                self.bus.metrics.inbound_mails.labels(source, "error", "exception").inc()
+                raise
+            label, reason = mail_outcome(outcome)
+            self.bus.metrics.inbound_mails.labels(source, label, reason).inc()
+            log.info("inbound mail via %s: %s (%s)", source, label, reason or "-")
+            return outcome
+
+    async def _process(self, raw: bytes, source: str, size: int | None) -> Outcome:
         parsed = read_mail(raw, self.own)
         size = size if size is not None else len(raw)
         ctx = Context(parsed, _key(parsed.message_id))
@@ -520,6 +536,25 @@ class MailProcessor:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+MACHINE_VERDICTS = frozenset({"auto_reply", "receipt", "list", "own", "machine"})
+
+
+def mail_outcome(outcome: Outcome) -> tuple[str, str]:
+    """(outcome, reason) labels of one mail: accepted, rejected (with the reason), auto_reply
+    (out-of-office, receipts, lists, our own mail), bounce, or duplicate (seen before)."""
+    if outcome.duplicate:
+        return "duplicate", ""
+    if outcome.verdict == "bounce":
+        return "bounce", ""
+    if outcome.verdict in MACHINE_VERDICTS:
+        return "auto_reply", outcome.verdict
+    if outcome.status != "processed":
+        return "rejected", outcome.reason or outcome.verdict
+    if outcome.verdict in {"no_command", "quoted_only"}:
+        return "rejected", outcome.verdict
+    return "accepted", outcome.verdict
 
 
 def commands_of(

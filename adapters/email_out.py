@@ -155,6 +155,7 @@ class SmtpTransport:
     """
 
     channel = "email"
+    name = "smtp"  # in /readyz and the transport metrics
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -224,6 +225,7 @@ class FileTransport:
     """Writes ``<dir>/<tenant>/<id>-<kind>.eml``; a retry overwrites the same file."""
 
     channel = "email"
+    name = "file"
 
     def __init__(self, settings: Settings, directory: Path | None = None) -> None:
         self.settings = settings

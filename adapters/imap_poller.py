@@ -134,6 +134,7 @@ class ImapPoller:
                 if self.lease is not None and not await self.lease.keep():
                     break  # another instance took over (this one stalled past its lease)
                 await self._one(box, uid, size, result)
+            self.processor.bus.metrics.transport_ok("imap")
             return result
 
     async def _one(self, box: BaseMailBox, uid: str, size: int, result: PollResult) -> None:
@@ -185,6 +186,7 @@ class ImapPoller:
                 await self._wait(stop)
                 backoff = 1.0
             except IMAP_ERRORS as exc:
+                self.processor.bus.metrics.transport_failed("imap", exc)
                 log.warning("IMAP connection problem (%s); reconnecting in %.0fs", exc, backoff)
                 await self._call(self._disconnect)
                 with contextlib.suppress(TimeoutError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import api, email_web, web_links, web_privacy
+from adapters import api, email_web, web_links, web_ops, web_privacy
 from adapters.email_inbound import MailProcessor
 from adapters.email_out import FileTransport, SmtpTransport
 from adapters.imap_poller import ImapPoller
@@ -25,6 +25,7 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
 from lyra_bot.lease import Lease, instance_id
+from lyra_bot.logs import add_settings_secrets
 from lyra_bot.outbox import OutboxWorker, Transport
 from lyra_bot.scheduler import Scheduler
 
@@ -84,9 +85,12 @@ def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> B
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
     settings = settings or get_settings()
+    add_settings_secrets(settings)
     clock = clock or SystemClock()
     bus = build_bus(settings, clock)
-    worker = OutboxWorker(settings, transports(settings, clock), clock, bus.renderer)
+    worker = OutboxWorker(
+        settings, transports(settings, clock), clock, bus.renderer, metrics=bus.metrics
+    )
 
     def wake_worker(uow: UnitOfWork) -> None:
         if uow.queued:
@@ -103,9 +107,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_web_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[web_ops.observe])
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    web_ops.add_routes(app, services.settings, services.bus.metrics)
     web_privacy.add_routes(app, services)
     api.add_routes(app, services)
     web_links.add_routes(app, services)

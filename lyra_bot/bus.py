@@ -9,6 +9,8 @@ and changes nothing.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +24,7 @@ from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
+from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
@@ -93,6 +96,7 @@ class UnitOfWork:
     changed_leads: set[int] = field(default_factory=set)
     queued: int = 0  # outbox rows written by this unit of work
     rate_limits: RateLimits | None = None  # the process's counters (claims per minute)
+    event_counts: Tally[str] = field(default_factory=Tally)  # audit events written, by kind
 
     def audit(
         self,
@@ -125,6 +129,7 @@ class UnitOfWork:
         self.outbox.append(message)
 
     async def flush(self) -> None:
+        self.event_counts.update(event.kind for event in self.events)
         if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
             await self.events[0].save()
         elif self.events:
@@ -152,7 +157,8 @@ class Bus:
         self.renderer = renderer or Renderer(self.settings.templates_dir)
         self.rate_limits = RateLimits(self.settings)
         self.before_commit: list[Hook] = []
-        self.after_commit: list[Callable[[UnitOfWork], None]] = []
+        self.metrics = Metrics()
+        self.after_commit: list[Callable[[UnitOfWork], None]] = [self._count_committed]
 
     async def dispatch(
         self,
@@ -172,6 +178,36 @@ class Bus:
         when the command was refused, in the transaction that records the refusal; it never
         runs for a duplicate delivery, so an inbound message is answered once.
         """
+        started = time.perf_counter()
+        result = "error"
+        try:
+            reply = await self._dispatch(cmd, actor, key, respond, fingerprint)
+            result = _result(reply)
+            return reply
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.command(cmd.kind, result, elapsed)
+            log.debug(
+                "%s via %s (tenant %s): %s in %.1f ms",
+                cmd.kind,
+                actor.channel,
+                actor.tenant_id,
+                result,
+                elapsed * 1000,
+            )
+
+    def _count_committed(self, uow: UnitOfWork) -> None:
+        if uow.event_counts:
+            self.metrics.committed(uow.event_counts, uow.actor.channel)
+
+    async def _dispatch(
+        self,
+        cmd: Command,
+        actor: Actor,
+        key: str | None,
+        respond: Responder | None,
+        fingerprint: str | None,
+    ) -> Reply:
         handler = _HANDLERS.get(type(cmd))
         if handler is None:
             raise LookupError(f"no handler for {cmd.kind}")
@@ -300,6 +336,15 @@ async def _stored_reply(key: str, fingerprint: str | None = None) -> Reply:
     reply = Reply.from_json(row.reply)
     reply.data = {**reply.data, "duplicate": True}
     return reply
+
+
+def _result(reply: Reply) -> str:
+    """The ``result`` label of ``lyra_commands_total``."""
+    if reply.data.get("duplicate"):
+        return "duplicate"
+    if reply.code == "busy" and reply.data.get("busy"):
+        return "busy"
+    return "ok" if reply.ok else "refused"
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ from lyra_bot.commands import Actor
 from lyra_bot.config import get_settings
 from lyra_bot.db import close_db, init_db, pending_migrations, upgrade
 from lyra_bot.domain import DomainError
+from lyra_bot.logs import configure as configure_logging
 from lyra_bot.models import Tenant, User
 
 T = TypeVar("T")
@@ -1032,9 +1032,7 @@ def mail_poll(
     if not settings.imap_host:
         err.print("[red]Error:[/red] set LYRA_IMAP_HOST to read replies.", highlight=False)
         raise typer.Exit(1)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
 
     async def body() -> str:
         services = bootstrap(settings)
@@ -1152,9 +1150,7 @@ def run_service() -> None:
     """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
 
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(get_settings())
     try:
         asyncio.run(serve())
     except (OSError, ConnectionError) as exc:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
 
     templates_dir: Path = REPO_ROOT / "templates"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def slack_enabled(self) -> bool:

@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +35,8 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.db import dialect
 from lyra_bot.domain import InvalidInput, OutboxStatus
+from lyra_bot.logs import correlation
+from lyra_bot.metrics import Metrics
 from lyra_bot.models import Disclosure, OutboxMessage, Tenant
 from lyra_bot.privacy import fields_shown
 from lyra_bot.render import Renderer, one_line
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 
 class PermanentError(Exception):
     """Delivery can never succeed (bad address, message rejected); do not retry."""
+
+
+class Waiting(Exception):
+    """Not a failure: the row must wait (e.g. for an earlier one); retried later."""
 
 
 class Transport(Protocol):
@@ -260,6 +266,27 @@ async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[s
     )
 
 
+async def outbox_stats() -> dict[str, dict[str, float]]:
+    """Pending and dead rows per channel, and the age of the oldest pending one (``/metrics``)."""
+    from tortoise.functions import Count, Min
+
+    rows = (
+        await OutboxMessage.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.DEAD])
+        .annotate(n=Count("id"), oldest=Min("created_at"))
+        .group_by("channel", "status")
+        .values("channel", "status", "n", "oldest")
+    )
+    now = datetime.now(UTC)
+    stats: dict[str, dict[str, float]] = {"pending": {}, "dead": {}, "oldest_pending_seconds": {}}
+    for row in rows:
+        status = str(getattr(row["status"], "value", row["status"]))
+        stats[status][row["channel"]] = float(row["n"])
+        if status == OutboxStatus.PENDING.value and row["oldest"] is not None:
+            age = (now - row["oldest"]).total_seconds()
+            stats["oldest_pending_seconds"][row["channel"]] = max(age, 0.0)
+    return stats
+
+
 # --- delivering -------------------------------------------------------------------------
 
 
@@ -280,9 +307,11 @@ class OutboxWorker:
         transports: Iterable[Transport],
         clock: Clock | None = None,
         renderer: Renderer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.renderer = renderer or Renderer(settings.templates_dir)
+        self.metrics = metrics or Metrics()
         self.transports = {t.channel: t for t in transports}
         self.clock = clock or SystemClock()
         self._wakes = {channel: asyncio.Event() for channel in self.transports}
@@ -353,12 +382,18 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxMessage) -> bool:
         """Hand one row to its transport; a failure is recorded here, a success by the caller."""
         transport = self.transports[row.channel]
-        try:
-            await transport.send(row)
-        except Exception as exc:
-            await self._failed(row, exc)
-            return False
-        return True
+        name = getattr(transport, "name", row.channel)
+        with correlation(f"outbox-{row.id}"):
+            try:
+                await transport.send(row)
+            except Exception as exc:
+                if not isinstance(exc, PermanentError | Waiting):
+                    self.metrics.transport_failed(name, exc)
+                await self._failed(row, exc)
+                return False
+            self.metrics.transport_ok(name)
+            log.debug("outbox %s (%s) delivered via %s", row.id, row.kind, name)
+            return True
 
     async def _mark_sent(self, rows: list[OutboxMessage]) -> None:
         """One UPDATE for a batch of delivered rows (a crash before it re-sends them, with
@@ -388,12 +423,17 @@ class OutboxWorker:
                 await Disclosure.bulk_create(disclosures)
         self.delivered += len(rows)
         self.last_success = now
+        for row in rows:
+            self.metrics.delivered.labels(row.channel).inc()
+            latency = (now - row.created_at).total_seconds()
+            self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
         attempts = row.attempts + 1
         error = f"{type(exc).__name__}: {exc}"[:2000]
         now = self.clock.now()
         if isinstance(exc, PermanentError) or attempts >= self.settings.outbox_max_attempts:
+            self.metrics.delivery_failures.labels(row.channel, "dead").inc()
             log.error(
                 "outbox %s (%s) is dead after %d attempts: %s", row.id, row.kind, attempts, error
             )
@@ -406,6 +446,8 @@ class OutboxWorker:
         delay = backoff_seconds(
             attempts, self.settings.outbox_backoff_initial, self.settings.outbox_backoff_max
         )
+        if not isinstance(exc, Waiting):
+            self.metrics.delivery_failures.labels(row.channel, "retry").inc()
         log.warning("outbox %s (%s) failed, retry in %.0fs: %s", row.id, row.kind, delay, error)
         await OutboxMessage.filter(id=row.id).update(
             attempts=attempts,

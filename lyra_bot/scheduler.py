@@ -36,6 +36,7 @@ from lyra_bot.commands import (
     StaleLeadAlert,
     Sweep,
 )
+from lyra_bot.logs import correlation
 from lyra_bot.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ class Scheduler:
 
     async def run_job(self, name: str) -> JobResult:
         """Run one job now, batch after batch until it has nothing more, and record it."""
+        with correlation(prefix=f"job-{name}-"):
+            return await self._run_job(name)
+
+    async def _run_job(self, name: str) -> JobResult:
         job = self.job(name)
         task = asyncio.current_task()
         if task is not None:

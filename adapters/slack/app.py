@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ from lyra_bot.domain import (
     parse_outcome,
     teaser,
 )
+from lyra_bot.logs import correlation
+from lyra_bot.logs import current as current_correlation
 from lyra_bot.models import InboundKey, Lead, SlackChannel, SlackMessage, Tenant
 from lyra_bot.outbox import slack
 
@@ -160,21 +163,30 @@ class SlackApp:
         clicks, slash commands and events are answered 200 right away and queued for bolt,
         so a burst of clicks is acked at the pace of HTTP, not of bolt's middleware and the
         store. Requests whose ack carries an answer (modal submissions, the URL check …) go
-        through bolt before the response.
+        through bolt before the response. The time to the answer is observed in
+        ``lyra_slack_ack_seconds`` by kind of request.
         """
+        started = time.perf_counter()
+        kind, response = await self._handle(request)
+        kind = "rejected" if response.status == 401 else kind
+        self.bus.metrics.slack_ack.labels(kind).observe(time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: web.Request) -> tuple[str, web.Response]:
         self._last_request = asyncio.get_running_loop().time()
         body = await request.text()
+        kind = request_kind(body)
         query, headers = request.query_string, request.headers
         if "ssl_check" in body:  # Slack's certificate check: bolt answers it, unsigned or not
-            return await self._dispatch_now(body, query, headers)
+            return kind, await self._dispatch_now(body, query, headers)
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         signature = headers.get("X-Slack-Signature", "")
         if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, signature):
-            return web.json_response({"error": "invalid request"}, status=401)
+            return kind, web.json_response({"error": "invalid request"}, status=401)
         if _empty_ack(body):
             self._spawn(lambda: self._dispatch(body, query, headers))
-            return web.Response(status=200)
-        return await self._dispatch_now(body, query, headers)
+            return kind, web.Response(status=200)
+        return kind, await self._dispatch_now(body, query, headers)
 
     async def _dispatch_now(self, body: str, query: str, headers: Any) -> web.Response:
         bolt_request = AsyncBoltRequest(body=body, query=query, headers=headers)
@@ -186,6 +198,8 @@ class SlackApp:
         )
         if response.status >= 400:
             log.warning("Slack request not handled: %s %s", response.status, response.body)
+        else:
+            log.debug("Slack request handled: %s", response.status)
 
     async def start(self) -> None:
         """One HTTP session for every Web API call (created inside the running loop)."""
@@ -221,9 +235,16 @@ class SlackApp:
             self.client.session = None
 
     def _spawn(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Queue ``work`` for the workers, under the correlation id of the request."""
         self._start_workers()
         self._pending += 1
-        self._queue.put_nowait(work)
+        cid = current_correlation()
+
+        async def bound() -> Any:
+            with correlation(cid, prefix="slack-"):
+                return await work()
+
+        self._queue.put_nowait(bound)
 
     async def _work(self) -> None:
         """A worker: a few requests are handled at a time, each after a quiet moment, so a
@@ -757,6 +778,17 @@ _ANSWERED_IN_ACK = (
     "url_verification",
     "interactive_message",
 )
+
+
+def request_kind(body: str) -> str:
+    """The ``kind`` label of a request, from its raw body (no parsing on the ack path)."""
+    if body.startswith("payload="):
+        return "interactive"
+    if body.lstrip().startswith("{"):
+        return "event"
+    if "command=" in body:
+        return "command"
+    return "other"
 
 
 def _empty_ack(body: str) -> bool:

@@ -1,0 +1,170 @@
+"""Structured logs: JSON lines with a correlation id per request, mail and job, and never a
+secret or a customer's contact data, even at DEBUG, even when a customer writes in."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from lyra_bot import logs, tokens
+from lyra_bot.app import bootstrap, build_web_app
+from lyra_bot.models import Lead, User
+from tests.email_helpers import reply_mail
+from tests.slack_harness import ALPINE_CHANNEL, slack  # noqa: F401
+from tests.test_observe import with_mail
+from tests.world import build_world
+
+# L-1001's customer (tests/world.py): none of this may reach a log line
+CUSTOMER = ("Anna Huber", "Huber Maschinen AG", "anna@huber.example", "+41 44 555 01 01")
+SECRETS = ("test-secret", "hook-secret")
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Lyra's own logging set-up, JSON at DEBUG, into a buffer."""
+    root = logging.getLogger()
+    quiet = (*logs.PAYLOAD_LOGGERS, "mail.log")
+    saved = root.level, {n: logging.getLogger(n).level for n in quiet}
+    buffer = io.StringIO()
+    logs.configure(fmt="json", level="DEBUG", stream=buffer)
+    # the test's own SMTP server (aiosmtpd, in this process) dumps every mail at DEBUG
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    try:
+        yield buffer
+    finally:
+        logs.unconfigure()
+        root.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
+
+
+def lines(buffer: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def assert_clean(text: str, *extra: str) -> None:
+    for value in (*CUSTOMER, *SECRETS, *extra):
+        assert value not in text, value
+        assert value.lower() not in text.lower(), value
+
+
+async def test_mail_claim_logs_json_with_the_request_id_and_no_contact_data(
+    store, clock, smtp_server, json_logs
+):
+    services = bootstrap(with_mail(store, smtp_server), clock)
+    world = await build_world(services.bus)
+    settings = services.settings
+    mia = await User.get(email="mia@alpine.example")
+    lead = await Lead.get(tenant_id=world.tenant_id, ref="L-1001")
+    mia_token = tokens.issue(settings, "u", world.tenant_id, mia.id, None, clock.now())
+    customer_token = tokens.issue(settings, "c", world.tenant_id, lead.id, lead.id, clock.now())
+    mails = {
+        "claim": reply_mail(
+            "Mia <mia@alpine.example>", tokens.reply_address(settings, mia_token), "claim L-1001"
+        ),
+        # the customer writes in, by name, and once with a token that is not theirs
+        "customer": reply_mail(
+            '"Anna Huber" <anna@huber.example>',
+            tokens.reply_address(settings, customer_token),
+            "Please call me on +41 44 555 01 01. Anna Huber, Huber Maschinen AG",
+        ),
+        "refused": reply_mail(
+            "Anna Huber <anna@huber.example>",
+            tokens.reply_address(settings, mia_token),
+            "claim L-1002",
+        ),
+    }
+    smtp_server.refuse.add("anna@huber.example")  # the SMTP error names the customer
+    server = TestServer(build_web_app(services))
+    await server.start_server()
+    ids = {}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for name, raw in mails.items():
+                resp = await http.post(
+                    str(server.make_url("/inbound/email")),
+                    data=raw,
+                    headers={"Authorization": "Bearer hook-secret"},
+                )
+                assert resp.status == 200
+                ids[name] = resp.headers["X-Request-ID"]
+        await services.worker.run_once()
+        await services.scheduler.run_job("expire-overdue")
+    finally:
+        await server.close()
+        await services.worker.close()
+
+    out = json_logs.getvalue()
+    records = lines(json_logs)
+    assert len(records) > 20 and {"time", "level", "logger", "message"} <= set(records[0])
+    assert_clean(out, mia_token, customer_token)
+    by_id = {name: [r for r in records if r["correlation_id"] == cid] for name, cid in ids.items()}
+    # every line logged while a mail was handled carries its request's id
+    assert [r["message"] for r in by_id["claim"]][-1].startswith("POST /inbound/email -> 200")
+    assert any(r["message"].startswith("ClaimLead via email") for r in by_id["claim"])
+    assert any("inbound mail via webhook: accepted" in r["message"] for r in by_id["claim"])
+    refusal = [r for r in by_id["refused"] if r["logger"] == "adapters.email_inbound"]
+    assert any("wrong_sender" in r["message"] and "[email]" in r["message"] for r in refusal)
+    assert any(
+        "inbound mail via webhook: accepted (customer)" in r["message"] for r in by_id["customer"]
+    )
+    # the dead customer mail is logged under its delivery's id, the address redacted
+    dead = [r for r in records if "is dead" in r["message"]]
+    assert dead and all(r["correlation_id"].startswith("outbox-") for r in dead)
+    assert all("[email]" in r["message"] for r in dead)
+    jobs = [r for r in records if r["message"].startswith("ExpireOverdue")]
+    assert jobs and all(r["correlation_id"].startswith("job-expire-overdue-") for r in jobs)
+
+
+async def test_slack_claim_logs_the_request_id_in_the_deferred_work(slack, json_logs):  # noqa: F811
+    await slack.digests()
+    body = slack.sender.action_body("U0MIA", "lyra.claim", "L-1001", channel=ALPINE_CHANNEL)
+    resp = await slack.session.post(
+        slack.sender.url,
+        data=body,
+        headers={**slack.sender.headers(body), "X-Request-ID": "slack-click-0001"},
+    )
+    assert resp.status == 200 and resp.headers["X-Request-ID"] == "slack-click-0001"
+    await slack.settle()
+    # the claim answer with the customer's data went to Slack (the fake) ...
+    assert any("anna@huber.example" in json.dumps(a) for a in slack.fake.of("chat.postEphemeral"))
+    out = json_logs.getvalue()
+    records = lines(json_logs)
+    # ... but not into the log, at DEBUG, nor the bot token or signing secret
+    assert_clean(out, "xoxb-test-token", "test-signing-secret")
+    mine = [r["message"] for r in records if r["correlation_id"] == "slack-click-0001"]
+    assert "POST /slack/events -> 200" in " ".join(mine)
+    assert any(m.startswith("ClaimLead via slack") for m in mine)  # after the ack, in a worker
+    assert "Slack request handled: 200" in mine
+
+
+def test_text_format_and_redaction_of_what_code_might_log(json_logs):
+    """The patterns themselves: addresses with their names, tokens, phones, secrets."""
+    logs.add_secrets("s3cr3t-value")
+    buffer = io.StringIO()
+    logs.configure(fmt="text", level="DEBUG", stream=buffer)
+    log = logging.getLogger("lyra.test")
+    with logs.correlation("cid-text-0001"):
+        log.warning(
+            "from %s to %s, call %s or %s, key %s, %s",
+            '"Huber, Anna" <anna@huber.example>',
+            "leads+k1.u1.2.0.abc.zq5mj2xk3f4ghijklmno@lyra.test",
+            "+41 44 555 01 01",
+            "044 555 01 01",
+            "s3cr3t-value",
+            "Authorization: Bearer abc.def",
+        )
+        try:
+            raise ValueError("bad address Anna Huber <anna@huber.example>")
+        except ValueError:
+            log.exception("failed")
+    text = buffer.getvalue()
+    assert "[cid-text-0001]" in text and "Traceback" in text
+    assert_clean(text, "zq5mj2xk3f4ghijklmno", "s3cr3t-value", "abc.def", "044 555")
+    assert text.count("[email]") == 4 and text.count("[phone]") == 2

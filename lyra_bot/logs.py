@@ -240,6 +240,9 @@ def configure(
     floor = max(logging.INFO, logging.getLevelName(level_name))
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(floor)
+    # aiohttp's access log has neither the correlation id nor a safe path: lyra.access
+    # (adapters.web_ops) writes the request line instead.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     _handler = handler
     return handler
 

@@ -29,7 +29,7 @@ SECRETS = ("test-secret", "hook-secret")
 def json_logs() -> Iterator[io.StringIO]:
     """Lyra's own logging set-up, JSON at DEBUG, into a buffer."""
     root = logging.getLogger()
-    quiet = (*logs.PAYLOAD_LOGGERS, "mail.log")
+    quiet = (*logs.PAYLOAD_LOGGERS, "mail.log", "aiohttp.access")
     saved = root.level, {n: logging.getLogger(n).level for n in quiet}
     buffer = io.StringIO()
     logs.configure(fmt="json", level="DEBUG", stream=buffer)

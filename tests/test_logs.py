@@ -152,13 +152,14 @@ def test_text_format_and_redaction_of_what_code_might_log(json_logs):
     log = logging.getLogger("lyra.test")
     with logs.correlation("cid-text-0001"):
         log.warning(
-            "from %s to %s, call %s or %s, key %s, %s",
+            "from %s to %s, call %s or %s, key %s, %s, db %s",
             '"Huber, Anna" <anna@huber.example>',
             "leads+k1.u1.2.0.abc.zq5mj2xk3f4ghijklmno@lyra.test",
             "+41 44 555 01 01",
             "044 555 01 01",
             "s3cr3t-value",
             "Authorization: Bearer abc.def",
+            "postgres://lyra:pw-in-url@db.internal:5432/lyra",
         )
         try:
             raise ValueError("bad address Anna Huber <anna@huber.example>")
@@ -166,5 +167,6 @@ def test_text_format_and_redaction_of_what_code_might_log(json_logs):
             log.exception("failed")
     text = buffer.getvalue()
     assert "[cid-text-0001]" in text and "Traceback" in text
-    assert_clean(text, "zq5mj2xk3f4ghijklmno", "s3cr3t-value", "abc.def", "044 555")
+    assert_clean(text, "zq5mj2xk3f4ghijklmno", "s3cr3t-value", "abc.def", "044 555", "pw-in-url")
+    assert "postgres://lyra:[redacted]@db.internal:5432/lyra" in text
     assert text.count("[email]") == 4 and text.count("[phone]") == 2

@@ -138,6 +138,14 @@ class ImapPoller:
             return result
 
     async def _one(self, box: BaseMailBox, uid: str, size: int, result: PollResult) -> None:
+        """One mail under a correlation id of its own: every line about it (here, in the
+        processor, in its commands) carries it."""
+        from lyra_bot.logs import correlation
+
+        with correlation(prefix="mail-"):
+            await self._one_mail(box, uid, size, result)
+
+    async def _one_mail(self, box: BaseMailBox, uid: str, size: int, result: PollResult) -> None:
         too_big = size > self.settings.inbound_max_bytes
         raw = await self._call(self._fetch, box, uid, too_big)
         if raw is None:

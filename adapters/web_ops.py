@@ -28,6 +28,10 @@ from lyra_bot.logs import accept_id, correlation, new_id, redact
 from lyra_bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
+# One line per request, with its correlation id and the route (never the raw path, which may
+# hold a token); replaces aiohttp's access log (``lyra_bot.logs`` silences that one).
+access = logging.getLogger("lyra.access")
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: DEBUG
 
 METRICS = web.AppKey("ops_metrics", Metrics)
 OPS = web.AppKey("ops", "Ops")
@@ -158,6 +162,13 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
             metrics = request.app.get(METRICS)
             if metrics is not None:
                 metrics.http.labels(route, request.method, str(status)).observe(elapsed)
-            log.debug("%s %s -> %s in %.1f ms", request.method, route, status, elapsed * 1000)
+            access.log(
+                logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                "%s %s -> %s in %.1f ms",
+                request.method,
+                route,
+                status,
+                elapsed * 1000,
+            )
         response.headers["X-Request-ID"] = cid
         return response

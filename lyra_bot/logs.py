@@ -53,6 +53,8 @@ REDACTED = "[redacted]"
 _DISPLAY_NAME = r"(?:\"[^\"\n]{0,200}\"|(?:[A-ZÀ-ÖØ-Þ][^\s<>,;:\"@()\[\]{}=]* ){1,3})"
 _EMAIL = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _PATTERNS = (
+    # credentials in URLs: postgres://lyra:PASSWORD@db/lyra, async+redis://:PASSWORD@cache
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]*):[^@\s/]+@"), r"\1:" + REDACTED + "@"),
     # "Anna Huber" <anna@huber.example> and Anna Huber <anna@…>: the name goes too
     (re.compile(rf"{_DISPLAY_NAME}\s*<\s*{_EMAIL}\s*>"), "[email]"),
     (re.compile(_EMAIL), "[email]"),
@@ -240,6 +242,9 @@ def configure(
     floor = max(logging.INFO, logging.getLevelName(level_name))
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(floor)
+    # aiohttp's access log has neither the correlation id nor a safe path: lyra.access
+    # (adapters.web_ops) writes the request line instead.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     _handler = handler
     return handler
 

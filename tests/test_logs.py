@@ -3,6 +3,7 @@ secret or a customer's contact data, even at DEBUG, even when a customer writes 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ SECRETS = ("test-secret", "hook-secret")
 def json_logs() -> Iterator[io.StringIO]:
     """Lyra's own logging set-up, JSON at DEBUG, into a buffer."""
     root = logging.getLogger()
-    quiet = (*logs.PAYLOAD_LOGGERS, "mail.log")
+    quiet = (*logs.PAYLOAD_LOGGERS, "mail.log", "aiohttp.access")
     saved = root.level, {n: logging.getLogger(n).level for n in quiet}
     buffer = io.StringIO()
     logs.configure(fmt="json", level="DEBUG", stream=buffer)
@@ -152,13 +153,14 @@ def test_text_format_and_redaction_of_what_code_might_log(json_logs):
     log = logging.getLogger("lyra.test")
     with logs.correlation("cid-text-0001"):
         log.warning(
-            "from %s to %s, call %s or %s, key %s, %s",
+            "from %s to %s, call %s or %s, key %s, %s, db %s",
             '"Huber, Anna" <anna@huber.example>',
             "leads+k1.u1.2.0.abc.zq5mj2xk3f4ghijklmno@lyra.test",
             "+41 44 555 01 01",
             "044 555 01 01",
             "s3cr3t-value",
             "Authorization: Bearer abc.def",
+            "postgres://lyra:pw-in-url@db.internal:5432/lyra",
         )
         try:
             raise ValueError("bad address Anna Huber <anna@huber.example>")
@@ -166,5 +168,41 @@ def test_text_format_and_redaction_of_what_code_might_log(json_logs):
             log.exception("failed")
     text = buffer.getvalue()
     assert "[cid-text-0001]" in text and "Traceback" in text
-    assert_clean(text, "zq5mj2xk3f4ghijklmno", "s3cr3t-value", "abc.def", "044 555")
+    assert_clean(text, "zq5mj2xk3f4ghijklmno", "s3cr3t-value", "abc.def", "044 555", "pw-in-url")
+    assert "postgres://lyra:[redacted]@db.internal:5432/lyra" in text
     assert text.count("[email]") == 4 and text.count("[phone]") == 2
+
+
+async def test_each_imap_mail_has_its_own_id_on_every_line(
+    store, clock, smtp_server, dovecot, json_logs
+):
+    services = bootstrap(with_mail(store, smtp_server, dovecot), clock)
+    world = await build_world(services.bus)
+    mia = await User.get(email="mia@alpine.example")
+    token = tokens.issue(services.settings, "u", world.tenant_id, mia.id, None, clock.now())
+    address = tokens.reply_address(services.settings, token)
+    # a claim by Mia, and the customer trying to use Mia's reply address
+    for raw in (
+        reply_mail("mia@alpine.example", address, "claim L-1003"),
+        reply_mail("Anna Huber <anna@huber.example>", address, "claim L-1001"),
+    ):
+        await asyncio.to_thread(dovecot.append, raw)
+    poller = services.imap_poller()
+    assert poller is not None
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+        await services.worker.close()
+    assert (result.processed, result.failed) == (1, 1)
+    records = lines(json_logs)
+    assert_clean(json_logs.getvalue(), token)
+    accepted = [r for r in records if "via imap: accepted" in r["message"]]
+    moved = [r for r in records if "moved to Failed" in r["message"]]
+    assert len(accepted) == 1 and len(moved) == 1
+    ids = {accepted[0]["correlation_id"], moved[0]["correlation_id"]}
+    assert len(ids) == 2 and all(i.startswith("mail-") for i in ids)
+    refused = [r["message"] for r in records if r["correlation_id"] == moved[0]["correlation_id"]]
+    assert any("via imap: rejected (wrong_sender)" in m for m in refused)
+    claim = [r["message"] for r in records if r["correlation_id"] == accepted[0]["correlation_id"]]
+    assert any(m.startswith("ClaimLead via email") for m in claim)

@@ -4,6 +4,7 @@ click, an expired claim, a dead letter), every response carries its request id."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.imap_poller import ImapPoller
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import bootstrap, build_web_app
@@ -19,14 +21,24 @@ from lyra_bot.db import close_db, init_db
 from lyra_bot.models import User
 from tests.conftest import make_settings
 from tests.email_helpers import reply_mail
+from tests.mailservers import free_port
 from tests.slack_harness import ALPINE_CHANNEL, slack  # noqa: F401
 from tests.world import build_world
 
 
-def with_mail(store: Settings, smtp=None, **extra) -> Settings:
+def with_mail(store: Settings, smtp=None, imap=None, **extra) -> Settings:
     update: dict = {"inbound_webhook_secret": "hook-secret", **extra}
     if smtp is not None:
         update.update(smtp_host=smtp.host, smtp_port=smtp.port, smtp_tls="none")
+    if imap is not None:
+        update.update(
+            imap_host=imap.host,
+            imap_port=imap.port,
+            imap_username=imap.user,
+            imap_password=imap.password,
+            imap_tls="none",
+            imap_poll_seconds=0.2,
+        )
     return store.model_validate({**store.model_dump(), **update})
 
 
@@ -203,6 +215,54 @@ async def test_metrics_count_a_slack_click_and_its_ack(slack):  # noqa: F811
     assert m("lyra_transport_last_success_timestamp_seconds", transport="slack") > 0
     ready = await (await slack.session.get(f"{base}/readyz")).json()
     assert set(ready["transports"]) == {"file", "slack"} and ready["transports"]["slack"]["ok"]
+
+
+async def test_imap_claim_and_an_imap_outage_show_in_metrics_and_readyz(
+    store, clock, smtp_server, dovecot
+):
+    services = bootstrap(with_mail(store, smtp_server, dovecot), clock)
+    world = await build_world(services.bus)
+    mia = await User.get(email="mia@alpine.example")
+    token = tokens.issue(services.settings, "u", world.tenant_id, mia.id, None, clock.now())
+    raw = reply_mail(
+        "mia@alpine.example", tokens.reply_address(services.settings, token), "claim L-1003"
+    )
+    await asyncio.to_thread(dovecot.append, raw)
+    poller = services.imap_poller()
+    assert poller is not None
+    # the same service, but its IMAP server is gone (nothing listens on that port)
+    down = services.settings.model_copy(update={"imap_port": free_port()})
+    dead = ImapPoller(down, services.mail)
+    server = TestServer(build_web_app(services))
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        assert (await poller.poll_once()).processed == 1
+        async with aiohttp.ClientSession() as http:
+            m = await scrape(http, base)
+            assert (
+                m("lyra_inbound_mails_total", source="imap", outcome="accepted", reason="commands")
+                == 1
+            )
+            assert m("lyra_claims_total", channel="email") == 1
+            ready = await (await http.get(f"{base}/readyz")).json()
+            assert ready["transports"]["imap"]["ok"] is True
+            stop = asyncio.Event()
+            task = asyncio.create_task(dead.run_forever(stop))
+            for _ in range(100):
+                if services.bus.metrics.transports["imap"].last_failure:
+                    break
+                await asyncio.sleep(0.02)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            resp = await http.get(f"{base}/readyz")
+            imap = (await resp.json())["transports"]["imap"]
+            assert resp.status == 200 and imap["ok"] is False and "Connection" in imap["last_error"]
+    finally:
+        await server.close()
+        await poller.close()
+        await dead.close()
+        await services.worker.close()
 
 
 def test_each_app_counts_for_itself(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -36,7 +37,12 @@ def _healthy(port: int) -> bool:
 
 def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigterm(tmp_path):
     port = free_port()
-    env = lyra_env(f"sqlite://{tmp_path / 'run.db'}", tmp_path, LYRA_HTTP_PORT=str(port))
+    env = lyra_env(
+        f"sqlite://{tmp_path / 'run.db'}",
+        tmp_path,
+        LYRA_HTTP_PORT=str(port),
+        LYRA_LOG_FORMAT="json",
+    )
     service = subprocess.Popen(
         [LYRA, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -61,11 +67,21 @@ def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigte
         cli(env, "lead", "add", "--product", "VPN", "--region", "CH-ZH", "--email", "c@x.example")
         cli(env, "lead", "claim", "L-1001", "--as", "mia@alpine.example")
         wait_for(lambda: len(list((tmp_path / "outbox").rglob("*.eml"))) == 3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            ready = json.load(resp)
+            assert resp.status == 200 and ready["status"] == "ready", ready
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'lyra_outbox_delivered_total{channel="email"} 3.0' in metrics
+        assert 'lyra_commands_total{kind="ExpireOverdue",result="ok"}' in metrics
     finally:
         service.send_signal(signal.SIGTERM)
         output = service.communicate(timeout=20)[0]
     assert service.returncode == 0, output
     assert "shutting down" in output and "Traceback" not in output
+    records = [json.loads(line) for line in output.splitlines()]  # LYRA_LOG_FORMAT=json
+    assert records and all("correlation_id" in r for r in records)
+    assert not [r for r in records if r["logger"] == "lyra.access"]  # probes: DEBUG only
 
 
 def test_demo_tells_the_whole_story(tmp_path):

@@ -49,6 +49,12 @@ class PermanentError(Exception):
     """Delivery can never succeed (bad address, message rejected); do not retry."""
 
 
+class RetrySoon(Exception):
+    """Not a failure: the row waits for another (e.g. an earlier message to the same Slack
+    channel that another instance is delivering). Retried after a poll interval, without
+    counting an attempt or backing off."""
+
+
 class Transport(Protocol):
     channel: str
 
@@ -390,6 +396,14 @@ class OutboxWorker:
         self.last_success = now
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
+        if isinstance(exc, RetrySoon):
+            await OutboxMessage.filter(id=row.id).update(
+                next_attempt_at=self.clock.now()
+                + timedelta(seconds=min(1.0, self.settings.outbox_poll_seconds)),
+                locked_until=None,
+                last_error=f"waiting: {exc}"[:2000],
+            )
+            return
         attempts = row.attempts + 1
         error = f"{type(exc).__name__}: {exc}"[:2000]
         now = self.clock.now()

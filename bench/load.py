@@ -11,7 +11,9 @@ request as soon as the last one was answered, spread over the phase's instances 
 
 - ``email``: a signed reply mail ``Claim L-…`` to ``POST /inbound/email`` (answered after the
   claim committed);
-- ``slack``: a signed Claim click to ``POST /slack/events`` (acked at once, claimed after);
+- ``slack``: a signed Claim click to ``POST /slack/events`` (acked at once, claimed after),
+  each partner's user in its own channel (answers to one channel go out in order, one
+  instance at a time);
 - ``intake``: a new lead. Until the HTTP intake API lands this is ``AddLead`` dispatched on the
   bus by the load process itself (the CLI's path, without a process per lead), so it loads
   the database but no instance; it is reported apart and left out of the scaling ratio.
@@ -47,7 +49,8 @@ from lyra_bot import commands as c  # noqa: E402
 from lyra_bot.bus import Bus  # noqa: E402
 from lyra_bot.db import close_db, init_db  # noqa: E402
 from lyra_bot.domain import OutboxStatus  # noqa: E402
-from lyra_bot.models import Claim, OutboxMessage  # noqa: E402
+from lyra_bot.models import Claim, JobRun, OutboxMessage  # noqa: E402
+from lyra_bot.scheduler import JOBS  # noqa: E402
 from tests.fleet import (  # noqa: E402
     FleetWorld,
     Instance,
@@ -91,13 +94,15 @@ async def run_clients(
     env: dict[str, str],
     bases: list[str],
     bus: Bus,
+    seconds: float,
+    first_lead: list[int],
 ) -> Load:
     settings = settings_of(env)
     load = Load()
-    next_lead = 0
+    next_lead = first_lead[0]
     owner = c.Actor.owner(world.tenant_id)
     sender = SlackSender("")
-    deadline = time.monotonic() + args.seconds
+    deadline = time.monotonic() + seconds
     partners = len(world.emails)
 
     async def one(session: aiohttp.ClientSession, path: str, n: int) -> None:
@@ -116,7 +121,7 @@ async def run_clients(
             began = time.perf_counter()
             status = await webhook_send(raw)(session, base)
         elif path == "slack":
-            body = click(sender, world, user, ref)
+            body = click(sender, world, user, ref, f"C0P{user:05d}")  # each partner's channel
             began = time.perf_counter()
             status = await slack_send(body)(session, base)
         else:
@@ -140,6 +145,7 @@ async def run_clients(
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(client(i, session) for i in range(args.concurrency)))
+    first_lead[0] = next_lead
     return load
 
 
@@ -159,6 +165,15 @@ async def settle(claims: int, limit: float = 60) -> float:
                 f"{pending} messages pending"
             )
         await asyncio.sleep(0.05)
+
+
+async def caught_up(limit: float = 60) -> None:
+    """Until every scheduler job has run once (what each instance does first on start)."""
+    start = time.monotonic()
+    while await JobRun.filter(last_run_at__isnull=False).count() < len(JOBS):
+        if time.monotonic() - start > limit:
+            raise TimeoutError("the scheduler's catch-up did not finish")
+        await asyncio.sleep(0.1)
 
 
 async def phase(args: argparse.Namespace, store: str, instances: int, slack_url: str) -> dict:
@@ -185,12 +200,19 @@ async def phase(args: argparse.Namespace, store: str, instances: int, slack_url:
                 for instance in running:
                     await instance.ready(60)
                 bases = [i.base for i in running]
+                # Not measured: each instance's start-up catch-up of the sweeps, then a
+                # short warm-up (connections, caches, Slack's auth.test).
+                await caught_up()
+                lead = [0]
+                warm = await run_clients(args, world, env, bases, bus, args.warmup, lead)
+                await settle(warm.claims_sent)
+                before = await Claim.all().count()
                 log(f"{store} × {instances}: loading for {args.seconds} s …")
                 window = time.monotonic()
-                load = await run_clients(args, world, env, bases, bus)
+                load = await run_clients(args, world, env, bases, bus, args.seconds, lead)
                 window = time.monotonic() - window
-                drain = await settle(load.claims_sent)
-                claims = await Claim.all().count()
+                drain = await settle(before + load.claims_sent)
+                claims = await Claim.all().count() - before
             finally:
                 for instance in running:
                     instance.stop()
@@ -243,6 +265,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="load window per phase")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured load first")
     parser.add_argument("--concurrency", type=int, default=16, help="clients at once")
     parser.add_argument("--partners", type=int, default=40)
     parser.add_argument("--leads", type=int, default=6000, help="open leads to claim")

@@ -49,10 +49,8 @@ class PermanentError(Exception):
     """Delivery can never succeed (bad address, message rejected); do not retry."""
 
 
-class RetrySoon(Exception):
-    """Not a failure: the row waits for another (e.g. an earlier message to the same Slack
-    channel that another instance is delivering). Retried after a poll interval, without
-    counting an attempt or backing off."""
+class Waiting(Exception):
+    """Not a failure: the row must wait (e.g. for an earlier one); retried later."""
 
 
 class Transport(Protocol):
@@ -396,7 +394,9 @@ class OutboxWorker:
         self.last_success = now
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
-        if isinstance(exc, RetrySoon):
+        if isinstance(exc, Waiting):
+            # e.g. an earlier message to the same Slack channel that another instance is
+            # delivering: retried after a poll interval, no attempt counted, no backoff.
             await OutboxMessage.filter(id=row.id).update(
                 next_attempt_at=self.clock.now()
                 + timedelta(seconds=min(1.0, self.settings.outbox_poll_seconds)),

@@ -87,7 +87,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 async def test_a_row_waiting_for_another_is_retried_soon_without_an_attempt(services, clock):
     """Another instance delivering an earlier message to the same place is not a failure:
     no backoff (30 s and growing by default), no attempt counted."""
-    from lyra_bot.outbox import RetrySoon
+    from lyra_bot.outbox import Waiting
 
     world = await build_world(services.bus)
     await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
@@ -95,7 +95,7 @@ async def test_a_row_waiting_for_another_is_retried_soon_without_an_attempt(serv
     real_send = transport.send
 
     async def busy(row: OutboxMessage) -> None:
-        raise RetrySoon("an earlier message is being delivered elsewhere")
+        raise Waiting("an earlier message is being delivered elsewhere")
 
     transport.send = busy  # type: ignore[method-assign]
     await services.worker.run_once()

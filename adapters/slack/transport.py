@@ -50,7 +50,7 @@ from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.domain import OutboxStatus
 from lyra_bot.models import OutboxMessage, SlackChannel, SlackMessage, SlackMessageStatus
-from lyra_bot.outbox import PermanentError, RetrySoon
+from lyra_bot.outbox import PermanentError, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ MESSAGE_GONE = frozenset(
 CHANNEL_LOST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
-class NotYet(RetrySoon):
+class NotYet(Waiting):
     """This row must wait for an earlier one; the worker retries it later."""
 
 

@@ -429,6 +429,16 @@ class OutboxWorker:
             self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
+        if isinstance(exc, Waiting):
+            # e.g. an earlier message to the same Slack channel that another instance is
+            # delivering: retried after a poll interval, no attempt counted, no backoff.
+            await OutboxMessage.filter(id=row.id).update(
+                next_attempt_at=self.clock.now()
+                + timedelta(seconds=min(1.0, self.settings.outbox_poll_seconds)),
+                locked_until=None,
+                last_error=f"waiting: {exc}"[:2000],
+            )
+            return
         attempts = row.attempts + 1
         error = f"{type(exc).__name__}: {exc}"[:2000]
         now = self.clock.now()

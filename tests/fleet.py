@@ -211,9 +211,11 @@ def reply_mail(settings: Settings, world: FleetWorld, user: int, text: str) -> t
     return message_id, raw
 
 
-def click(sender: SlackSender, world: FleetWorld, user: int, ref: str) -> str:
+def click(
+    sender: SlackSender, world: FleetWorld, user: int, ref: str, channel: str = CHANNEL
+) -> str:
     """The form body of a Claim click (its trigger id is the click's idempotency key)."""
-    return sender.action_body(world.slack_ids[user], "lyra.claim", ref, channel=CHANNEL)
+    return sender.action_body(world.slack_ids[user], "lyra.claim", ref, channel=channel)
 
 
 Send = Callable[[aiohttp.ClientSession, str], Awaitable[int]]

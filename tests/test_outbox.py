@@ -82,3 +82,27 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
     assert 30 <= delays[0] <= 60 and 60 <= delays[1] <= 90 and 120 <= delays[2] <= 150
     assert all(d <= 3600 + 30 for d in delays) and delays[-1] >= 3600
     assert len({backoff_seconds(3, 30, 3600) for _ in range(20)}) > 1
+
+
+async def test_a_row_waiting_for_another_is_retried_soon_without_an_attempt(services, clock):
+    """Another instance delivering an earlier message to the same place is not a failure:
+    no backoff (30 s and growing by default), no attempt counted."""
+    from lyra_bot.outbox import Waiting
+
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    transport = services.worker.transports["email"]
+    real_send = transport.send
+
+    async def busy(row: OutboxMessage) -> None:
+        raise Waiting("an earlier message is being delivered elsewhere")
+
+    transport.send = busy  # type: ignore[method-assign]
+    await services.worker.run_once()
+    rows = await OutboxMessage.all()
+    assert all(r.status == OutboxStatus.PENDING and r.attempts == 0 for r in rows)
+    assert all(0 < (r.next_attempt_at - clock.now()).total_seconds() <= 1 for r in rows)
+    transport.send = real_send  # type: ignore[method-assign]
+    clock.advance(seconds=1)
+    assert await services.worker.run_once() == len(rows)
+    assert await OutboxMessage.filter(status=OutboxStatus.SENT).count() == len(rows)

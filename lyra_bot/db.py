@@ -24,6 +24,11 @@ APP = "models"
 MODEL_MODULES = ["lyra_bot.models"]
 MIGRATIONS_MODULE = "lyra_bot.migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
+SQLITE_CACHE_KIB = 65536
+"""Page cache per SQLite connection (64 MiB; SQLite's default is 2 MiB). A sweep touches the
+indexes of claims, leads, outbox and audit rows at scattered places: with the default cache
+those pages are read again and again once the tables outgrow it, so a 10x larger sweep cost
+well over 10x (``bench/scale.py``)."""
 
 
 def connection_config(url: str, pool_max: int = 10) -> dict[str, Any]:
@@ -37,6 +42,7 @@ def connection_config(url: str, pool_max: int = 10) -> dict[str, Any]:
             "synchronous": "FULL",
             "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": "ON",
+            "cache_size": -SQLITE_CACHE_KIB,  # negative: KiB, not pages
         }
         for key, values in parse_qs(parsed.query).items():
             credentials[key] = values[-1]

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_digest_max_leads: int = 200
+    # An acked Slack request not handled this long after it was taken is taken over (seconds)
+    slack_recover_seconds: float = 30.0
 
     # This process's name in leases (default: host:pid:random, unique per process)
     instance_id: str = ""

@@ -621,3 +621,24 @@ class Lease(Model):
 
     class Meta:
         table = "lease"
+
+
+class SlackInbox(Model):
+    """A Slack request acked with an empty 200 and not handled yet (deleted once handled).
+
+    Stored before the ack, so a process killed after it loses nothing: another instance (or
+    the next start) takes over rows whose holder has not finished them in time.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    body = fields.TextField()
+    query = fields.TextField(default="")
+    headers = fields.JSONField(default=dict)
+    received_at = fields.DatetimeField()
+    holder = fields.CharField(max_length=200)
+    taken_at = fields.DatetimeField()
+    attempts = fields.IntField(default=0)
+
+    class Meta:
+        table = "slack_inbox"
+        indexes = (Index(fields=("taken_at",)),)

@@ -6,6 +6,11 @@ empty 200 straight away (a Claim button is acked within milliseconds; Slack give
 ack carries an answer, like the feedback modal's submission (``response_action: errors``),
 go through bolt before the response.
 
+A request acked that way is first stored (``SlackInbox``, one short insert) and deleted once
+bolt handled it: when the process dies in between, ``recover`` in another instance, or in
+this one after a restart, takes the rows not finished in ``LYRA_SLACK_RECOVER_SECONDS`` and
+handles them then (signed again, since Slack's timestamp may be stale by then).
+
 Commands go through the bus with the request's idempotency key (``slack:<team>:<trigger
 id>``, or the event id), and the answer is queued through the bus's ``respond`` in the same
 transaction: a request Slack delivers again (``X-Slack-Retry-Num``) finds its key and does
@@ -22,7 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -33,6 +38,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from adapters.slack import blocks
@@ -67,9 +73,10 @@ from lyra_bot.domain import (
     parse_outcome,
     teaser,
 )
+from lyra_bot.lease import instance_id
 from lyra_bot.logs import correlation
 from lyra_bot.logs import current as current_correlation
-from lyra_bot.models import InboundKey, Lead, SlackChannel, SlackMessage, Tenant
+from lyra_bot.models import InboundKey, Lead, SlackChannel, SlackInbox, SlackMessage, Tenant
 from lyra_bot.outbox import slack
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,9 @@ POOL_LIMIT = 20
 WORKERS = 4  # requests worked on at once, after their ack
 QUIET = 0.025  # seconds: work waits until no request came in for this long …
 MAX_DEFER = 0.25  # … but never longer than this
+KEPT_HEADERS = ("Content-Type", "X-Slack-Retry-Num", "X-Slack-Retry-Reason")  # stored with a body
+RECOVER_BATCH = 100  # stored requests taken over at once
+MAX_ATTEMPTS = 5  # a stored request that failed this often is dropped (logged)
 NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 OWNERS_ONLY = "Only the owner's staff can see the report."
 OWNERS_DECIDE = "Only the owner's staff can decide on more time."
@@ -152,6 +162,9 @@ class SlackApp:
         self._workers: list[asyncio.Task[None]] = []
         self._pending = 0  # queued or being handled
         self._last_request = 0.0
+        self.holder = settings.instance_id or instance_id()
+        self._inflight: set[int] = set()  # ids of stored requests queued or handled here
+        self._recovery: asyncio.Task[None] | None = None
         self._register()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -184,7 +197,8 @@ class SlackApp:
         if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, signature):
             return kind, web.json_response({"error": "invalid request"}, status=401)
         if _empty_ack(body):
-            self._spawn(lambda: self._dispatch(body, query, headers))
+            row_id = await self._store(body, query, headers)
+            self._spawn(lambda: self._dispatch_stored(row_id, body, query, headers))
             return kind, web.Response(status=200)
         return kind, await self._dispatch_now(body, query, headers)
 
@@ -192,7 +206,7 @@ class SlackApp:
         bolt_request = AsyncBoltRequest(body=body, query=query, headers=headers)
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
-    async def _dispatch(self, body: str, query: str, headers: Any) -> None:
+    async def _dispatch(self, body: str, query: str, headers: Any) -> int:
         response = await self.bolt.async_dispatch(
             AsyncBoltRequest(body=body, query=query, headers=headers)
         )
@@ -200,6 +214,97 @@ class SlackApp:
             log.warning("Slack request not handled: %s %s", response.status, response.body)
         else:
             log.debug("Slack request handled: %s", response.status)
+        return response.status
+
+    # --- stored requests: acked, not handled yet ---------------------------------------
+
+    async def _store(self, body: str, query: str, headers: Mapping[str, str]) -> int:
+        """Keep a verified request until it is handled (its own short transaction): an
+        insert that fails answers 500, and Slack sends the request again."""
+        now = datetime.now(UTC)
+        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+        row = await SlackInbox.create(
+            body=body,
+            query=query,
+            headers=kept,
+            received_at=now,
+            holder=self.holder,
+            taken_at=now,
+            attempts=1,
+        )
+        self._inflight.add(row.id)
+        return row.id
+
+    async def _dispatch_stored(self, row_id: int, body: str, query: str, headers: Any) -> None:
+        """Bolt handles a stored request, then its row goes. A failure of Lyra's (a 5xx,
+        the database away) leaves the row for ``recover`` to try again."""
+        try:
+            if await self._dispatch(body, query, headers) < 500:
+                await SlackInbox.filter(id=row_id).delete()
+        finally:
+            self._inflight.discard(row_id)
+
+    async def recover(self, older_than: float | None = None) -> int:
+        """Take over stored requests nobody finished within ``older_than`` seconds (default
+        ``LYRA_SLACK_RECOVER_SECONDS``) and queue them; returns how many were queued.
+
+        On PostgreSQL the rows are taken with ``FOR UPDATE SKIP LOCKED``, so two instances
+        never take the same row at once. Handling one twice is harmless anyway: every command
+        carries the request's idempotency key.
+        """
+        stale = self.settings.slack_recover_seconds if older_than is None else older_than
+        now = datetime.now(UTC)
+        async with in_transaction("default") as conn:
+            due = SlackInbox.filter(taken_at__lte=now - timedelta(seconds=stale))
+            if self._inflight:
+                due = due.exclude(id__in=list(self._inflight))
+            due = due.order_by("id").limit(RECOVER_BATCH).using_db(conn)
+            if conn.capabilities.dialect != "sqlite":
+                due = due.select_for_update(skip_locked=True)
+            rows = await due
+            if rows:
+                await (
+                    SlackInbox.filter(id__in=[row.id for row in rows])
+                    .using_db(conn)
+                    .update(holder=self.holder, taken_at=now, attempts=F("attempts") + 1)
+                )
+        queued = 0
+        for row in rows:
+            if row.attempts >= MAX_ATTEMPTS:
+                log.error("Slack request %s dropped after %d attempts", row.id, row.attempts)
+                await SlackInbox.filter(id=row.id).delete()
+                continue
+            self._inflight.add(row.id)
+            headers = self._signed(row.body, row.headers)
+            self._spawn(
+                lambda row=row, headers=headers: self._dispatch_stored(  # type: ignore[misc]
+                    row.id, row.body, row.query, headers
+                )
+            )
+            queued += 1
+        if queued:
+            log.info("%d stored Slack request(s) taken over by %s", queued, self.holder)
+        return queued
+
+    def _signed(self, body: str, kept: Mapping[str, str]) -> dict[str, str]:
+        """Headers for bolt's own check of a stored request: signed again, now."""
+        timestamp = str(int(time.time()))
+        signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
+        return {
+            **kept,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+        }
+
+    async def _recover_forever(self) -> None:
+        """Look for stored requests to take over at start and every few seconds."""
+        every = max(0.5, min(5.0, self.settings.slack_recover_seconds / 3))
+        while True:
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("taking over stored Slack requests failed")
+            await asyncio.sleep(every)
 
     async def start(self) -> None:
         """One HTTP session for every Web API call (created inside the running loop)."""
@@ -207,6 +312,8 @@ class SlackApp:
             self._session = aiohttp.ClientSession()
             self.client.session = self._session
         self._start_workers()
+        if self._recovery is None:
+            self._recovery = asyncio.create_task(self._recover_forever(), name="slack-recover")
 
     def _start_workers(self) -> None:
         if not self._workers:
@@ -221,6 +328,10 @@ class SlackApp:
         return self._pending == 0
 
     async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
         try:
             await asyncio.wait_for(self.drain(), timeout=10)
         except TimeoutError:
@@ -357,8 +468,11 @@ class SlackApp:
         """An answer outside any command (unknown user, help): queued once per request."""
         uow = UnitOfWork(SYSTEM, self.clock.now(), self.settings, self.bus.renderer)
         self._queue_answer(uow, key, where, content, tenant_id)
-        async with in_transaction("default"):
-            await uow.flush()
+        try:
+            async with in_transaction("default"):
+                await uow.flush()
+        except IntegrityError:
+            return  # queued already: the same request, handled again
         for callback in self.bus.after_commit:
             callback(uow)
 

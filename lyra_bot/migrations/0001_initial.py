@@ -49,6 +49,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='SlackInbox',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('body', fields.TextField(unique=False)),
+                ('query', fields.TextField(default='', unique=False)),
+                ('headers', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('received_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('holder', fields.CharField(max_length=200)),
+                ('taken_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('attempts', fields.IntField(default=0)),
+            ],
+            options={'table': 'slack_inbox', 'app': 'models', 'indexes': [Index(fields=['taken_at'])], 'pk_attr': 'id', 'table_description': 'A Slack request acked with an empty 200 and not handled yet (deleted once handled).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Tenant',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),

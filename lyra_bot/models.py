@@ -630,7 +630,7 @@ class SlackInbox(Model):
     the next start) takes over rows whose holder has not finished them in time.
     """
 
-    id = fields.BigIntField(primary_key=True)
+    id = fields.UUIDField(primary_key=True)
     body = fields.TextField()
     query = fields.TextField(default="")
     headers = fields.JSONField(default=dict)

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -92,6 +92,7 @@ NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 OWNERS_ONLY = "Only the owner's staff can see the report."
 OWNERS_DECIDE = "Only the owner's staff can decide on more time."
 PARTNERS_ONLY = "Only partner users can do this."
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,9 @@ class SlackApp:
         self._pending = 0  # queued or being handled
         self._last_request = 0.0
         self.holder = settings.instance_id or instance_id()
-        self._inflight: set[int] = set()  # ids of stored requests queued or handled here
+        self._inflight: set[uuid.UUID] = set()  # stored requests queued or handled here
+        self._stores = GroupCommit(SlackInbox.bulk_create)
+        self._deletes = GroupCommit(_delete_rows)
         self._recovery: asyncio.Task[None] | None = None
         self._register()
 
@@ -218,12 +221,14 @@ class SlackApp:
 
     # --- stored requests: acked, not handled yet ---------------------------------------
 
-    async def _store(self, body: str, query: str, headers: Mapping[str, str]) -> int:
-        """Keep a verified request until it is handled (its own short transaction): an
-        insert that fails answers 500, and Slack sends the request again."""
+    async def _store(self, body: str, query: str, headers: Mapping[str, str]) -> uuid.UUID:
+        """Keep a verified request until it is handled: requests that arrive together are
+        inserted in one short transaction (a burst of clicks waits for a few commits, not
+        one each). An insert that fails answers 500, and Slack sends the request again."""
         now = datetime.now(UTC)
         kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-        row = await SlackInbox.create(
+        row = SlackInbox(
+            id=uuid.uuid4(),
             body=body,
             query=query,
             headers=kept,
@@ -233,14 +238,21 @@ class SlackApp:
             attempts=1,
         )
         self._inflight.add(row.id)
+        try:
+            await self._stores.add(row)
+        except BaseException:
+            self._inflight.discard(row.id)
+            raise
         return row.id
 
-    async def _dispatch_stored(self, row_id: int, body: str, query: str, headers: Any) -> None:
+    async def _dispatch_stored(
+        self, row_id: uuid.UUID, body: str, query: str, headers: Any
+    ) -> None:
         """Bolt handles a stored request, then its row goes. A failure of Lyra's (a 5xx,
         the database away) leaves the row for ``recover`` to try again."""
         try:
             if await self._dispatch(body, query, headers) < 500:
-                await SlackInbox.filter(id=row_id).delete()
+                await self._deletes.add(row_id)
         finally:
             self._inflight.discard(row_id)
 
@@ -320,8 +332,9 @@ class SlackApp:
             self._workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
 
     async def drain(self) -> None:
-        """Wait until every request acked so far has been handled."""
+        """Wait until every request acked so far has been handled (and its row deleted)."""
         await self._queue.join()
+        await self._deletes.idle()
 
     @property
     def idle(self) -> bool:
@@ -880,6 +893,46 @@ class SlackApp:
             return blocks.home_unknown(week.message)
         _, summary = slack_summary(self.bus.renderer, week.data["view"], tenant.locale)
         return blocks.home_owner(summary)
+
+
+class GroupCommit(Generic[T]):
+    """Items written together: ``add`` returns once its item is written, in one call of
+    ``write`` with every item added while the previous call ran (a group commit)."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[Any]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[T, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(self, item: T) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def idle(self) -> None:
+        """Until everything added so far is written (or failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([item for item, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+async def _delete_rows(ids: list[uuid.UUID]) -> None:
+    await SlackInbox.filter(id__in=ids).delete()
 
 
 # Request types whose ack carries an answer. They are named in the raw body, literally

@@ -5,6 +5,7 @@ from json import dumps, loads
 from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
 from lyra_bot.models import SlackMessageStatus, default_reminder_hours, default_work_days
 from tortoise.fields.base import OnDelete
+from uuid import uuid4
 from tortoise import fields
 from tortoise.indexes import Index
 
@@ -51,7 +52,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='SlackInbox',
             fields=[
-                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
                 ('body', fields.TextField(unique=False)),
                 ('query', fields.TextField(default='', unique=False)),
                 ('headers', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),

@@ -259,7 +259,9 @@ async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
         for i, _body in clicks:
             if web_n + imap_n <= i < 50:
                 assert claims.get(w.refs[i]) == [ids[f"p{i}"]], (w.refs[i], claims.get(w.refs[i]))
-        answers = OutboxMessage.filter(kind="slack.answer", dedupe_key__endswith=":answer")
+        answers = OutboxMessage.filter(kind="slack.answer", dedupe_key__endswith=":answer").exclude(
+            dedupe_key__endswith=":similar:answer"
+        )  # leads like one taken: a second answer
         answered = [p["args"]["user"] for p in await answers.values_list("payload", flat=True)]
         assert sorted(answered) == sorted(w.slack_ids[i] for i, _ in clicks), answered
         late = [n for n in range(len(clicks)) if 0 <= killed_at[0] - accepted[f"click{n}"][1] < 1]

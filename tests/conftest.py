@@ -37,12 +37,15 @@ STORES = ["sqlite", "postgres"]
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``pg_only`` run on PostgreSQL alone (their SQLite variant is deselected);
-    tests marked ``faults`` (real processes killed and servers restarted) run last."""
+    tests marked ``faults`` (real processes killed and servers restarted) run last, all on
+    one xdist worker, one after another."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("pg_only") else keep).append(item)
+        if item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.xdist_group("faults"))
     if drop:
         config.hook.pytest_deselected(items=drop)
     keep.sort(key=lambda item: item.get_closest_marker("faults") is not None)  # stable

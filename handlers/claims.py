@@ -28,6 +28,25 @@ from lyra_bot.domain import (
     is_entitled,
 )
 from lyra_bot.models import Claim, Lead, LeadHide
+from lyra_bot.prepared import Prepared
+
+# The claim path's queries, built once (see lyra_bot.prepared).
+_HOLDS = Prepared(
+    lambda p: Claim.filter(
+        lead_id=p.lead_id, partner_id=p.partner_id, state=ClaimState.ACTIVE
+    ).exists()
+)
+_HIDDEN = Prepared(
+    lambda p: (
+        LeadHide.filter(lead_id=p.lead_id, partner_id=p.partner_id, until__gt=p.now)
+        .only("until")
+        .limit(1)
+    )
+)
+_HELD = Prepared(lambda p: Claim.filter(partner_id=p.partner_id, state=ClaimState.ACTIVE).count())
+_TAKE = Prepared(
+    lambda p: Lead.filter(id=p.id, status=LeadStatus.OPEN).update(status=LeadStatus.CLAIMED)
+)
 
 
 @handles(ClaimLead)
@@ -37,8 +56,8 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     lead = await lead_by_ref(actor.tenant_id, cmd.lead_ref)
     # Most refused claims are races for a lead that just went: answer those from the lead row.
     if lead.status != LeadStatus.OPEN:
-        if lead.status == LeadStatus.CLAIMED and await Claim.exists(
-            lead_id=lead.id, partner_id=actor.partner_id, state=ClaimState.ACTIVE
+        if lead.status == LeadStatus.CLAIMED and await _HOLDS.exists(
+            lead_id=lead.id, partner_id=actor.partner_id
         ):
             raise AlreadyYours(f"You already hold {lead.ref}.", ref=lead.ref)
         if lead.status in (LeadStatus.CLAIMED, LeadStatus.CLOSED):
@@ -56,7 +75,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         )
     if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
         raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
-    hide = await LeadHide.filter(lead_id=lead.id, partner_id=partner.id, until__gt=uow.now).first()
+    hide = await _HIDDEN.first(lead_id=lead.id, partner_id=partner.id, now=uow.now)
     if hide is not None:
         raise NotEntitled(
             f"You gave {lead.ref} back or let it lapse; others get a turn until "
@@ -64,7 +83,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
             ref=lead.ref,
             until=hide.until,
         )
-    held = await Claim.filter(partner_id=partner.id, state=ClaimState.ACTIVE).count()
+    held = await _HELD.scalar(partner_id=partner.id)
     if held >= tenant.cap_open_claims:
         raise OverCap(
             f"Your partner already holds {held} lead(s) awaiting feedback (the limit is "
@@ -75,7 +94,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         )
 
     # The claim itself: one conditional update. Exactly one concurrent caller changes the row.
-    won = await Lead.filter(id=lead.id, status=LeadStatus.OPEN).update(status=LeadStatus.CLAIMED)
+    won = await _TAKE.update(id=lead.id)
     if won != 1:
         raise LeadTaken(f"{lead.ref} has just been taken.", ref=lead.ref)
     lead.status = LeadStatus.CLAIMED

@@ -10,6 +10,17 @@ from lyra_bot.commands import Actor, Role
 from lyra_bot.db import dialect
 from lyra_bot.domain import Forbidden, UnknownLead, normalize_ref
 from lyra_bot.models import Lead, Partner, Tenant, User
+from lyra_bot.prepared import Prepared
+
+_LOCK_PARTNER = Prepared(lambda p: Partner.filter(id=p.id).select_for_update().only("id"))
+_PARTNER_USER = Prepared(
+    lambda p: (
+        User.filter(id=p.id, tenant_id=p.tenant_id, partner_id=p.partner_id)
+        .select_related("partner", "tenant")
+        .limit(1)
+    )
+)
+_LEAD = Prepared(lambda p: Lead.filter(tenant_id=p.tenant_id, ref=p.ref).limit(1))
 
 
 def require(actor: Actor, *roles: Role) -> None:
@@ -44,11 +55,9 @@ async def partner_context(actor: Actor, *, lock: bool = False) -> tuple[Tenant, 
     """
     require(actor, Role.PARTNER)
     if lock and dialect() == "postgres":
-        await Partner.filter(id=actor.partner_id).select_for_update().only("id")
-    user = (
-        await User.filter(id=actor.user_id, tenant_id=actor.tenant_id, partner_id=actor.partner_id)
-        .select_related("partner", "tenant")
-        .first()
+        await _LOCK_PARTNER.rows(id=actor.partner_id)
+    user = await _PARTNER_USER.first(
+        id=actor.user_id, tenant_id=actor.tenant_id, partner_id=actor.partner_id
     )
     if user is None or not user.active or not user.partner.active:
         raise Forbidden("This partner account is not active.")
@@ -59,7 +68,7 @@ async def lead_by_ref(tenant: Tenant | int, raw_ref: str) -> Lead:
     """The tenant's lead with this reference (``l1042`` and ``1042`` mean ``L-1042``)."""
     ref = normalize_ref(raw_ref)
     tenant_id = tenant if isinstance(tenant, int) else tenant.id
-    lead = await Lead.get_or_none(tenant_id=tenant_id, ref=ref)
+    lead = await _LEAD.first(tenant_id=tenant_id, ref=ref)
     if lead is None:
         raise UnknownLead(f"There is no lead {ref}.", ref=ref)
     return lead

@@ -26,6 +26,7 @@ from lyra_bot.db import try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.prepared import insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
 from lyra_bot.render import Renderer
@@ -136,7 +137,8 @@ class UnitOfWork:
             await AuditEvent.bulk_create(self.events, batch_size=500)
         self.events = []
         if self.outbox:
-            await OutboxMessage.bulk_create(self.outbox, batch_size=500, ignore_conflicts=True)
+            for start in range(0, len(self.outbox), 500):
+                await insert_skipping_duplicates(self.outbox[start : start + 500])
             self.queued += len(self.outbox)
             self.outbox = []
 

@@ -15,6 +15,7 @@ the common clients are removed with ``lxml``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -33,6 +34,23 @@ from inscriptis.model.config import ParserConfig
 from lxml import etree
 
 log = logging.getLogger(__name__)
+
+_REGISTRY = HeaderRegistry()
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_header(name: str, value: str) -> BaseHeader:
+    return _REGISTRY(name, value)
+
+
+def _header_factory(name: str, value: str) -> BaseHeader:
+    """``policy.default``'s header objects, cached: the parser itself reads Content-Type four
+    times per part and each read parses it afresh (most of a small mail's parse time).
+    Header objects are immutable, so equal raw values can share one."""
+    return _cached_header(name, value) if len(value) <= 2000 else _REGISTRY(name, value)
+
+
+POLICY = policy.default.clone(header_factory=_header_factory)
 
 MARKER = "##- Lyra -##"
 _MARKER_RE = re.compile(r"##-\s*Lyra\s*-##", re.IGNORECASE)
@@ -155,7 +173,7 @@ class ParsedMail:
 def read_mail(raw: bytes, own_addresses: set[str] | frozenset[str] = frozenset()) -> ParsedMail:
     """Parse raw RFC 822 bytes. Never raises: what cannot be read is left empty."""
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=POLICY).parsebytes(raw)
     except Exception:  # the parser is meant not to raise; a defect here must not stop us
         log.exception("could not parse an inbound mail")
         return ParsedMail(message_id=synthetic_id(raw), size=len(raw), problems=["unparseable"])
@@ -356,7 +374,7 @@ def read_bounce(msg: Message) -> Bounce:
             if isinstance(inner, list) and inner:
                 bounce.original_id = _first_id(_header(inner[0], "Message-ID"))
         elif ctype == "text/rfc822-headers" and not bounce.original_id:
-            headers = HeaderParser(policy=policy.default).parsestr(_part_text(part))
+            headers = HeaderParser(policy=POLICY).parsestr(_part_text(part))
             bounce.original_id = _first_id(_header(headers, "Message-ID"))
     bounce.hard = bool(bounce.recipients)
     return bounce

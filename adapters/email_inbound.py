@@ -41,11 +41,15 @@ from lyra_bot.domain import REF_PREFIX, DomainError, TokenExpired
 from lyra_bot.logs import correlation
 from lyra_bot.models import Claim, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, mail_domain
+from lyra_bot.prepared import Prepared
 from lyra_bot.render import one_line, pick_locale
 
 log = logging.getLogger(__name__)
 
 TENANT_CACHE_SECONDS = 60.0
+# Every reply's identity lookups, built once (see lyra_bot.prepared).
+_USER = Prepared(lambda p: User.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
+_LEAD = Prepared(lambda p: Lead.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
 _REPLY_PREFIXES = ("re:", "aw:", "antw:", "ré:", "réf:", "sv:", "wg:", "fw:", "fwd:", "tr:")
 
 
@@ -274,13 +278,13 @@ class MailProcessor:
         if token.kind == "u":
             # Plain lookups (no joins): this runs for every reply. The partner row is read
             # only when an answer needs its name or language (``_complete``).
-            user = await User.get_or_none(id=token.subject_id, tenant_id=token.tenant_id)
+            user = await _USER.first(id=token.subject_id, tenant_id=token.tenant_id)
             if user is None or user.email.lower() != sender or user.partner_id is None:
                 return None
             tenant = await self._tenant(token.tenant_id)
             lead = None
             if token.lead_id is not None:
-                lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
+                lead = await _LEAD.first(id=token.lead_id, tenant_id=tenant.id)
             return Identity("u", tenant, user=user, lead=lead)
         tenant = await Tenant.get_or_none(id=token.tenant_id)
         if tenant is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from tortoise.functions import Count
+
 from handlers import notify
 from lyra_bot.bus import UnitOfWork
 from lyra_bot.business_time import calendar_of
@@ -32,18 +34,27 @@ async def apply_lapse_policy(uow: UnitOfWork, lapsed: Iterable[Claim]) -> list[P
     for tenant_id, ids in partner_ids.items():
         tenant = tenants[tenant_id]
         partners = await Partner.filter(id__in=sorted(ids), tenant_id=tenant_id)
-        ended = await Claim.filter(
-            partner_id__in=sorted(ids), state=ClaimState.EXPIRED, ended_at__gte=since
-        ).values_list("partner_id", "ended_at")
-        counts: Counter[int] = Counter()
-        starts = {p.id: p.paused_at for p in partners}
-        for partner_id, ended_at in ended:
-            start = starts.get(partner_id)
-            if start is None or ended_at > start:
-                counts[partner_id] += 1
+        # Counted by the database: a long sweep pauses as it goes, and reading every lapse
+        # of the window back for each batch made the sweep quadratic in its length.
+        counts: Counter[int] = Counter(
+            dict(
+                await Claim.filter(
+                    partner_id__in=sorted(ids), state=ClaimState.EXPIRED, ended_at__gte=since
+                )
+                .annotate(n=Count("id"))
+                .group_by("partner_id")
+                .values_list("partner_id", "n")
+            )
+        )
         for partner in partners:
             if partner.paused_until is not None and partner.paused_until > uow.now:
                 continue
+            start = partner.paused_at
+            if start is not None and start >= since and counts[partner.id] >= tenant.lapse_limit:
+                # an earlier pause began inside the window: only lapses after it count
+                counts[partner.id] = await Claim.filter(
+                    partner_id=partner.id, state=ClaimState.EXPIRED, ended_at__gt=start
+                ).count()
             if counts[partner.id] < tenant.lapse_limit:
                 continue
             until = calendar_of(tenant).shift(uow.now, days=tenant.lapse_pause_days)

@@ -9,6 +9,7 @@ from handlers import (  # noqa: F401
     digests,
     extensions,
     feedback,
+    housekeeping,
     inbound,
     leads,
     lifecycle,

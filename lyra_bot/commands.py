@@ -389,6 +389,14 @@ class PurgeExpiredPersonalData(Sweep):
 
 
 @dataclass(frozen=True)
+class PruneInboundKeys(Sweep):
+    """Forget idempotency keys older than ``LYRA_INBOUND_KEY_DAYS`` (re-deliveries come
+    within minutes or hours; the table would otherwise grow with every message)."""
+
+    batch: int = 5000
+
+
+@dataclass(frozen=True)
 class ExportCustomerData(Command):
     """Everything Lyra holds about one customer (a data subject access request)."""
 

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     imap_lease_seconds: float = 30.0
     inbound_webhook_secret: SecretStr | None = None
     inbound_max_bytes: int = 10 * 1024 * 1024
+    # Days an inbound message's idempotency key (mail, Slack request, API Idempotency-Key)
+    # is kept; a re-delivery within them is answered as a duplicate
+    inbound_key_days: int = Field(30, ge=1)
 
     # Outbox worker
     outbox_poll_seconds: float = 1.0

@@ -496,6 +496,7 @@ class InboundKey(Model):
 
     class Meta:
         table = "inbound_key"
+        indexes = (Index(fields=("created_at",)),)
 
 
 class MailBounce(Model):

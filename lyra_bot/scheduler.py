@@ -29,6 +29,7 @@ from lyra_bot.commands import (
     Actor,
     CustomerContactCheck,
     ExpireOverdue,
+    PruneInboundKeys,
     PurgeExpiredPersonalData,
     SendOwnerReports,
     SendReminders,
@@ -89,6 +90,12 @@ JOBS: tuple[Job, ...] = (
         PurgeExpiredPersonalData,
         timedelta(hours=6),
         "Erase customer data of leads closed longer ago than the tenant's retention.",
+    ),
+    Job(
+        "prune-inbound-keys",
+        PruneInboundKeys,
+        timedelta(hours=6),
+        "Forget idempotency keys of inbound messages older than LYRA_INBOUND_KEY_DAYS.",
     ),
     Job(
         "owner-report",

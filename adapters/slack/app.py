@@ -631,7 +631,26 @@ class SlackApp:
         clicked: SlackMessage | None,
         from_home: bool = False,
     ) -> None:
-        """Open the feedback modal (``views.open`` needs the trigger within 3 s of the click)."""
+        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
+            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or "", "h": int(from_home)}
+            return blocks.feedback_modal(teaser(lead), tenant.currency, json.dumps(meta))
+
+        failed = "Lyra could not open the feedback form. Try `/lyra feedback {ref}` again."
+        await self._open_lead_modal(body, person, raw_ref, where, hint, clicked, view, failed)
+
+    async def _open_lead_modal(
+        self,
+        body: Mapping[str, Any],
+        person: SlackPerson,
+        raw_ref: str,
+        where: Where,
+        hint: int | None,
+        clicked: SlackMessage | None,
+        view: Callable[[Tenant, Lead], dict[str, Any]],
+        failed: str,
+    ) -> None:
+        """Open a partner's modal about one lead (``views.open`` needs the trigger within 3 s
+        of the click); ``failed`` (with ``{ref}``) answers when Slack will not open it."""
         key = request_key(body)
         if not await self._first_delivery(key):
             return
@@ -649,19 +668,11 @@ class SlackApp:
             await self._say(key, where, exc.message, actor.tenant_id)
             return
         tenant = await Tenant.get(id=actor.tenant_id)
-        ref = lead.ref
-        meta = {"t": tenant.id, "l": lead.id, "c": where.channel or "", "h": int(from_home)}
-        view = blocks.feedback_modal(teaser(lead), tenant.currency, json.dumps(meta))
         try:
-            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view(tenant, lead))
         except SlackApiError as exc:
             log.warning("views.open failed: %s", slack_error(exc))
-            await self._say(
-                key,
-                where,
-                f"Lyra could not open the feedback form. Try `/lyra feedback {ref}` again.",
-                tenant.id,
-            )
+            await self._say(key, where, failed.format(ref=lead.ref), tenant.id)
 
     async def _on_feedback_submit(self, ack: Any, body: dict[str, Any]) -> None:
         view = body.get("view") or {}
@@ -714,38 +725,20 @@ class SlackApp:
         person = SlackPerson.from_body(body)
         action = (body.get("actions") or [{}])[0]
         where = Where(person.user_id, _channel_of(body))
-        key = request_key(body)
-        if not await self._first_delivery(key):
-            return
         hint = await self._channel_tenant(where.channel)
-        actor = await self._checked(
-            await identify(person, self.client, self.bus, hint), key, where, None
-        )
-        if actor is None:
-            return
-        if actor.role != Role.PARTNER:
-            await self._say(key, where, PARTNERS_ONLY, actor.tenant_id)
-            return
-        try:
-            lead = await lead_by_ref(actor.tenant_id or 0, str(action.get("value") or ""))
-        except DomainError as exc:
-            await self._say(key, where, exc.message, actor.tenant_id)
-            return
-        tenant = await Tenant.get(id=actor.tenant_id)
-        meta = {"t": tenant.id, "l": lead.id, "c": where.channel or ""}
-        view = blocks.extension_modal(
-            teaser(lead), tenant.extension_max_days, tenant.extension_auto_days, json.dumps(meta)
-        )
-        try:
-            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
-        except SlackApiError as exc:
-            log.warning("views.open failed: %s", slack_error(exc))
-            await self._say(
-                key,
-                where,
-                f"Lyra could not open the form. Reply EXTEND {lead.ref} <days> to any Lyra mail.",
-                tenant.id,
+
+        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
+            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or ""}
+            return blocks.extension_modal(
+                teaser(lead),
+                tenant.extension_max_days,
+                tenant.extension_auto_days,
+                json.dumps(meta),
             )
+
+        failed = "Lyra could not open the form. Reply EXTEND {ref} <days> to any Lyra mail."
+        raw_ref = str(action.get("value") or "")
+        await self._open_lead_modal(body, person, raw_ref, where, hint, None, view, failed)
 
     async def _on_extend_submit(self, ack: Any, body: dict[str, Any]) -> None:
         """The modal sent: ``RequestExtension`` through the bus; refusals show in the modal."""

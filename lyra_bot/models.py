@@ -330,6 +330,8 @@ class OutboxMessage(Model):
     dedupe_key = fields.CharField(max_length=200, unique=True)
     # customer data this message hands to a person: logged as a Disclosure when it is sent
     discloses = fields.JSONField(null=True)
+    # the correlation id of the request, mail or job that wrote it (its delivery logs carry it)
+    correlation_id = fields.CharField(max_length=64, null=True)
     message_id = fields.CharField(max_length=250)
     status = fields.CharEnumField(OutboxStatus, default=OutboxStatus.PENDING, max_length=16)
     attempts = fields.IntField(default=0)

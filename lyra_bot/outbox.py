@@ -36,6 +36,7 @@ from lyra_bot.config import Settings
 from lyra_bot.db import dialect
 from lyra_bot.domain import InvalidInput, OutboxStatus
 from lyra_bot.logs import correlation
+from lyra_bot.logs import current as current_correlation
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import Disclosure, OutboxMessage, Tenant
 from lyra_bot.privacy import fields_shown
@@ -189,6 +190,7 @@ def mail(
         status=OutboxStatus.PENDING,
         next_attempt_at=uow.now,
         created_at=uow.now,
+        correlation_id=(current_correlation() or "")[:64] or None,
     )
     uow.enqueue(message)
     return message
@@ -223,6 +225,7 @@ def slack(
         status=OutboxStatus.PENDING,
         next_attempt_at=uow.now,
         created_at=uow.now,
+        correlation_id=(current_correlation() or "")[:64] or None,
     )
     uow.enqueue(message)
     return message
@@ -383,7 +386,8 @@ class OutboxWorker:
         """Hand one row to its transport; a failure is recorded here, a success by the caller."""
         transport = self.transports[row.channel]
         name = getattr(transport, "name", row.channel)
-        with correlation(f"outbox-{row.id}"):
+        origin = f"{row.correlation_id}/" if row.correlation_id else ""
+        with correlation(f"{origin}outbox-{row.id}"):
             try:
                 await transport.send(row)
             except Exception as exc:

@@ -115,9 +115,16 @@ async def test_mail_claim_logs_json_with_the_request_id_and_no_contact_data(
     assert any(
         "inbound mail via webhook: accepted (customer)" in r["message"] for r in by_id["customer"]
     )
-    # the dead customer mail is logged under its delivery's id, the address redacted
+    # each delivery is logged under its own id, prefixed by the id of the request that wrote
+    # the message: the claim's mails (one refused by the server: dead) trace back to it
+    delivered = [r for r in records if " delivered via " in r["message"]]
+    claim_mails = [r for r in delivered if "(claim." in r["message"]]
+    assert len(claim_mails) == 2  # owner and partner; the customer's is refused
+    assert all(r["correlation_id"].startswith(f"{ids['claim']}/outbox-") for r in claim_mails)
     dead = [r for r in records if "is dead" in r["message"]]
-    assert dead and all(r["correlation_id"].startswith("outbox-") for r in dead)
+    customer_mail = [r for r in dead if "(claim.customer)" in r["message"]]
+    assert customer_mail and customer_mail[0]["correlation_id"].startswith(f"{ids['claim']}/")
+    assert all(r["correlation_id"].split("/outbox-")[0] in ids.values() for r in dead)
     assert all("[email]" in r["message"] for r in dead)
     jobs = [r for r in records if r["message"].startswith("ExpireOverdue")]
     assert jobs and all(r["correlation_id"].startswith("job-expire-overdue-") for r in jobs)

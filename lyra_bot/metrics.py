@@ -125,6 +125,13 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self.slack_recovered = Counter(
+            "lyra_slack_recovered",
+            "Stored Slack requests taken over after their holder did not finish them "
+            "(queued again, or dropped after too many attempts).",
+            ["outcome"],
+            registry=r,
+        )
         self.http = Histogram(
             "lyra_http_request_duration_seconds",
             "HTTP requests by route, method and status.",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from adapters.slack.app import SlackApp
+from adapters.slack.app import MAX_ATTEMPTS, SlackApp
 from lyra_bot.models import Claim, Lead, SlackInbox
 from tests.slack_harness import ALPINE_CHANNEL, Slack, slack  # noqa: F401
 
@@ -61,6 +61,8 @@ async def test_click_acked_before_a_crash_is_handled_once_by_the_next_process(sl
         assert app.holder != slack.app.holder
         assert await app.recover() == 0  # not yet: its holder may still be working on it
         assert await app.recover(older_than=0) == 1
+        recovered = app.bus.metrics.registry.get_sample_value
+        assert recovered("lyra_slack_recovered_total", {"outcome": "queued"}) == 1
         await settle(slack, app)
         assert await Claim.filter(lead_id=lead.id).count() == 1
         [answer] = slack.ephemerals_to("U0MIA")
@@ -122,3 +124,26 @@ async def test_a_request_bolt_failed_on_stays_stored_for_another_try(slack):  # 
     lead = await Lead.get(ref="L-1001", tenant_id=slack.world.tenant_id)
     assert await Claim.filter(lead_id=lead.id).count() == 1
     assert len(slack.ephemerals_to("U0MIA")) == 1
+
+
+async def test_a_request_that_keeps_failing_is_dropped_and_counted(slack):  # noqa: F811
+    await slack.digests()
+    body = slack.sender.action_body("U0MIA", "lyra.claim", "L-1001", channel=ALPINE_CHANNEL)
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    await SlackInbox.create(
+        body=body,
+        query="",
+        headers={"Content-Type": FORM},
+        received_at=long_ago,
+        holder="dead-instance",
+        taken_at=long_ago,
+        attempts=MAX_ATTEMPTS,  # taken and failed this often already
+    )
+    assert await slack.app.recover() == 0
+    await slack.settle()
+    assert await SlackInbox.all().count() == 0
+    lead = await Lead.get(ref="L-1001", tenant_id=slack.world.tenant_id)
+    assert not await Claim.filter(lead_id=lead.id).exists()
+    value = slack.app.bus.metrics.registry.get_sample_value
+    assert value("lyra_slack_recovered_total", {"outcome": "dropped"}) == 1
+    assert value("lyra_slack_recovered_total", {"outcome": "queued"}) in (None, 0)

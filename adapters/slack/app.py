@@ -285,6 +285,7 @@ class SlackApp:
             if row.attempts >= MAX_ATTEMPTS:
                 log.error("Slack request %s dropped after %d attempts", row.id, row.attempts)
                 await SlackInbox.filter(id=row.id).delete()
+                self.bus.metrics.slack_recovered.labels("dropped").inc()
                 continue
             self._inflight.add(row.id)
             headers = self._signed(row.body, row.headers)
@@ -295,6 +296,7 @@ class SlackApp:
             )
             queued += 1
         if queued:
+            self.bus.metrics.slack_recovered.labels("queued").inc(queued)
             log.info("%d stored Slack request(s) taken over by %s", queued, self.holder)
         return queued
 

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.common import require, tenant_of
-from lyra_bot.bus import Reply, UnitOfWork, handles
+from lyra_bot.bus import Reply, UnitOfWork, handles, prepares
 from lyra_bot.business_time import parse_clock
 from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport
 from lyra_bot.models import AuditEvent, Tenant
@@ -68,12 +68,46 @@ def due_week(tenant: Tenant, now: datetime) -> tuple[Period, datetime] | None:
     return week_containing(day - timedelta(days=7), zone), moment
 
 
+@prepares(SendOwnerReports)
+async def prepare_owner_reports(
+    cmd: SendOwnerReports, actor: Actor, uow: UnitOfWork
+) -> dict[tuple[int, str], tuple[Report, bytes]]:
+    """Before the sweep's transaction: compute the due reports and draw their charts (seconds
+    for a large tenant, which on SQLite would otherwise hold every claim back)."""
+    require(actor, Role.SYSTEM, Role.OWNER)
+    ready = {}
+    for tenant, week in (await _due_reports(actor, uow))[: cmd.batch]:
+        report = await build_report(tenant, week, uow.now)
+        ready[(tenant.id, week.label)] = (report, await chart_png(report))
+    return ready
+
+
 @handles(SendOwnerReports)
 async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWork) -> Reply:
     """Sweep: every tenant whose report day and time have passed gets last week's report once
-    (a service that was down sends it late, and only the latest week's). Each report is
-    computed and its chart drawn inside the sweep's transaction, so few go in one batch."""
+    (a service that was down sends it late, and only the latest week's). The reports come
+    ready from ``prepare_owner_reports``; which are due is checked again here, under the
+    sweep's lock, so a report another instance sent meanwhile is not sent twice."""
     require(actor, Role.SYSTEM, Role.OWNER)
+    todo = await _due_reports(actor, uow)
+    ready = uow.prepared or {}
+    done = []
+    for tenant, week in todo[: cmd.batch]:
+        report, png = ready.get((tenant.id, week.label)) or (None, None)
+        if report is None:  # due since the preparation: computed here
+            report = await build_report(tenant, week, uow.now)
+        await queue_report(uow, tenant, report, png)
+        done.append(f"{tenant.slug} {week.label}")
+    return Reply(
+        True,
+        "reports_sent",
+        f"Sent {len(done)} weekly report(s)" + (f": {', '.join(done)}." if done else "."),
+        {"count": len(done), "sent": done, "more": len(todo) > cmd.batch},
+    )
+
+
+async def _due_reports(actor: Actor, uow: UnitOfWork) -> list[tuple[Tenant, Period]]:
+    """(tenant, week) of every report due by now and not sent yet."""
     query = Tenant.filter(report_day__isnull=False)
     if actor.tenant_id is not None:
         query = query.filter(id=actor.tenant_id)
@@ -90,21 +124,11 @@ async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWor
             "tenant_id", "at"
         )
     )
-    todo = [
+    return [
         (t, week)
         for t, week in due
         if (t.id, week.label) not in sent and (t.id not in added or week.end > added[t.id])
     ]
-    done = []
-    for tenant, week in todo[: cmd.batch]:
-        await queue_report(uow, tenant, await build_report(tenant, week, uow.now))
-        done.append(f"{tenant.slug} {week.label}")
-    return Reply(
-        True,
-        "reports_sent",
-        f"Sent {len(done)} weekly report(s)" + (f": {', '.join(done)}." if done else "."),
-        {"count": len(done), "sent": done, "more": len(todo) > cmd.batch},
-    )
 
 
 async def _already_sent(tenant_ids: list[int], now: datetime) -> set[tuple[int, str]]:
@@ -117,13 +141,16 @@ async def _already_sent(tenant_ids: list[int], now: datetime) -> set[tuple[int, 
     return {(tenant_id, (data or {}).get("week", "")) for tenant_id, data in rows}
 
 
-async def queue_report(uow: UnitOfWork, tenant: Tenant, report: Report) -> dict[str, Any]:
-    """Queue one report: the mail with its chart inline, and the summary in Slack when the
-    tenant's owner channel is linked; audited as ``report.sent``."""
+async def queue_report(
+    uow: UnitOfWork, tenant: Tenant, report: Report, png: bytes | None = None
+) -> dict[str, Any]:
+    """Queue one report: the mail with its chart inline (``png``, else drawn now), and the
+    summary in Slack when the tenant's owner channel is linked; audited as ``report.sent``."""
     view = report_context(report, uow.settings.report_max_partners)
     label = report.period.label
     cid = content_id(uow.settings, "chart")
-    png = await chart_png(report)
+    if png is None:
+        png = await chart_png(report)
     mail(
         uow,
         tenant_id=tenant.id,

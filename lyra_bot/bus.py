@@ -67,6 +67,7 @@ Responder = Callable[[Reply, "UnitOfWork"], Awaitable[None]]
 """Answers the sender of one dispatch (e.g. a reply mail), inside the command's transaction."""
 
 _HANDLERS: dict[type[Command], Handler] = {}
+_PREPARERS: dict[type[Command], Handler] = {}
 
 
 def handles(command_type: type[C]) -> Callable[[Handler], Handler]:
@@ -76,6 +77,19 @@ def handles(command_type: type[C]) -> Callable[[Handler], Handler]:
         if command_type in _HANDLERS:
             raise RuntimeError(f"{command_type.__name__} already has a handler")
         _HANDLERS[command_type] = fn
+        return fn
+
+    return register
+
+
+def prepares(command_type: type[C]) -> Callable[[Handler], Handler]:
+    """Register ``fn`` to run before ``command_type``'s transaction, its result in
+    ``uow.prepared``: slow reads and drawing that must not hold the write lock (on SQLite it
+    is the whole database's). The handler, inside the transaction, re-checks what may have
+    changed in between and uses what was prepared."""
+
+    def register(fn: Handler) -> Handler:
+        _PREPARERS[command_type] = fn
         return fn
 
     return register
@@ -98,6 +112,7 @@ class UnitOfWork:
     queued: int = 0  # outbox rows written by this unit of work
     rate_limits: RateLimits | None = None  # the process's counters (claims per minute)
     event_counts: Tally[str] = field(default_factory=Tally)  # audit events written, by kind
+    prepared: Any = None  # what the command's preparer made outside the transaction
 
     def audit(
         self,
@@ -222,6 +237,9 @@ class Bus:
             except DomainError as exc:
                 return Reply.error(exc)
         try:
+            prepare = _PREPARERS.get(type(cmd))
+            if prepare is not None:
+                uow.prepared = await prepare(cmd, actor, uow)
             async with in_transaction("default") as connection:
                 if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
                     connection, f"lyra.sweep.{cmd.kind}"

@@ -4,6 +4,7 @@ Content-ID; the PNG decodes; three locales with their number and date formats.""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import re
@@ -15,6 +16,7 @@ from babel.dates import format_interval
 from babel.numbers import format_currency, format_percent
 from PIL import Image
 
+import handlers.reports
 from lyra_bot import commands as c
 from lyra_bot.app import bootstrap
 from lyra_bot.models import AuditEvent, OutboxMessage, Tenant
@@ -69,6 +71,38 @@ async def test_the_report_goes_out_at_the_tenants_day_and_time_once(services, cl
     assert third.count == 1 and third.message.endswith(": acme 2026-W47.")
     globex = OutboxMessage.filter(kind="report.owner", tenant_id=world.other_tenant_id)
     assert await globex.count() == 2  # weeks 45 and 46, none after reports were turned off
+
+
+async def test_writes_go_on_while_the_report_is_computed_and_drawn(services, clock, monkeypatch):
+    """The report is built and its chart drawn before the sweep's transaction: on SQLite that
+    transaction holds the only write lock, and a large tenant's report takes seconds."""
+    world = await build_history(services, clock, second_week=False)
+    clock.set(at(9, 7, 0))
+    drawing, written, added = asyncio.Event(), asyncio.Event(), []
+
+    async def owner_adds_a_lead() -> None:  # another request, started before the sweep
+        while True:
+            await drawing.wait()
+            drawing.clear()
+            cmd = c.AddLead("VPN", "CH-ZH", need="added during the report")
+            added.append(await world.do(cmd, world.owner))
+            written.set()
+
+    async def chart_while_an_owner_adds_a_lead(report):
+        written.clear()
+        drawing.set()
+        await asyncio.wait_for(written.wait(), 10)  # the write must not wait for the report
+        return await draw(report)
+
+    draw = handlers.reports.chart_png
+    monkeypatch.setattr(handlers.reports, "chart_png", chart_while_an_owner_adds_a_lead)
+    owner = asyncio.create_task(owner_adds_a_lead())
+    try:
+        sent = await services.scheduler.run_job("owner-report")
+    finally:
+        owner.cancel()
+    assert sent.count == 2 and len(added) == 2 and all(reply.ok for reply in added)
+    assert await OutboxMessage.filter(kind="report.owner").count() == 2
 
 
 async def test_the_sent_mail_has_text_html_and_the_chart_by_content_id(store, clock, smtp_server):

@@ -152,8 +152,7 @@ class UnitOfWork:
             await AuditEvent.bulk_create(self.events, batch_size=500)
         self.events = []
         if self.outbox:
-            for start in range(0, len(self.outbox), 500):
-                await insert_skipping_duplicates(self.outbox[start : start + 500])
+            await insert_skipping_duplicates(self.outbox, batch_size=500)
             self.queued += len(self.outbox)
             self.outbox = []
 

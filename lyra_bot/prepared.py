@@ -114,21 +114,22 @@ class Prepared:
 _INSERTS: dict[tuple[type[Model], str], tuple[str, list[str]]] = {}
 
 
-async def insert_skipping_duplicates(objects: list[Model]) -> None:
-    """``bulk_create(objects, ignore_conflicts=True)`` with its statement built once.
+async def insert_skipping_duplicates(objects: list[Model], batch_size: int = 500) -> None:
+    """``bulk_create(objects, batch_size, ignore_conflicts=True)`` with its statement built once.
 
     Tortoise caches the plain ``INSERT`` of a model but builds the conflict-ignoring one
     on every call; the outbox writes one after every command.
     """
     model = type(objects[0])
     db = model._choose_db(for_write=True)
-    executor = db.executor_class(model=model, db=db)
     key = (model, db.capabilities.dialect)
     if key not in _INSERTS:
+        executor = db.executor_class(model=model, db=db)
         columns = list(executor.regular_columns)
         statement = executor._prepare_insert_statement(columns, ignore_conflicts=True)
         _INSERTS[key] = (statement.get_sql(), columns)
     sql, columns = _INSERTS[key]
     fields = model._meta.fields_map
     rows = [[fields[c].to_db_value(getattr(obj, c), obj) for c in columns] for obj in objects]
-    await db.execute_many(sql, rows)
+    for start in range(0, len(rows), batch_size):
+        await db.execute_many(sql, rows[start : start + batch_size])

@@ -23,15 +23,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.email_commands import (
+from lyra_bot.adapters.email_commands import (
     ParsedCommand,
     parse_line,
     parse_lines,
     parse_owner_lines,
     parse_yes_no_text,
 )
-from adapters.email_in import ParsedMail, read_mail
-from handlers import digests, notify, pool
+from lyra_bot.adapters.email_in import ParsedMail, read_mail
+from lyra_bot.handlers import digests, notify, pool
+
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.bus import Bus, Reply, UnitOfWork

@@ -13,8 +13,8 @@ import html
 import logging
 
 from aiohttp import web
+from lyra_bot.adapters.email_inbound import MailProcessor
 
-from adapters.email_inbound import MailProcessor
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.bus import Bus

@@ -30,8 +30,8 @@ from imap_tools import (
     MailBoxUnencrypted,
     MailMessage,
 )
+from lyra_bot.adapters.email_inbound import MailProcessor
 
-from adapters.email_inbound import MailProcessor
 from lyra_bot.config import Settings
 from lyra_bot.lease import Lease
 

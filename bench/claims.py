@@ -30,8 +30,9 @@ from tortoise.transactions import in_transaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lyra_bot.handlers import notify
+
 from bench.common import throwaway_database
-from handlers import notify
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.commands import Actor

@@ -33,8 +33,8 @@ from email import message_from_bytes  # noqa: E402
 
 import aiosmtplib  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
+from lyra_bot.adapters.email_out import envelope_sender, mime_bytes  # noqa: E402
 
-from adapters.email_out import envelope_sender, mime_bytes  # noqa: E402
 from lyra_bot import commands as c  # noqa: E402
 from lyra_bot import tokens  # noqa: E402
 from lyra_bot.app import bootstrap  # noqa: E402

@@ -68,7 +68,7 @@ from tests.fleet import (  # noqa: E402
 from tests.slack_fake import SECRET, TOKEN, SlackSender  # noqa: E402
 
 PATHS = ("email", "slack", "intake")
-API = importlib.util.find_spec("adapters.api") is not None  # the HTTP intake API is there
+API = importlib.util.find_spec("lyra_bot.adapters.api") is not None  # the HTTP intake API is there
 MIX = ("email", "slack", "email", "slack", "intake")  # each client cycles through this
 
 

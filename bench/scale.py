@@ -42,7 +42,8 @@ from tortoise import connections
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from handlers.pool import PoolIndex  # noqa: E402
+from lyra_bot.handlers.pool import PoolIndex  # noqa: E402
+
 from lyra_bot.app import bootstrap  # noqa: E402
 from lyra_bot.clock import FrozenClock  # noqa: E402
 from lyra_bot.config import Settings  # noqa: E402

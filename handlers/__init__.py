@@ -1,6 +1,6 @@
 """Command handlers, one module per area. Importing this package registers them all."""
 
-from handlers import (  # noqa: F401
+from lyra_bot.handlers import (  # noqa: F401
     admin,
     api_keys,
     claims,

@@ -7,11 +7,11 @@ from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lyra_bot.handlers.common import require, tenant_of
+from lyra_bot.handlers.pool import pool_query
+from lyra_bot.handlers.slack_links import CHANNEL_RE, slack_id
 from tortoise.functions import Count
 
-from handlers.common import require, tenant_of
-from handlers.pool import pool_query
-from handlers.slack_links import CHANNEL_RE, slack_id
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import (
     format_holidays,

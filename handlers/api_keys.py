@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from handlers.common import require, tenant_of
+from lyra_bot.handlers.common import require, tenant_of
+
 from lyra_bot import api_keys
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, CreateApiKey, ListApiKeys, RevokeApiKey, Role

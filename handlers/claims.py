@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from handlers import notify
-from handlers.common import lead_by_ref, partner_context, require
-from handlers.contact_checks import check_due_at
-from handlers.reminders import next_reminder_at
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import lead_by_ref, partner_context, require
+from lyra_bot.handlers.contact_checks import check_due_at
+from lyra_bot.handlers.reminders import next_reminder_at
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import calendar_of
 from lyra_bot.commands import Actor, ClaimLead, ReleaseClaim, Role

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handlers import notify
-from handlers.common import require
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import require
+
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import Calendar

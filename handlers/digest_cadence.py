@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from handlers.common import require
-from handlers.digests import queue_tenant_digests
-from handlers.slack_digests import queue_channel_digest
+from lyra_bot.handlers.common import require
+from lyra_bot.handlers.digests import queue_tenant_digests
+from lyra_bot.handlers.slack_digests import queue_channel_digest
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import calendar_of, parse_clock
 from lyra_bot.commands import Actor, Role, SendScheduledDigests

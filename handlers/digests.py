@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import partner_context, require, tenant_of
+from lyra_bot.handlers.pool import PoolIndex, PoolLead, pool_query
 from tortoise.functions import Max
 
-from handlers import notify
-from handlers.common import partner_context, require, tenant_of
-from handlers.pool import PoolIndex, PoolLead, pool_query
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, Role, SendDigests, SetDigests

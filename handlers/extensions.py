@@ -7,9 +7,10 @@ any other request (longer, or a second one) waits for the owner. Requests longer
 
 from __future__ import annotations
 
-from handlers import notify
-from handlers.common import lead_by_ref, partner_context, require, tenant_of
-from handlers.reminders import next_reminder_at
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import lead_by_ref, partner_context, require, tenant_of
+from lyra_bot.handlers.reminders import next_reminder_at
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import calendar_of
 from lyra_bot.commands import Actor, DecideExtension, RequestExtension, Role

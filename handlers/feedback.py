@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import notify
-from handlers.common import lead_by_ref, partner_context
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import lead_by_ref, partner_context
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, GiveFeedback
 from lyra_bot.domain import (

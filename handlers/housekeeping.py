@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from handlers.common import require
+from lyra_bot.handlers.common import require
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, PruneInboundKeys, Role
 from lyra_bot.models import InboundKey

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
-from handlers.common import require
+from lyra_bot.handlers.common import require
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, RecordMail, Role
 from lyra_bot.domain import ClaimState, full_view

@@ -6,10 +6,10 @@ import csv
 import io
 from typing import Any
 
+from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
+from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import F, Q
 
-from handlers.common import lead_by_ref, require, tenant_of
-from handlers.pool import pool_query
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import (
     Actor,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from handlers import notify
-from handlers.common import lead_by_ref, require, tenant_of
-from handlers.reliability import apply_lapse_policy
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
+from lyra_bot.handlers.reliability import apply_lapse_policy
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, ExpireOverdue, Role, WithdrawLead
 from lyra_bot.db import dialect

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
+from lyra_bot.handlers.common import lead_by_ref, partner_of, require, tenant_of
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from handlers.common import lead_by_ref, partner_of, require, tenant_of
 from lyra_bot.bus import Reply, handles
 from lyra_bot.commands import Actor, ListMine, ListPool, Role, SimilarLeads
 from lyra_bot.domain import (

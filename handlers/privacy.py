@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
+from lyra_bot.handlers.lifecycle import LIVE, withdraw
 from tortoise.expressions import Q
 
-from handlers.common import lead_by_ref, require, tenant_of
-from handlers.lifecycle import LIVE, withdraw
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import (
     Actor,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from lyra_bot.handlers import notify
 from tortoise.functions import Count
 
-from handlers import notify
 from lyra_bot.bus import UnitOfWork
 from lyra_bot.business_time import calendar_of
 from lyra_bot.domain import LAPSE_WINDOW, ClaimState

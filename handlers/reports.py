@@ -11,7 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.common import require, tenant_of
+from lyra_bot.handlers.common import require, tenant_of
+
 from lyra_bot.bus import Reply, UnitOfWork, handles, prepares
 from lyra_bot.business_time import parse_clock
 from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import uuid
 
+from lyra_bot.handlers.common import require
+from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import Subquery
 
-from handlers.common import require
-from handlers.pool import pool_query
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, PostSlackDigests, Role
 from lyra_bot.domain import InvalidInput

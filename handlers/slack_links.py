@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from handlers.common import require, tenant_of
+from lyra_bot.handlers.common import require, tenant_of
+
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, LinkSlackChannel, LinkSlackUser, Role, UnlinkSlackChannel
 from lyra_bot.domain import InvalidInput, NotFound

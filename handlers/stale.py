@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
+from lyra_bot.handlers import notify
+from lyra_bot.handlers.common import require
 from tortoise.expressions import F, Q
 
-from handlers import notify
-from handlers.common import require
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import calendar_of
 from lyra_bot.commands import Actor, Role, StaleLeadAlert

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters import api, email_web, web_links, web_ops, web_privacy
-from adapters.email_inbound import MailProcessor
-from adapters.email_out import FileTransport, SmtpTransport
-from adapters.imap_poller import ImapPoller
+from lyra_bot.adapters import api, email_web, web_links, web_ops, web_privacy
+from lyra_bot.adapters.email_inbound import MailProcessor
+from lyra_bot.adapters.email_out import FileTransport, SmtpTransport
+from lyra_bot.adapters.imap_poller import ImapPoller
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
@@ -67,7 +67,7 @@ def transports(settings: Settings, clock: Clock) -> list[Transport]:
     """Email always; Slack when a bot token is set."""
     items = [email_transport(settings)]
     if settings.slack_enabled:
-        from adapters.slack.transport import SlackTransport
+        from lyra_bot.adapters.slack.transport import SlackTransport
 
         items.append(SlackTransport(settings, clock))
     return items
@@ -76,7 +76,7 @@ def transports(settings: Settings, clock: Clock) -> list[Transport]:
 def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> Bus:
     """The bus with its hooks: every process (service, CLI, demo) changes state through one
     built here, so posted Slack messages follow every change, whoever made it."""
-    from handlers.slack_digests import queue_message_updates
+    from lyra_bot.handlers.slack_digests import queue_message_updates
 
     bus = Bus(settings, clock)
     bus.before_commit.append(queue_message_updates)
@@ -122,7 +122,7 @@ def build_web_app(services: Services) -> web.Application:
 
 def mount_slack(app: web.Application, services: Services) -> None:
     """The bolt app at ``POST /slack/events`` (events, interactions and ``/lyra``)."""
-    from adapters.slack.app import SlackApp
+    from lyra_bot.adapters.slack.app import SlackApp
 
     slack = SlackApp(services.bus, services.settings, services.clock)
     app[SLACK] = slack

@@ -166,7 +166,7 @@ class Bus:
         clock: Clock | None = None,
         renderer: Renderer | None = None,
     ) -> None:
-        import handlers  # noqa: F401  (registers every handler)
+        import lyra_bot.handlers  # noqa: F401  (registers every handler)
 
         self.settings = settings or get_settings()
         self.clock = clock or SystemClock()

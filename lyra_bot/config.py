@@ -9,7 +9,15 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def _templates_dir() -> Path:
+    """``lyra_bot/templates`` in an installed wheel, ``templates/`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "templates"
+    return installed if installed.is_dir() else here.parent / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
 
 
 class Settings(BaseSettings):
@@ -95,7 +103,7 @@ class Settings(BaseSettings):
     # When > 0, every job runs at least this often, in seconds (fault tests, demos); 0 = as planned
     scheduler_tick_seconds: float = 0.0
 
-    templates_dir: Path = REPO_ROOT / "templates"
+    templates_dir: Path = TEMPLATES_DIR
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from lyra_bot.adapters.slack.app import SlackApp
 
-from adapters.slack.app import SlackApp
 from lyra_bot import commands as c
 from lyra_bot.app import SLACK, Services, bootstrap, build_web_app
 from lyra_bot.clock import FrozenClock

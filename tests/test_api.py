@@ -8,8 +8,8 @@ import shutil
 import sqlite3
 
 from limits import RateLimitItemPerMinute
+from lyra_bot.adapters.api import ROUTES, openapi
 
-from adapters.api import ROUTES, openapi
 from lyra_bot import commands as c
 from lyra_bot.domain import LEAD_FIELDS
 from lyra_bot.models import AuditEvent, Disclosure, InboundKey, Lead

@@ -14,9 +14,9 @@ from email.policy import default as default_policy
 from typing import Any
 
 from limits import RateLimitItemPerMinute
+from lyra_bot.adapters.api import ROUTES
+from lyra_bot.adapters.email_out import mime_bytes
 
-from adapters.api import ROUTES
-from adapters.email_out import mime_bytes
 from lyra_bot import commands as c
 from lyra_bot.config import Settings
 from lyra_bot.models import ApiKey, AuditEvent, Claim, Lead, OutboxMessage

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from lyra_bot.adapters.email_out import mime_bytes
 
-from adapters.email_out import mime_bytes
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import bootstrap, build_web_app, serve

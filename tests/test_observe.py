@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from lyra_bot.adapters.imap_poller import ImapPoller
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.imap_poller import ImapPoller
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import bootstrap, build_web_app

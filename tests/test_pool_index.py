@@ -7,7 +7,8 @@ import logging
 import random
 from datetime import timedelta
 
-from handlers.pool import PoolIndex, pool_query
+from lyra_bot.handlers.pool import PoolIndex, pool_query
+
 from lyra_bot import commands as c
 from lyra_bot.domain import LeadStatus, teaser
 from lyra_bot.models import Lead, LeadHide, Partner

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from lyra_bot.handlers.notify import opt_out_url
 from tortoise import Tortoise
 
-from handlers.notify import opt_out_url
 from lyra_bot import commands as c
 from lyra_bot.app import build_web_app
 from lyra_bot.bus import UnitOfWork

@@ -11,12 +11,12 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import lyra_bot.handlers.reports
 import pytest
 from babel.dates import format_interval
 from babel.numbers import format_currency, format_percent
 from PIL import Image
 
-import handlers.reports
 from lyra_bot import commands as c
 from lyra_bot.app import bootstrap
 from lyra_bot.models import AuditEvent, OutboxMessage, Tenant
@@ -94,8 +94,8 @@ async def test_writes_go_on_while_the_report_is_computed_and_drawn(services, clo
         await asyncio.wait_for(written.wait(), 10)  # the write must not wait for the report
         return await draw(report)
 
-    draw = handlers.reports.chart_png
-    monkeypatch.setattr(handlers.reports, "chart_png", chart_while_an_owner_adds_a_lead)
+    draw = lyra_bot.handlers.reports.chart_png
+    monkeypatch.setattr(lyra_bot.handlers.reports, "chart_png", chart_while_an_owner_adds_a_lead)
     owner = asyncio.create_task(owner_adds_a_lead())
     try:
         sent = await services.scheduler.run_job("owner-report")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from adapters.slack.app import validate_feedback
+from lyra_bot.adapters.slack.app import validate_feedback
+
 from lyra_bot import commands as c
 from lyra_bot.domain import ClaimState
 from lyra_bot.models import Claim, Feedback, InboundKey

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from adapters.slack.app import MAX_ATTEMPTS, SlackApp
+from lyra_bot.adapters.slack.app import MAX_ATTEMPTS, SlackApp
+
 from lyra_bot.models import Claim, Lead, SlackInbox
 from tests.slack_harness import ALPINE_CHANNEL, Slack, slack  # noqa: F401
 

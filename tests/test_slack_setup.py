@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from lyra_bot.adapters.slack import blocks
 from typer.testing import CliRunner
 
-from adapters.slack import blocks
 from lyra_bot import commands as c
 from lyra_bot.app import SLACK, bootstrap, build_web_app
 from lyra_bot.cli import app as cli

@@ -32,6 +32,13 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
+from lyra_bot.adapters.slack import blocks
+from lyra_bot.adapters.slack.identity import SYSTEM, Identity, SlackPerson, identify
+from lyra_bot.adapters.slack.transport import slack_error, web_client
+from lyra_bot.handlers.common import lead_by_ref
+from lyra_bot.handlers.notify import local_time
+from lyra_bot.handlers.reports import slack_summary
+from lyra_bot.handlers.slack_digests import queue_update
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -41,13 +48,6 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from adapters.slack import blocks
-from adapters.slack.identity import SYSTEM, Identity, SlackPerson, identify
-from adapters.slack.transport import slack_error, web_client
-from handlers.common import lead_by_ref
-from handlers.notify import local_time
-from handlers.reports import slack_summary
-from handlers.slack_digests import queue_update
 from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.clock import Clock
 from lyra_bot.commands import (

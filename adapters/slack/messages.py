@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.slack import blocks
-from handlers.notify import local_time
+from lyra_bot.adapters.slack import blocks
+from lyra_bot.handlers.notify import local_time
+
 from lyra_bot.domain import ClaimState, LeadStatus, full_view, is_entitled, teaser
 from lyra_bot.models import Claim, LeadHide, Partner, SlackMessage, SlackMessageLead, Tenant
 

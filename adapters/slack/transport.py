@@ -37,6 +37,8 @@ from collections import deque
 from typing import Any
 
 import aiohttp
+from lyra_bot.adapters.slack import blocks
+from lyra_bot.adapters.slack.messages import render_claims, render_message
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -44,8 +46,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import blocks
-from adapters.slack.messages import render_claims, render_message
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
 from lyra_bot.domain import OutboxStatus

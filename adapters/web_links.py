@@ -16,6 +16,7 @@ from aiohttp import web
 from lyra_bot import tokens
 from lyra_bot.commands import Actor, AnswerContactCheck
 from lyra_bot.domain import TokenExpired, TokenInvalid
+from lyra_bot.phrases import moment
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ async def answer_contact_check(request: web.Request, services: Services) -> web.
     try:
         parsed = tokens.verify(services.settings, token, services.clock.now())
         if parsed.kind != "k":
-            raise TokenInvalid("This link is not valid.")
+            raise TokenInvalid("link_invalid")
     except TokenExpired:
         return _page(services, "expired", _browser_locale(request), {})
     except TokenInvalid:
@@ -65,7 +66,10 @@ async def answer_contact_check(request: web.Request, services: Services) -> web.
         AnswerContactCheck(parsed.subject_id, answer), Actor.customer(parsed.tenant_id, "web")
     )
     locale = reply.data.get("locale") or _browser_locale(request)
-    return _page(services, reply.code, locale, reply.data)
+    data = dict(reply.data)
+    if data.get("answered_at"):
+        data["answered_at"] = moment(data["answered_at"], locale, data.get("tz"))
+    return _page(services, reply.code, locale, data)
 
 
 def _page(services: Services, state: str, locale: str, data: dict[str, Any]) -> web.Response:

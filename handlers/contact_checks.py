@@ -56,7 +56,7 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
         query = query.select_for_update(skip_locked=True)
     ids = list(await query.values_list("id", flat=True))
     if not ids:
-        return Reply(True, "checked", "No contact checks are due.", {"count": 0, "more": False})
+        return Reply(True, "checked", {"count": 0, "more": False})
 
     claims = await Claim.filter(id__in=ids).prefetch_related("lead", "partner", "tenant")
     await Claim.filter(id__in=ids).update(check_due_at=None)
@@ -96,7 +96,6 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
     return Reply(
         True,
         "checked",
-        f"Asked {len(checks)} customer(s) whether they were contacted.",
         {"count": len(checks), "more": len(ids) == cmd.batch},
     )
 
@@ -113,7 +112,7 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
         .first()
     )
     if check is None:
-        raise NotFound("We did not ask you about this enquiry.")
+        raise NotFound("not_asked")
     tenant, lead, partner, claim = check.tenant, check.lead, check.partner, check.claim
     page = {
         "locale": notify.customer_locale(tenant, lead),
@@ -128,10 +127,7 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
     if changed != 1:
         first = await ContactCheck.get(id=check.id)
         raise AlreadyAnswered(
-            "You have already answered this question. Thank you.",
-            **page,
-            answer=first.answer,
-            answered_at=notify.local_time(tenant, first.answered_at),
+            **page, answer=first.answer, answered_at=first.answered_at, tz=tenant.timezone
         )
     uow.audit(
         "contact_check.confirmed" if contacted else "contact_check.denied",
@@ -145,7 +141,5 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
     return Reply(
         True,
         "contact_confirmed" if contacted else "contact_denied",
-        "Thank you: recorded that "
-        + (f"{partner.name} contacted you." if contacted else f"{partner.name} did not."),
         {**page, "answer": answer},
     )

@@ -42,7 +42,7 @@ async def record_mail(cmd: RecordMail, actor: Actor, uow: UnitOfWork) -> Reply:
         )
         if cmd.verdict == "customer" and cmd.lead_id is not None:
             await _forward_to_owner(cmd, actor.tenant_id, uow)
-    return Reply(True, cmd.verdict, f"Mail from {cmd.sender or 'unknown'} recorded.", data)
+    return Reply(True, cmd.verdict, {**data, "phrase": "mail_recorded"})
 
 
 async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:

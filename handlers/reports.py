@@ -41,10 +41,10 @@ async def show_report(cmd: ShowReport, actor: Actor, uow: UnitOfWork) -> Reply:
     return Reply(
         True,
         "report",
-        f"{tenant.name}, {view['period']}: {view['summary']['claims']} claim(s), "
-        f"{view['summary']['won']} won, {view['summary']['lapses']} lapse(s), "
-        f"{view['summary']['open']} open.",
         {
+            "tenant": tenant.name,
+            "period_label": view["period"],
+            **{k: view["summary"][k] for k in ("claims", "won", "lapses", "open")},
             "period": exports.period_json(report.period),
             "headline": exports.headline(report),
             "view": view,
@@ -102,7 +102,6 @@ async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "reports_sent",
-        f"Sent {len(done)} weekly report(s)" + (f": {', '.join(done)}." if done else "."),
         {"count": len(done), "sent": done, "more": len(todo) > cmd.batch},
     )
 

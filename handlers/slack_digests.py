@@ -32,7 +32,7 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
     require(actor, Role.SYSTEM, Role.OWNER)
     limit = cmd.max_leads if cmd.max_leads is not None else uow.settings.slack_digest_max_leads
     if limit < 1:
-        raise InvalidInput("A digest needs room for at least one lead.")
+        raise InvalidInput("digest_room")
     links = SlackChannel.filter(active=True, partner__active=True).select_related("partner")
     if actor.tenant_id is not None:
         links = links.filter(tenant_id=actor.tenant_id)
@@ -46,8 +46,6 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "slack_digests",
-        f"Queued {messages} Slack message(s) with {leads_posted} lead(s) "
-        f"for {channels} channel(s).",
         {"channels": channels, "messages": messages, "leads": leads_posted},
     )
 

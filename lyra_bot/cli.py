@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,8 +30,11 @@ from lyra_bot.commands import Actor
 from lyra_bot.config import get_settings
 from lyra_bot.db import close_db, init_db, pending_migrations, upgrade
 from lyra_bot.domain import DomainError
+from lyra_bot.i18n import pick_locale
 from lyra_bot.logs import configure as configure_logging
 from lyra_bot.models import Tenant, User
+from lyra_bot.phrases import reply_text
+from lyra_bot.phrases import say as say_text
 
 T = TypeVar("T")
 
@@ -140,12 +144,25 @@ async def partner_actor(tenant: Tenant, email: str) -> Actor:
     return Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
 
 
+def reader_locale() -> str:
+    """The CLI speaks the language of its user's environment (``LYRA_LOCALE``, else the
+    POSIX locale variables), English when none of Lyra's four is set."""
+    return pick_locale(
+        *(os.environ.get(name) for name in ("LYRA_LOCALE", "LC_ALL", "LC_MESSAGES", "LANG"))
+    )
+
+
+def text_of(reply: Reply) -> str:
+    """What a reply says, in the reader's language (the CLI's renderer)."""
+    return reply_text(reply, reader_locale())
+
+
 async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
     from lyra_bot.app import build_bus
 
     reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
-        fail(reply.message)
+        fail(text_of(reply))
     return reply
 
 
@@ -156,9 +173,9 @@ def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[
         return
     rows = reply.to_json()["data"].get(key, []) if key else []
     if key is None:
-        out.print(reply.message, highlight=False)
+        out.print(text_of(reply), highlight=False)
         return
-    table = Table(*columns, title=reply.message, title_justify="left")
+    table = Table(*columns, title=text_of(reply), title_justify="left")
     for row in rows:
         table.add_row(*(_cell(row.get(col)) for col in columns))
     out.print(table)
@@ -174,7 +191,7 @@ def say(reply: Reply, as_json: bool = False) -> None:
     if as_json:
         out.print_json(json.dumps(reply.to_json(), ensure_ascii=False))
     else:
-        out.print(reply.message, highlight=False)
+        out.print(text_of(reply), highlight=False)
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -373,7 +390,7 @@ def tenant_show(slug: str) -> None:
         return await send(c.ShowTenant(), Actor.owner((await tenant_by_slug(slug)).id))
 
     reply = run(body)
-    table = Table("setting", "value", title=reply.message, title_justify="left")
+    table = Table("setting", "value", title=text_of(reply), title_justify="left")
     for key, value in reply.to_json()["data"]["policy"].items():
         table.add_row(key, _cell(value))
     out.print(table)
@@ -853,8 +870,8 @@ def outbox_list(
         try:
             rows = await outbox_rows(status, limit)
         except DomainError as exc:
-            fail(exc.message)
-        return Reply(True, "outbox", f"{len(rows)} message(s).", {"messages": rows})
+            fail(say_text(exc.code, exc.data, reader_locale()))
+        return Reply(True, "outbox", {"messages": rows, "count": len(rows)})
 
     show(
         run(body),
@@ -923,7 +940,7 @@ def privacy_export(
         print(text)
     else:
         out_file.write_text(text + "\n", encoding="utf-8")
-        err.print(reply.message, highlight=False)
+        err.print(text_of(reply), highlight=False)
 
 
 @privacy_app.command("erase")
@@ -953,7 +970,7 @@ def privacy_purge() -> None:
             reply = await send(c.PurgeExpiredPersonalData(), Actor.system(), bus)
             erased += reply.data["erased"]
             if not reply.data["more"]:
-                return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
+                return Reply(True, "purged", {"erased": erased})
 
     say(run(body))
 
@@ -968,7 +985,7 @@ def jobs_list(as_json: JsonOpt = False) -> None:
 
     async def body() -> Reply:
         rows = await bootstrap().scheduler.status()
-        return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
+        return Reply(True, "jobs", {"jobs": rows, "count": len(rows)})
 
     show(
         run(body),
@@ -1113,7 +1130,7 @@ def report(
         try:
             period = choose_period(ZoneInfo(t.timezone), now, week, first, last)
         except DomainError as exc:
-            fail(exc.message)
+            fail(say_text(exc.code, exc.data, reader_locale()))
         result = await build_report(t, period, now)
         return result, (await chart_png(result) if chart else None)
 

@@ -263,7 +263,9 @@ async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[s
         try:
             query = query.filter(status=OutboxStatus(status))
         except ValueError:
-            raise InvalidInput(f"'{status}' is not a status (pending, sent, dead).") from None
+            raise InvalidInput(
+                "bad_status", value=status, choices=[s.value for s in OutboxStatus]
+            ) from None
     return await query.values(
         "id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"
     )

@@ -27,5 +27,5 @@ async def prune_inbound_keys(cmd: PruneInboundKeys, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "pruned",
-        {"count": len(ids), "more": len(ids) == cmd.batch, "days": uow.settings.inbound_key_days},
+        {"count": len(ids), "more": len(ids) == cmd.batch},
     )

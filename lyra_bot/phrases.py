@@ -14,6 +14,7 @@ messages.po``. Extract with ``pybabel extract -F babel-messages.cfg``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,11 +36,13 @@ def N_(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """One message: ``text`` (singular), and ``plural`` counted by ``data[count]``."""
+    """One message: ``text`` (singular), ``plural`` counted by ``data[count]``, and
+    ``zero`` said instead when that count is 0 ("No reminders are due.")."""
 
     text: str
     plural: str = ""
     count: str = "count"
+    zero: str = ""
 
 
 P = Phrase
@@ -422,18 +425,34 @@ PHRASES: dict[str, Phrase] = {
     ),
     "report": P(
         N_(
-            "%(tenant)s, %(period_label)s: claims %(claims)d, won %(won)d, "
-            "lapses %(lapses)d, open %(open)d."
+            "%(tenant)s, %(period_label)s: claims %(claims)s, won %(won)s, "
+            "lapses %(lapses)s, open %(open)s."
         )
     ),
     "outbox": P(N_("%(num)d message."), N_("%(num)d messages."), "count"),
     "jobs": P(N_("%(num)d job."), N_("%(num)d jobs."), "count"),
     # sweeps (the scheduler's log and ``jobs list``)
-    "expired": P(N_("Lapsed claims: %(count)d%(refs_tail)s.")),
-    "reminded": P(N_("Reminders sent: %(count)d%(refs_tail)s.")),
-    "checked": P(N_("Contact checks sent: %(count)d.")),
-    "purged": P(N_("Leads whose customer data was erased: %(erased)d.")),
-    "pruned": P(N_("Inbound keys forgotten (older than %(days)d days): %(count)d.")),
+    "expired": P(
+        N_("%(num)d claim lapsed%(refs_tail)s."),
+        N_("%(num)d claims lapsed%(refs_tail)s."),
+        zero=N_("No claims are overdue."),
+    ),
+    "reminded": P(
+        N_("%(num)d reminder sent%(refs_tail)s."),
+        N_("%(num)d reminders sent%(refs_tail)s."),
+        zero=N_("No reminders are due."),
+    ),
+    "checked": P(
+        N_("Asked %(num)d customer whether they were contacted."),
+        N_("Asked %(num)d customers whether they were contacted."),
+        zero=N_("No contact checks are due."),
+    ),
+    "purged": P(
+        N_("Erased the customer data of %(num)d lead."),
+        N_("Erased the customer data of %(num)d leads."),
+        "erased",
+    ),
+    "pruned": P(N_("Forgot %(num)d inbound key."), N_("Forgot %(num)d inbound keys.")),
     "stale_reported": P(N_("Stale leads reported: %(count)d, to owners: %(owners)d.")),
     "digests": P(
         N_("Digests queued: %(queued)d; users with nothing new or none wanted: %(skipped)d.")
@@ -616,6 +635,9 @@ def _problems(problems: list[Any], locale: str, tz: str | None) -> str:
     return separator.join(lines)
 
 
+_LENIENT = re.compile(r"%\((\w+)\)d")
+
+
 def phrase_key(code: str, data: Mapping[str, Any] | None = None) -> str:
     """Which phrase says this code with this data."""
     chosen = (data or {}).get("phrase")
@@ -639,15 +661,18 @@ def say(
             count = int(n or 0)
         except (TypeError, ValueError):
             count = 0
-        filled.setdefault("num", count)
         filled["num"] = count
-        text = i18n.translations(locale).ungettext(phrase.text, phrase.plural, count)
+        if count == 0 and phrase.zero:
+            text = i18n.translations(locale).ugettext(phrase.zero)
+        else:
+            text = i18n.translations(locale).ungettext(phrase.text, phrase.plural, count)
     else:
         text = i18n.translations(locale).ugettext(phrase.text)
     try:
         return text % filled
     except (TypeError, ValueError, KeyError):
-        return phrase.text % _Values() if "%(" in phrase.text else phrase.text
+        # A translation or a value of the wrong type must not cost the reader the answer.
+        return _LENIENT.sub(r"%(\1)s", text) % filled
 
 
 def reply_text(reply: Any, locale: str | None, tz: str | None = None) -> str:
@@ -655,10 +680,15 @@ def reply_text(reply: Any, locale: str | None, tz: str | None = None) -> str:
     return say(reply.code, reply.data, locale, tz)
 
 
-def gettext(locale: str | None, text: str, **kw: Any) -> str:
-    """A free-standing word of a renderer (a button, a label) in ``locale``."""
-    return i18n.gettext(locale, text, **kw)
+def tr(text: str, locale: str | None, **values: Any) -> str:
+    """A renderer's own word (a button, a label, a header) in ``locale``.
+
+    Message first, so renderers import it as ``_`` and ``pybabel extract`` finds the words
+    with its default keywords: ``_("Claim", locale)``.
+    """
+    return i18n.gettext(locale, text, **values)
 
 
-def ngettext(locale: str | None, singular: str, plural: str, n: int, **kw: Any) -> str:
-    return i18n.ngettext(locale, singular, plural, n, **kw)
+def ntr(singular: str, plural: str, n: int, locale: str | None, **values: Any) -> str:
+    """``tr`` with a plural form (import it as ``ngettext``); ``%(num)d`` is ``n``."""
+    return i18n.ngettext(locale, singular, plural, n, **values)

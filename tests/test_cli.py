@@ -65,7 +65,7 @@ def _setup(env, tmp_path, partners=("alpine",)):
         "VPN,CH-BE,Remote access,Keller GmbH,Marc Keller,marc@keller.example,+41 31 555 02 02\n",
         encoding="utf-8-sig",
     )
-    assert "Imported 2 lead(s)" in cli(env, "lead", "import", str(csv)).stdout
+    assert "Imported 2 leads." in cli(env, "lead", "import", str(csv)).stdout
 
 
 def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
@@ -217,7 +217,7 @@ def test_privacy_commands(env, tmp_path):
     refused = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", ok=False)
     assert refused.returncode == 1  # no --yes and no terminal to confirm
     erased = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", "--yes")
-    assert "Erased anna@huber.example from 1 lead(s)" in erased.stdout
+    assert "Erased anna@huber.example from 1 lead." in erased.stdout
     shown = cli(env, "lead", "show", "L-1001").stdout
     assert "anna@huber.example" not in shown and "[erased]" in shown
-    assert "Erased customer data of 0 lead(s)" in cli(env, "privacy", "purge").stdout
+    assert "Erased the customer data of 0 leads." in cli(env, "privacy", "purge").stdout

@@ -59,7 +59,7 @@ async def test_claim_lapses_exactly_at_its_business_deadline_across_weekend_and_
     )
     clock.set(local(2026, 4, 30, 14, 0))  # Thursday; Friday 1 May is a holiday in Zurich
     reply = await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
-    assert "2026-05-05 12:00 CEST" in reply.message
+    assert "by May 5, 2026, 12:00\u202fPM." in reply.message  # 10:00 UTC, local (CEST) time
     claim = await claim_of(world, "L-1001")
     assert claim.due_at == local(2026, 5, 5, 12, 0)
 
@@ -161,7 +161,7 @@ async def test_service_down_over_a_deadline_expires_the_claim_at_start_up_once(s
         rows = {r.name: r for r in await JobRun.all()}
         assert set(rows) == {job.name for job in JOBS}
         assert rows["expire-overdue"].last_ok is True
-        assert rows["expire-overdue"].last_result.startswith("1 claim(s) lapsed: L-1001")
+        assert rows["expire-overdue"].last_result.startswith("1 claim lapsed: L-1001")
         assert rows["expire-overdue"].next_run_at == clock.now() + timedelta(minutes=1)
         assert set(services.scheduler.next_runs()) == {job.name for job in JOBS}
     finally:

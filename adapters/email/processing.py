@@ -23,14 +23,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lyra_bot.adapters.email_commands import (
+from lyra_bot.adapters.email.grammar import (
     ParsedCommand,
     parse_line,
     parse_lines,
     parse_owner_lines,
     parse_yes_no_text,
 )
-from lyra_bot.adapters.email_in import ParsedMail, read_mail
+from lyra_bot.adapters.email.parsing import ParsedMail, read_mail
 from lyra_bot.handlers import digests, notify, pool
 
 from lyra_bot import commands as c

@@ -2,56 +2,48 @@
 
 The IMAP poller and the webhook both call ``MailProcessor.process``. The steps:
 
-1. ``email_in.read_mail``: MIME, machine check, the new text above the quote.
+1. ``parsing.read_mail``: MIME, machine check, the new text above the quote.
 2. Machines (auto-replies, bounces, receipts, lists, our own mail) are recorded, never
    answered, never read for commands.
-3. Who is speaking: a valid signed token (Reply-To plus-address, or recovered from our
-   Message-ID in In-Reply-To/References) *and* a From address that belongs to the token's
-   person. Anything else is refused, with a short answer where one is safe.
+3. Who is speaking (``identity``): a valid signed token (Reply-To plus-address, or
+   recovered from our Message-ID in In-Reply-To/References) *and* a From address that
+   belongs to the token's person. Anything else is refused, with a short answer where one is safe.
 4. Each command runs in its own bus transaction, keyed by the mail's Message-ID and the
-   command's position, and its answer is queued in that same transaction. A second delivery
-   of the same mail finds every key used and changes nothing.
+   command's position, and its answer (``answers``) is queued in that same transaction. A
+   second delivery of the same mail finds every key used and changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from lyra_bot.adapters.email import answers
+from lyra_bot.adapters.email.answers import Context, complete, when
 from lyra_bot.adapters.email.grammar import (
     ParsedCommand,
+    is_reply,
     parse_line,
     parse_lines,
     parse_owner_lines,
     parse_yes_no_text,
 )
+from lyra_bot.adapters.email.identity import Identifier, actor_of
 from lyra_bot.adapters.email.parsing import ParsedMail, read_mail
-from lyra_bot.handlers import digests, notify, pool
+from lyra_bot.handlers import notify, pool
 
 from lyra_bot import commands as c
-from lyra_bot import tokens
 from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
-from lyra_bot.domain import REF_PREFIX, DomainError, TokenExpired
+from lyra_bot.domain import REF_PREFIX
 from lyra_bot.logs import correlation
-from lyra_bot.models import Claim, Lead, Partner, Tenant, User
-from lyra_bot.outbox import mail, mail_domain
-from lyra_bot.prepared import Prepared
-from lyra_bot.render import one_line, pick_locale
+from lyra_bot.models import User
+from lyra_bot.render import pick_locale
 
 log = logging.getLogger(__name__)
-
-TENANT_CACHE_SECONDS = 60.0
-# Every reply's identity lookups, built once (see lyra_bot.prepared).
-_USER = Prepared(lambda p: User.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
-_LEAD = Prepared(lambda p: Lead.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
-_REPLY_PREFIXES = ("re:", "aw:", "antw:", "ré:", "réf:", "sv:", "wg:", "fw:", "fwd:", "tr:")
 
 
 @dataclass
@@ -68,40 +60,16 @@ class Outcome:
         return bool(self.results) and all(r.data.get("duplicate") for _, r in self.results)
 
 
-@dataclass
-class Identity:
-    kind: str  # "u" partner user, "c"/"k" a lead's customer, "o" the owner
-    tenant: Tenant
-    user: User | None = None
-    partner: Partner | None = None
-    lead: Lead | None = None  # the lead the answered mail was about
-    claim_id: int | None = None  # "k": the claim a contact check asked about
-
-
-@dataclass
-class Context:
-    """Everything an answer needs to know about the mail it answers."""
-
-    mail: ParsedMail
-    key: str
-    tenant: Tenant | None = None
-    identity: Identity | None = None
-    locale: str = "en"
-
-
 class MailProcessor:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.settings = settings
-        self.domain = mail_domain(settings).lower()
-        local, _, domain = settings.inbound_address.lower().rpartition("@")
-        self.inbound_local, self.inbound_domain = local, domain
+        self.identifier = Identifier(bus, settings)
         own = {settings.inbound_address.lower()}
         from_addr = settings.mail_from.rpartition("<")[2].rstrip(">").strip().lower()
         if "@" in from_addr:
             own.add(from_addr)
         self.own = frozenset(own)
-        self._tenants: dict[int, tuple[float, Tenant]] = {}
 
     # --- entry point -------------------------------------------------------------------
 
@@ -130,7 +98,7 @@ class MailProcessor:
             return await self._machine(ctx)
         if size > self.settings.inbound_max_bytes:
             return await self._oversize(ctx, size)
-        identity, error, tenant = await self._identify(parsed)
+        identity, error, tenant = await self.identifier.identify(parsed)
         if identity is None:
             ctx.tenant = tenant
             ctx.locale = pick_locale(tenant.locale if tenant else None)
@@ -165,7 +133,7 @@ class MailProcessor:
         )
 
     async def _oversize(self, ctx: Context, size: int) -> Outcome:
-        identity, _, _ = await self._identify(ctx.mail)
+        identity, _, _ = await self.identifier.identify(ctx.mail)
         if identity is not None:
             ctx.identity, ctx.tenant = identity, identity.tenant
         data = {
@@ -212,111 +180,11 @@ class MailProcessor:
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if answer and parsed.sender:
-                await _complete(ctx)
-                self._answer(uow, ctx, answer, extra, "", key or ctx.key, error=error)
+                await complete(ctx)
+                answers.answer(uow, ctx, answer, extra, "", key or ctx.key, error=error)
 
         reply = await self.bus.dispatch(cmd, actor, key or ctx.key, respond)
         return Outcome("processed", verdict, reason, [("", reply)])
-
-    # --- who is speaking ---------------------------------------------------------------
-
-    def _candidates(self, parsed: ParsedMail) -> list[str]:
-        """Tokens in our reply addresses first, then in our Message-IDs it refers to."""
-        found: list[str] = []
-        for address in parsed.recipients:
-            local, _, domain = address.rpartition("@")
-            base, plus, tag = local.partition("+")
-            if plus and base == self.inbound_local and domain == self.inbound_domain:
-                token = tokens.token_in(tag)
-                if token:
-                    found.append(token)
-        for message_id in parsed.references:
-            local, _, domain = message_id.strip("<>").rpartition("@")
-            if domain.lower() == self.domain:
-                token = tokens.token_in(local)
-                if token:
-                    found.append(token)
-        return list(dict.fromkeys(found))
-
-    async def _identify(
-        self, parsed: ParsedMail
-    ) -> tuple[Identity | None, str | None, Tenant | None]:
-        """The person behind the mail; else why not (an answer code) and, if known, the tenant."""
-        now = self.bus.clock.now()
-        error: str | None = None
-        tenant_id: int | None = None
-        for candidate in self._candidates(parsed):
-            try:
-                token = tokens.verify(self.settings, candidate, now)
-            except TokenExpired:
-                error, tenant_id = "token_expired", tenant_id or _tenant_in(candidate)
-                continue
-            except DomainError:
-                error = error or "token_invalid"
-                continue
-            identity = await self._person(token, parsed.sender)
-            if identity is not None:
-                return identity, None, identity.tenant
-            error, tenant_id = "wrong_sender", token.tenant_id
-        tenant = await Tenant.get_or_none(id=tenant_id) if tenant_id else None
-        return None, error, tenant
-
-    async def _tenant(self, tenant_id: int) -> Tenant:
-        """Tenants change rarely (name, language, time zone): a minute's
-        cache spares every reply a query."""
-        now = time.monotonic()
-        cached = self._tenants.get(tenant_id)
-        if cached is not None and now - cached[0] < TENANT_CACHE_SECONDS:
-            return cached[1]
-        tenant = await Tenant.get(id=tenant_id)
-        self._tenants[tenant_id] = (now, tenant)
-        return tenant
-
-    async def _person(self, token: tokens.ReplyToken, sender: str) -> Identity | None:
-        """The token's person, if ``sender`` is that person (addresses compare case-blind)."""
-        if not sender:
-            return None
-        if token.kind == "u":
-            # Plain lookups (no joins): this runs for every reply. The partner row is read
-            # only when an answer needs its name or language (``_complete``).
-            user = await _USER.first(id=token.subject_id, tenant_id=token.tenant_id)
-            if user is None or user.email.lower() != sender or user.partner_id is None:
-                return None
-            tenant = await self._tenant(token.tenant_id)
-            lead = None
-            if token.lead_id is not None:
-                lead = await _LEAD.first(id=token.lead_id, tenant_id=tenant.id)
-            return Identity("u", tenant, user=user, lead=lead)
-        tenant = await Tenant.get_or_none(id=token.tenant_id)
-        if tenant is None:
-            return None
-        if token.kind == "k":
-            claim = (
-                await Claim.filter(id=token.subject_id, tenant_id=tenant.id)
-                .select_related("lead")
-                .first()
-            )
-            if claim is None or claim.lead.email.lower() != sender:
-                return None
-            return Identity("k", tenant, lead=claim.lead, claim_id=claim.id)
-        if token.kind == "c":
-            lead = await Lead.get_or_none(id=token.subject_id, tenant_id=tenant.id)
-            if lead is None or lead.email.lower() != sender:
-                return None
-            return Identity("c", tenant, lead=lead)
-        lead = None
-        if token.lead_id is not None:
-            lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
-        owners = {tenant.owner_email.lower()}
-        owners.update(
-            e.lower()
-            for e in await User.filter(
-                tenant_id=tenant.id, partner_id__isnull=True, active=True
-            ).values_list("email", flat=True)
-        )
-        if sender in owners:
-            return Identity("o", tenant, lead=lead)
-        return None
 
     # --- a partner user's commands -----------------------------------------------------
 
@@ -356,7 +224,7 @@ class MailProcessor:
         assert identity is not None and identity.lead is not None and identity.claim_id
         parsed = ctx.mail
         answer = parse_yes_no_text(parsed.text)
-        if answer is None and not parsed.text.strip() and not _is_reply(parsed.subject):
+        if answer is None and not parsed.text.strip() and not is_reply(parsed.subject):
             answer = parse_yes_no_text(parsed.subject)
         if answer is None:
             return await self._record(ctx, "customer", answer="customer_ack", text=parsed.text)
@@ -389,23 +257,23 @@ class MailProcessor:
             sender = ctx.mail.sender
             if reply.ok and any(m.recipient == sender for m in uow.outbox):
                 return  # the handler already wrote to the sender (claim, feedback): that answers
-            await _complete(ctx)
+            await complete(ctx)
             if reply.ok and reply.code == "pool":
-                await self._answer_pool(uow, ctx, key)
+                await answers.answer_pool(uow, ctx, key)
                 return
             if reply.code == "mine":
-                self._answer_mine(uow, ctx, reply, key)
+                answers.answer_mine(uow, ctx, reply, key)
                 return
             data = dict(reply.data)
             data.setdefault("ref", _ref_of(item.command))
             if data.get("due_at") and ctx.tenant is not None:
-                data["due"] = notify.local_time(ctx.tenant, _when(data["due_at"]))
+                data["due"] = notify.local_time(ctx.tenant, when(data["due_at"]))
             if reply.code == "lead_taken" and data["ref"] and "similar" not in data:
                 # Up to three leads like the one that got away (a read in this short
                 # transaction: the claim's own transaction has already ended).
                 similar = await pool.similar_leads(c.SimilarLeads(data["ref"], 3), actor, uow)
                 data["similar"] = similar.data.get("leads", [])
-            self._answer(
+            answers.answer(
                 uow,
                 ctx,
                 reply.code,
@@ -417,128 +285,6 @@ class MailProcessor:
             )
 
         return respond
-
-    # --- answers -----------------------------------------------------------------------
-
-    def _reply_address(self, uow: UnitOfWork, ctx: Context) -> str | None:
-        identity = ctx.identity
-        if identity is None or identity.kind != "u" or identity.user is None:
-            return None
-        lead_id = identity.lead.id if identity.lead else None
-        token = tokens.issue(
-            uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now
-        )
-        return tokens.reply_address(uow.settings, token)
-
-    def _threading(self, ctx: Context) -> dict[str, str]:
-        parsed = ctx.mail
-        if parsed.message_id.endswith("@lyra.invalid>"):
-            return {}
-        refs = [*reversed(parsed.references[:8]), parsed.message_id]
-        return {"In-Reply-To": parsed.message_id, "References": " ".join(dict.fromkeys(refs))}
-
-    def _answer(
-        self,
-        uow: UnitOfWork,
-        ctx: Context,
-        code: str,
-        data: dict[str, Any],
-        message: str,
-        key: str,
-        *,
-        error: bool,
-        command: str = "",
-    ) -> None:
-        """Queue one answer to the sender. Errors: at most one per address, kind and day."""
-        sender = ctx.mail.sender
-        tenant = ctx.tenant
-        reply_to = self._reply_address(uow, ctx)
-        identity = ctx.identity
-        similar = [
-            {**lead, "claim_url": digests.mailto(reply_to, f"CLAIM {lead['ref']}")}
-            for lead in data.get("similar") or []
-            if reply_to
-        ]
-        if error:
-            ref = data.get("ref") if code not in {"no_command", "quoted_only"} else ""
-            digest = hashlib.sha256(f"{sender}|{code}|{ref or ''}".encode()).hexdigest()[:24]
-            dedupe = f"error:{tenant.id if tenant else 0}:{digest}:{_day(uow.now, tenant)}"
-        else:
-            dedupe = f"answer:{key}"
-        mail(
-            uow,
-            tenant_id=tenant.id if tenant else None,  # type: ignore[arg-type]
-            kind="answer.error" if error else "answer",
-            to=sender,
-            template="reply",
-            locale=ctx.locale,
-            context={
-                "subject": _re_subject(ctx.mail.subject),
-                "code": code,
-                "data": data,
-                "message": message,
-                "command": one_line(command)[:200],
-                "similar": similar,
-                "show_help": bool(data.get("show_help")) or code == "help",
-                "user": {"name": identity.user.name or identity.user.email}
-                if identity and identity.user
-                else None,
-                "tenant": {"name": tenant.name} if tenant else None,
-                "token": bool(reply_to),
-            },
-            dedupe_key=dedupe[:200],
-            lead_id=identity.lead.id if identity and identity.lead else None,
-            reply_to=reply_to,
-            headers=self._threading(ctx),
-        )
-
-    async def _answer_pool(self, uow: UnitOfWork, ctx: Context, key: str) -> None:
-        identity = ctx.identity
-        assert identity is not None and identity.user is not None and identity.partner
-        found = await digests.digest_for(uow, identity.tenant, identity.partner, identity.user)
-        if found is None:
-            self._answer(uow, ctx, "pool_empty", {}, "", key, error=False)
-            return
-        context, token = found
-        context["in_reply"] = True
-        digests.queue_digest(
-            uow,
-            identity.tenant,
-            identity.partner,
-            identity.user,
-            context,
-            token,
-            f"answer:{key}",
-            headers=self._threading(ctx),
-            kind="answer",
-        )
-
-    def _answer_mine(self, uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
-        identity = ctx.identity
-        assert identity is not None and identity.user is not None and identity.partner
-        tenant = identity.tenant
-        claims = [
-            {**item, "due": notify.local_time(tenant, _when(item.get("due_at")))}
-            for item in reply.data.get("claims", [])
-        ]
-        mail(
-            uow,
-            tenant_id=tenant.id,
-            kind="answer",
-            to=ctx.mail.sender,
-            template="mine",
-            locale=ctx.locale,
-            context={
-                "tenant": {"name": tenant.name},
-                "partner": {"name": identity.partner.name},
-                "user": {"name": identity.user.name or identity.user.email},
-                "claims": claims,
-            },
-            dedupe_key=f"answer:{key}"[:200],
-            reply_to=self._reply_address(uow, ctx),
-            headers=self._threading(ctx),
-        )
-
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -567,7 +313,7 @@ def commands_of(
 ) -> list[ParsedCommand]:
     """The commands of a mail: its new text, else (a mailto: link's) subject."""
     found = parse_lines(parsed.text, default_ref, prefix)
-    if not found and not parsed.text.strip() and not _is_reply(parsed.subject):
+    if not found and not parsed.text.strip() and not is_reply(parsed.subject):
         found = parse_line(parsed.subject, default_ref, prefix)
     return found
 
@@ -579,62 +325,7 @@ def _key(message_id: str) -> str:
     return f"mail:#{hashlib.sha256(message_id.encode()).hexdigest()}"
 
 
-def _tenant_in(token: str) -> int | None:
-    try:
-        return int(token.split(".")[1][1:], 36)
-    except (IndexError, ValueError):
-        return None
-
-
-async def _complete(ctx: Context) -> None:
-    """Read what only an answer needs: the partner (name, language) and the locale."""
-    identity = ctx.identity
-    if identity is None:
-        ctx.locale = pick_locale(ctx.tenant.locale if ctx.tenant else None)
-        return
-    if identity.kind == "u" and identity.partner is None and identity.user is not None:
-        identity.partner = await Partner.get(id=identity.user.partner_id)
-    ctx.locale = _locale_of(identity)
-
-
-def _locale_of(identity: Identity) -> str:
-    if identity.kind in {"c", "k"} and identity.lead is not None:
-        return notify.customer_locale(identity.tenant, identity.lead)
-    if identity.kind == "u":
-        return notify.user_locale(identity.tenant, identity.partner, identity.user)
-    return pick_locale(identity.tenant.locale)
-
-
-def actor_of(identity: Identity) -> Actor:
-    assert identity.user is not None and identity.user.partner_id is not None
-    return Actor.partner_user(
-        identity.tenant.id, identity.user.partner_id, identity.user.id, "email"
-    )
-
-
-def _when(value: Any) -> datetime | None:
-    """Reply data holds times as ISO text (it is made JSON-safe)."""
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return value
-
-
 def _ref_of(cmd: c.Command | None) -> str | None:
     return getattr(cmd, "lead_ref", None)
 
 
-def _is_reply(subject: str) -> bool:
-    return subject.strip().lower().startswith(_REPLY_PREFIXES)
-
-
-def _re_subject(subject: str) -> str:
-    subject = one_line(subject)[:200] or "Lyra"
-    return subject if _is_reply(subject) else f"Re: {subject}"
-
-
-def _day(now: datetime, tenant: Tenant | None) -> str:
-    zone = ZoneInfo(tenant.timezone) if tenant else ZoneInfo("UTC")
-    return now.astimezone(zone).strftime("%Y-%m-%d")

@@ -15,7 +15,7 @@ from typing import Any
 
 from limits import RateLimitItemPerMinute
 from lyra_bot.adapters.api import ROUTES
-from lyra_bot.adapters.email_out import mime_bytes
+from lyra_bot.adapters.email.smtp import mime_bytes
 
 from lyra_bot import commands as c
 from lyra_bot.config import Settings

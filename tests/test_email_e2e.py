@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from lyra_bot.adapters.email_out import mime_bytes
+from lyra_bot.adapters.email.smtp import mime_bytes
 
 from lyra_bot import commands as c
 from lyra_bot import tokens

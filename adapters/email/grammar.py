@@ -143,6 +143,14 @@ class ParsedCommand:
         return cmd.kind
 
 
+_REPLY_PREFIXES = ("re:", "aw:", "antw:", "ré:", "réf:", "sv:", "wg:", "fw:", "fwd:", "tr:")
+
+
+def is_reply(subject: str) -> bool:
+    """A subject of a reply or forward: its words are the original's, not commands."""
+    return subject.strip().lower().startswith(_REPLY_PREFIXES)
+
+
 def normalize_line(line: str) -> str:
     """NFKC (non-breaking and odd spaces become spaces), dash variants become ``-``."""
     return unicodedata.normalize("NFKC", line).translate(_INVISIBLE).translate(_DASHES).strip()

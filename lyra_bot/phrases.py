@@ -172,6 +172,7 @@ PHRASES: dict[str, Phrase] = {
     "feedback_won": P(N_("Thank you: %(ref)s recorded as %(outcome)s (%(amount)s).")),
     "missing_amount": P(N_("Please add the amount won, e.g. %(example)s")),
     "missing_reason": P(N_("Please add why it was lost, e.g. %(example)s")),
+    "currency_mismatch": P(N_("The amount says %(said)s, the currency %(currency)s.")),
     "already_contacted": P(N_("%(ref)s is already recorded as contacted.")),
     # extensions
     "extension_requested": P(

@@ -31,7 +31,13 @@ from lyra_bot.i18n import babel_locale, format_money, pick_locale
 
 
 def N_(text: str) -> str:
+    """Marks a message for extraction; translated where it is said."""
     return text
+
+
+def ngettext(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a plural pair for extraction (``pybabel`` reads ``ngettext``'s two messages)."""
+    return singular, plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +119,17 @@ PHRASES: dict[str, Phrase] = {
     # claims and the pool
     "claimed": P(N_("You have claimed %(ref)s. Please give feedback by %(due)s.")),
     "released": P(N_("%(ref)s is back in the pool. Thank you.")),
-    "pool": P(N_("%(num)d lead in your pool."), N_("%(num)d leads in your pool."), "total"),
+    "pool": P(*ngettext("%(num)d lead in your pool.", "%(num)d leads in your pool."), "total"),
     "pool_empty": P(
         N_(
             "There are no open leads for you right now. "
             "Your next digest will tell you about new ones."
         )
     ),
-    "pool_more": P(N_("%(num)d more in your pool."), N_("%(num)d more in your pool."), "more"),
-    "similar": P(N_("%(num)d similar lead."), N_("%(num)d similar leads."), "count"),
+    "pool_more": P(*ngettext("%(num)d more in your pool.", "%(num)d more in your pool."), "more"),
+    "similar": P(*ngettext("%(num)d similar lead.", "%(num)d similar leads."), "count"),
     "similar_intro": P(N_("Similar leads you can claim now:")),
-    "mine": P(N_("You hold %(num)d lead."), N_("You hold %(num)d leads."), "count"),
+    "mine": P(*ngettext("You hold %(num)d lead.", "You hold %(num)d leads."), "count"),
     "mine_none": P(N_("You hold no leads awaiting feedback.")),
     "lead_taken": P(N_("Sorry, %(ref)s has already been taken by another partner.")),
     "lead_gone": P(N_("%(ref)s is no longer available.")),
@@ -140,24 +146,20 @@ PHRASES: dict[str, Phrase] = {
         N_("You gave %(ref)s back or let it lapse; others get a turn until %(until)s.")
     ),
     "over_cap": P(
-        N_(
+        *ngettext(
             "Your partner already holds %(num)d lead awaiting feedback (the limit is %(cap)d). "
-            "Give feedback on it, then claim %(ref)s again."
-        ),
-        N_(
+            "Give feedback on it, then claim %(ref)s again.",
             "Your partner already holds %(num)d leads awaiting feedback (the limit is %(cap)d). "
-            "Give feedback on one of them, then claim %(ref)s again."
+            "Give feedback on one of them, then claim %(ref)s again.",
         ),
         "held",
     ),
     "rate_limited": P(
-        N_(
+        *ngettext(
             "You are claiming too fast: at most %(limit)d claims a minute. "
-            "Please try again in %(num)d second."
-        ),
-        N_(
+            "Please try again in %(num)d second.",
             "You are claiming too fast: at most %(limit)d claims a minute. "
-            "Please try again in %(num)d seconds."
+            "Please try again in %(num)d seconds.",
         ),
         "retry_after",
     ),
@@ -176,13 +178,11 @@ PHRASES: dict[str, Phrase] = {
     "already_contacted": P(N_("%(ref)s is already recorded as contacted.")),
     # extensions
     "extension_requested": P(
-        N_(
+        *ngettext(
             "You asked %(tenant)s for %(num)d more day on %(ref)s; you will hear back. "
-            "Until then the deadline stays %(due)s."
-        ),
-        N_(
+            "Until then the deadline stays %(due)s.",
             "You asked %(tenant)s for %(num)d more days on %(ref)s; you will hear back. "
-            "Until then the deadline stays %(due)s."
+            "Until then the deadline stays %(due)s.",
         ),
         "days",
     ),
@@ -347,10 +347,12 @@ PHRASES: dict[str, Phrase] = {
     "hint_approve": P(
         N_("Approve it with 'lyra-bot lead approve %(ref)s' if it is a new customer.")
     ),
-    "imported": P(N_("Imported %(num)d lead."), N_("Imported %(num)d leads."), "count"),
+    "imported": P(*ngettext("Imported %(num)d lead.", "Imported %(num)d leads."), "count"),
     "imported_held": P(
-        N_("Imported %(num)d leads; kept out of the pool as possible duplicates: %(held_list)s"),
-        N_("Imported %(num)d leads; kept out of the pool as possible duplicates: %(held_list)s"),
+        *ngettext(
+            "Imported %(num)d leads; kept out of the pool as possible duplicates: %(held_list)s",
+            "Imported %(num)d leads; kept out of the pool as possible duplicates: %(held_list)s",
+        ),
         "count",
     ),
     "lead_invalid": P(N_("%(problems_text)s")),
@@ -368,7 +370,7 @@ PHRASES: dict[str, Phrase] = {
     ),
     "lead": P(N_("%(ref)s: %(status)s")),
     "lead_teaser": P(N_("%(ref)s is in your pool.")),
-    "leads": P(N_("%(num)d lead."), N_("%(num)d leads."), "count"),
+    "leads": P(*ngettext("%(num)d lead.", "%(num)d leads."), "count"),
     "lead_withdrawn": P(N_("%(ref)s is withdrawn.")),
     # problems inside a lead or a CSV file (``problems`` items)
     "line": P(N_("line %(line)d: %(text)s")),
@@ -392,9 +394,9 @@ PHRASES: dict[str, Phrase] = {
     "tenant_updated": P(N_("Tenant '%(slug)s': %(changes_text)s.")),
     "nothing_changed": P(N_("nothing changed")),
     "tenant": P(N_("Tenant '%(slug)s'.")),
-    "tenants": P(N_("%(num)d tenant."), N_("%(num)d tenants."), "count"),
+    "tenants": P(*ngettext("%(num)d tenant.", "%(num)d tenants."), "count"),
     "partner_added": P(N_("Partner '%(slug)s' added.")),
-    "partners": P(N_("%(num)d partner."), N_("%(num)d partners."), "count"),
+    "partners": P(*ngettext("%(num)d partner.", "%(num)d partners."), "count"),
     "user_added": P(N_("User %(email)s added for partner '%(partner)s'.")),
     "owner_user_added": P(N_("User %(email)s added for the owner.")),
     "slack_channel_linked": P(
@@ -410,18 +412,18 @@ PHRASES: dict[str, Phrase] = {
     ),
     "api_key_revoked": P(N_("API key %(id)s is revoked.")),
     "api_keys": P(
-        N_("%(num)d API key of %(tenant)s."), N_("%(num)d API keys of %(tenant)s."), "count"
+        *ngettext("%(num)d API key of %(tenant)s.", "%(num)d API keys of %(tenant)s."), "count"
     ),
     "disclosed": P(N_("Recorded.")),
-    "disclosures": P(N_("%(num)d disclosure."), N_("%(num)d disclosures."), "count"),
+    "disclosures": P(*ngettext("%(num)d disclosure.", "%(num)d disclosures."), "count"),
     "export": P(
-        N_("%(num)d lead holds data about %(email)s."),
-        N_("%(num)d leads hold data about %(email)s."),
+        *ngettext(
+            "%(num)d lead holds data about %(email)s.", "%(num)d leads hold data about %(email)s."
+        ),
         "count",
     ),
     "erased": P(
-        N_("Erased %(email)s from %(num)d lead."),
-        N_("Erased %(email)s from %(num)d leads."),
+        *ngettext("Erased %(email)s from %(num)d lead.", "Erased %(email)s from %(num)d leads."),
         "count",
     ),
     "report": P(
@@ -430,30 +432,32 @@ PHRASES: dict[str, Phrase] = {
             "lapses %(lapses)s, open %(open)s."
         )
     ),
-    "outbox": P(N_("%(num)d message."), N_("%(num)d messages."), "count"),
-    "jobs": P(N_("%(num)d job."), N_("%(num)d jobs."), "count"),
+    "outbox": P(*ngettext("%(num)d message.", "%(num)d messages."), "count"),
+    "jobs": P(*ngettext("%(num)d job.", "%(num)d jobs."), "count"),
     # sweeps (the scheduler's log and ``jobs list``)
     "expired": P(
-        N_("%(num)d claim lapsed%(refs_tail)s."),
-        N_("%(num)d claims lapsed%(refs_tail)s."),
+        *ngettext("%(num)d claim lapsed%(refs_tail)s.", "%(num)d claims lapsed%(refs_tail)s."),
         zero=N_("No claims are overdue."),
     ),
     "reminded": P(
-        N_("%(num)d reminder sent%(refs_tail)s."),
-        N_("%(num)d reminders sent%(refs_tail)s."),
+        *ngettext("%(num)d reminder sent%(refs_tail)s.", "%(num)d reminders sent%(refs_tail)s."),
         zero=N_("No reminders are due."),
     ),
     "checked": P(
-        N_("Asked %(num)d customer whether they were contacted."),
-        N_("Asked %(num)d customers whether they were contacted."),
+        *ngettext(
+            "Asked %(num)d customer whether they were contacted.",
+            "Asked %(num)d customers whether they were contacted.",
+        ),
         zero=N_("No contact checks are due."),
     ),
     "purged": P(
-        N_("Erased the customer data of %(num)d lead."),
-        N_("Erased the customer data of %(num)d leads."),
+        *ngettext(
+            "Erased the customer data of %(num)d lead.",
+            "Erased the customer data of %(num)d leads.",
+        ),
         "erased",
     ),
-    "pruned": P(N_("Forgot %(num)d inbound key."), N_("Forgot %(num)d inbound keys.")),
+    "pruned": P(*ngettext("Forgot %(num)d inbound key.", "Forgot %(num)d inbound keys.")),
     "stale_reported": P(N_("Stale leads reported: %(count)d, to owners: %(owners)d.")),
     "digests": P(
         N_("Digests queued: %(queued)d; users with nothing new or none wanted: %(skipped)d.")

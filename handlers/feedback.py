@@ -31,9 +31,7 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
     amount = money.value if money is not None else None
     said = money.currency if money is not None else None
     if said and cmd.currency and parse_currency(cmd.currency, tenant.currency) != said:
-        raise InvalidInput(
-            "currency_mismatch", field="currency", said=said, currency=cmd.currency
-        )
+        raise InvalidInput("currency_mismatch", field="currency", said=said, currency=cmd.currency)
     currency = parse_currency(cmd.currency or said, tenant.currency) if amount is not None else None
     reason, note = cmd.reason.strip(), cmd.note.strip()
     if outcome == Outcome.WON and amount is None:
@@ -41,12 +39,10 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
             "missing_amount",
             field="amount",
             ref=lead.ref,
-            example=f"WON {lead.ref} 12000 {tenant.currency}",
+            currency=tenant.currency,
         )
     if outcome == Outcome.LOST and not reason:
-        raise InvalidInput(
-            "missing_reason", field="reason", ref=lead.ref, example=f"LOST {lead.ref} price"
-        )
+        raise InvalidInput("missing_reason", field="reason", ref=lead.ref)
 
     claim = await Claim.filter(
         lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE

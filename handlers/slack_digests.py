@@ -9,6 +9,7 @@ the update is queued in the same transaction as the change.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from lyra_bot.handlers.common import require
@@ -65,16 +66,15 @@ async def queue_channel_digest(uow: UnitOfWork, link: SlackChannel, limit: int) 
         return 0, 0
     parts = [leads[i : i + LEADS_PER_MESSAGE] for i in range(0, len(leads), LEADS_PER_MESSAGE)]
     for number, part in enumerate(parts, 1):
-        title = f"{len(leads)} new lead(s) for {link.partner.name}"
-        if len(parts) > 1:
-            title += f" ({number}/{len(parts)})"
+        # What the header says; the Slack renderer words it in the reader's language.
+        title = json.dumps({"leads": len(leads), "part": number, "parts": len(parts)})
         message = await SlackMessage.create(
             tenant_id=link.tenant_id,
             partner_id=link.partner_id,
             kind="digest",
             team_id=link.team_id,
             channel_id=link.channel_id,
-            title=title[:150],
+            title=title,
             created_at=uow.now,
         )
         await SlackMessageLead.bulk_create(

@@ -172,8 +172,10 @@ PHRASES: dict[str, Phrase] = {
     "feedback": P(N_("Thank you: %(ref)s recorded as %(outcome)s.")),
     "feedback_updated": P(N_("Thank you: %(ref)s updated to %(outcome)s.")),
     "feedback_won": P(N_("Thank you: %(ref)s recorded as %(outcome)s (%(amount)s).")),
-    "missing_amount": P(N_("Please add the amount won, e.g. %(example)s")),
-    "missing_reason": P(N_("Please add why it was lost, e.g. %(example)s")),
+    "missing_amount": P(
+        N_("Please add the amount won, e.g. %(cmd_won)s %(ref)s 12000 %(currency)s")
+    ),
+    "missing_reason": P(N_("Please add why it was lost, e.g. %(cmd_lost)s %(ref)s too expensive")),
     "currency_mismatch": P(N_("The amount says %(said)s, the currency %(currency)s.")),
     "already_contacted": P(N_("%(ref)s is already recorded as contacted.")),
     # extensions
@@ -189,7 +191,7 @@ PHRASES: dict[str, Phrase] = {
     "extension_granted": P(N_("More time granted: %(ref)s is now due %(due)s.")),
     "extension_approved": P(N_("Approved: %(ref)s is now due %(due)s.")),
     "extension_declined": P(N_("Declined: %(ref)s stays due %(due)s; %(partner)s is told.")),
-    "extension_days": P(N_("Ask for 1 to %(max)d days, e.g. %(example)s")),
+    "extension_days": P(N_("Ask for 1 to %(max)d days, e.g. %(cmd_extend)s %(ref)s 3")),
     "deadline_passed": P(N_("The deadline for %(ref)s has passed.")),
     "extension_waiting": P(N_("Your earlier request for %(ref)s is still waiting for %(tenant)s.")),
     "no_extension_waiting": P(N_("No extension request is waiting on %(ref)s.")),

@@ -41,10 +41,9 @@ def reply_address(uow: UnitOfWork, ctx: Context) -> str | None:
     if identity is None or identity.kind != "u" or identity.user is None:
         return None
     lead_id = identity.lead.id if identity.lead else None
-    token = tokens.issue(
-        uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now
-    )
+    token = tokens.issue(uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now)
     return tokens.reply_address(uow.settings, token)
+
 
 def thread_headers(ctx: Context) -> dict[str, str]:
     parsed = ctx.mail
@@ -52,6 +51,7 @@ def thread_headers(ctx: Context) -> dict[str, str]:
         return {}
     refs = [*reversed(parsed.references[:8]), parsed.message_id]
     return {"In-Reply-To": parsed.message_id, "References": " ".join(dict.fromkeys(refs))}
+
 
 def answer(
     uow: UnitOfWork,
@@ -107,6 +107,7 @@ def answer(
         headers=thread_headers(ctx),
     )
 
+
 async def answer_pool(uow: UnitOfWork, ctx: Context, key: str) -> None:
     identity = ctx.identity
     assert identity is not None and identity.user is not None and identity.partner
@@ -127,6 +128,7 @@ async def answer_pool(uow: UnitOfWork, ctx: Context, key: str) -> None:
         headers=thread_headers(ctx),
         kind="answer",
     )
+
 
 def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
     identity = ctx.identity

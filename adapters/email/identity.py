@@ -37,7 +37,6 @@ class Identity:
     claim_id: int | None = None  # "k": the claim a contact check asked about
 
 
-
 class Identifier:
     """Finds the person behind a mail; keeps a short cache of tenants."""
 

@@ -288,6 +288,7 @@ class MailProcessor:
 
         return respond
 
+
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -329,5 +330,3 @@ def _key(message_id: str) -> str:
 
 def _ref_of(cmd: c.Command | None) -> str | None:
     return getattr(cmd, "lead_ref", None)
-
-

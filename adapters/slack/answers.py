@@ -16,8 +16,8 @@ from typing import Any
 
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.identity import SYSTEM, Identity, SlackPerson, identify
+from lyra_bot.adapters.slack.render import report_summary
 from lyra_bot.handlers.common import lead_by_ref
-from lyra_bot.handlers.reports import slack_summary
 from lyra_bot.handlers.slack_digests import queue_update
 from slack_sdk.web.async_client import AsyncWebClient
 from tortoise.exceptions import IntegrityError
@@ -158,7 +158,7 @@ class Answers:
         if reply.code == "pool":
             return blocks.pool_answer(reply.message, data["leads"], data["total"])
         if reply.code == "report":
-            text, summary = slack_summary(self.bus.renderer, data["view"], data.get("locale"))
+            text, summary = report_summary(self.bus.renderer, data["view"], data.get("locale"))
             return {
                 "text": blocks.clip(text, blocks.MAX_TEXT),
                 "blocks": summary[: blocks.MAX_BLOCKS],

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.answers import Answers, request_key
 from lyra_bot.adapters.slack.identity import SlackPerson
+from lyra_bot.adapters.slack.render import report_summary
 from lyra_bot.adapters.slack.transport import slack_error
-from lyra_bot.handlers.notify import local_time
-from lyra_bot.handlers.reports import slack_summary
 from slack_sdk.errors import SlackApiError
 
 from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport
@@ -54,18 +52,10 @@ class Home:
             if not (pool.ok and mine.ok):
                 return blocks.home_unknown(pool.message if not pool.ok else mine.message)
             claims = mine.data["claims"]
-            due = {c["ref"]: _local(tenant, c["due_at"]) for c in claims}
             await self.bus.disclosed(mine, actor, "slack App Home")
-            return blocks.home_partner(pool.data["total"], claims, due)
+            return blocks.home_partner(pool.data["total"], claims, tenant.locale, tenant.timezone)
         week = await self.bus.dispatch(ShowReport(), actor)
         if not week.ok:
             return blocks.home_unknown(week.message)
-        _, summary = slack_summary(self.bus.renderer, week.data["view"], tenant.locale)
+        _, summary = report_summary(self.bus.renderer, week.data["view"], tenant.locale)
         return blocks.home_owner(summary)
-
-
-def _local(tenant: Tenant, when: datetime | str | None) -> str:
-    """A reply's time (ISO text in reply data) in the tenant's time zone."""
-    if isinstance(when, str):
-        when = datetime.fromisoformat(when)
-    return local_time(tenant, when)

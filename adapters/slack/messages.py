@@ -8,14 +8,18 @@ someone else, or withdrawn. The message never says which other partner holds a l
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from lyra_bot.adapters.slack import blocks
-from lyra_bot.handlers.notify import local_time
+from lyra_bot.adapters.slack.render import digest_title
 
 from lyra_bot.domain import ClaimState, LeadStatus, full_view, is_entitled, teaser
+from lyra_bot.i18n import pick_locale
 from lyra_bot.models import Claim, LeadHide, Partner, SlackMessage, SlackMessageLead, Tenant
+from lyra_bot.phrases import say
+from lyra_bot.phrases import tr as _
 
 
 async def render_message(message: SlackMessage, now: datetime) -> dict[str, Any]:
@@ -44,41 +48,58 @@ async def render_message(message: SlackMessage, now: datetime) -> dict[str, Any]
                 lead_id__in=ids, partner_id=partner.id, until__gt=now
             ).values_list("lead_id", flat=True)
         )
+    locale = pick_locale(partner.locale if partner else None, tenant.locale)
     items = []
     for lead in leads:
-        note, button = _state(lead, claims.get(lead.id), partner, lead.id in hidden, tenant)
+        note, button = _state(lead, claims.get(lead.id), partner, lead.id in hidden, tenant, locale)
         items.append((teaser(lead), note, button))
-    return blocks.digest(message.title, items)
+    return blocks.digest(_title(message, partner, locale), items)
+
+
+def _title(message: SlackMessage, partner: Partner | None, locale: str) -> str:
+    """The header, from what the digest recorded (``{"leads", "part", "parts"}``)."""
+    try:
+        said = json.loads(message.title)
+    except ValueError:
+        return message.title  # a message recorded before titles were rendered here
+    name = partner.name if partner else ""
+    return digest_title(name, int(said["leads"]), int(said["part"]), int(said["parts"]), locale)
 
 
 def _state(
-    lead: Any, claim: Claim | None, partner: Partner | None, hidden: bool, tenant: Tenant
+    lead: Any,
+    claim: Claim | None,
+    partner: Partner | None,
+    hidden: bool,
+    tenant: Tenant,
+    locale: str,
 ) -> tuple[str, blocks.Block | None]:
     ours = partner is not None and claim is not None and claim.partner_id == partner.id
     if lead.status == LeadStatus.OPEN:
         if hidden:
-            return ":hourglass: _Back in the pool for other partners for now._", None
+            return ":hourglass: _" + _(
+                "Back in the pool for other partners for now.", locale
+            ) + "_", None
         if partner is not None and not (
             partner.active
             and is_entitled(partner.products, partner.regions, lead.product, lead.region)
         ):
-            return "_No longer in your products or regions._", None
-        return "", blocks.claim_button(lead.ref)
+            return "_" + _("No longer in your products or regions.", locale) + "_", None
+        return "", blocks.claim_button(lead.ref, locale)
     if lead.status == LeadStatus.CLAIMED and ours and claim is not None:
         who = blocks.esc(claim.user.name or claim.user.email)
-        due = blocks.slack_date(claim.due_at, local_time(tenant, claim.due_at))
-        return (
-            f":white_check_mark: *Claimed by {who}* · feedback due {due}",
-            blocks.feedback_button(lead.ref),
-        )
+        due = blocks.slack_date(claim.due_at, locale, tenant.timezone)
+        note = _("*Claimed by %(who)s* · feedback due %(due)s", locale, who=who, due=due)
+        return f":white_check_mark: {note}", blocks.feedback_button(lead.ref, locale)
     if lead.status == LeadStatus.CLOSED and ours and claim is not None:
         who = blocks.esc(claim.user.name or claim.user.email)
-        return f":white_check_mark: _Claimed by {who} · feedback given._", None
+        note = _("Claimed by %(who)s · feedback given.", locale, who=who)
+        return f":white_check_mark: _{note}_", None
     if lead.status == LeadStatus.WITHDRAWN:
-        return ":no_entry_sign: _Withdrawn by the owner._", None
+        return ":no_entry_sign: _" + _("Withdrawn by the owner.", locale) + "_", None
     if lead.status == LeadStatus.HELD:
-        return "_Not available right now._", None
-    return ":lock: _Taken._", None
+        return "_" + _("Not available right now.", locale) + "_", None
+    return ":lock: _" + _("Taken.", locale) + "_", None
 
 
 async def render_claims(tenant_id: int, partner_id: int) -> dict[str, Any]:
@@ -91,5 +112,6 @@ async def render_claims(tenant_id: int, partner_id: int) -> dict[str, Any]:
         .order_by("due_at")
     )
     items = [{**full_view(c.lead), "due_at": c.due_at} for c in claims]
-    due = {c.lead.ref: local_time(tenant, c.due_at) for c in claims}
-    return blocks.mine_answer(f"You hold {len(items)} lead(s).", items, due)
+    locale = tenant.locale  # the answer's reader: see render_claims' callers
+    text = say("mine", {"count": len(items)}, locale)
+    return blocks.mine_answer(text, items, locale, tenant.timezone)

@@ -19,6 +19,10 @@ Methods:
   that, or when a later update of the same message is queued (it will show the latest
   state). A message or channel gone from Slack is marked gone and not retried.
 
+- ``lyra.say`` ``{"say": {"kind", "locale", "context"}, "channel": …, "user": … or null}``:
+  what to tell whom, turned into Block Kit *now* by ``adapters.slack.render`` in the
+  reader's language; to ``user`` only (ephemeral in ``channel``, else their DM) when a user
+  is given, else posted in ``channel`` (a user id there is their DM).
 - ``lyra.claims_answer`` ``{"user": ..., "channel": ... or null, "partner": <id>}``: a
   partner user's open claims with their customers, rendered *now* and shown to that user
   only (ephemeral, else DM), so the outbox never stores several customers in one row.
@@ -39,6 +43,7 @@ from typing import Any
 import aiohttp
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.messages import render_claims, render_message
+from lyra_bot.adapters.slack.render import render
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -51,6 +56,7 @@ from lyra_bot.config import Settings
 from lyra_bot.domain import OutboxStatus
 from lyra_bot.models import OutboxMessage, SlackChannel, SlackMessage, SlackMessageStatus
 from lyra_bot.outbox import PermanentError, Waiting
+from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +135,7 @@ class SlackTransport:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.renderer = Renderer(settings.templates_dir)
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         # Rows delivered in the worker's current batch are marked sent only when the batch
@@ -167,6 +174,14 @@ class SlackTransport:
                 await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
             else:
                 await self._call("chat.postMessage", {"channel": args["user"], **content})
+        elif method == "lyra.say":
+            said = args["say"]
+            content = render(said["kind"], said.get("locale"), said["context"], self.renderer)
+            if args.get("user") and args.get("channel"):
+                await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
+            else:
+                target = args.get("channel") or args["user"]
+                await self._call("chat.postMessage", {"channel": target, **content})
         elif method == "chat.postEphemeral":
             await self._ephemeral(args)
         else:

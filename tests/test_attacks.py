@@ -427,6 +427,39 @@ async def test_claims_per_minute_are_limited_on_every_channel_with_a_clear_answe
 
 
 def test_a_limit_of_zero_means_no_limit():
-    settings = Settings(_env_file=None, claims_per_minute=0, api_rate_per_minute=0)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, claims_per_minute=0, partner_claims_per_minute=0, api_rate_per_minute=0
+    )
     limits = RateLimits(settings)
-    assert limits.claims is None and limits.api is None
+    assert limits.claims is None and limits.partner_claims is None and limits.api is None
+
+
+async def test_a_partner_cannot_sweep_the_pool_by_spreading_claims_over_its_users(slack):  # noqa: F811
+    """The per-partner limit counts every user of the partner on every channel; a mail with
+    several refused claims gets one "too fast" answer, not one per line."""
+    services = slack.services
+    services.bus.rate_limits.partner_claims = RateLimitItemPerMinute(2)
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+
+    await slack.click("U0MIA", "lyra.claim", "L-1001", message_ts=ts)  # alpine: 1 of 2
+    await slack.settle()
+    to = await address_for(services.settings, services.clock, "max@alpine.example")
+    outcome = await services.mail.process(
+        reply_mail("Max <max@alpine.example>", to, "CLAIM L-1002\nCLAIM L-1003\nCLAIM L-1004")
+    )
+    assert [r.code for _, r in outcome.results] == ["claimed", "rate_limited", "rate_limited"]
+    assert {r.data["per"] for _, r in outcome.results[1:]} == {"partner"}
+    answers = await OutboxMessage.filter(
+        recipient="max@alpine.example", kind__startswith="answer"
+    )
+    assert len(answers) == 1, [a.payload["text"] for a in answers]
+    assert "partner is claiming too fast: at most 2 claims a minute" in answers[0].payload["text"]
+    # Mia (under her own limit) is refused too: her partner has used its minute.
+    await slack.click("U0MIA", "lyra.claim", "L-1003", message_ts=ts)
+    await slack.settle()
+    assert any("partner is claiming too fast" in json.dumps(e) for e in slack.ephemerals_to("U0MIA"))
+    claims = await Claim.all().prefetch_related("lead", "user")
+    assert sorted((cl.lead.ref, cl.user.email) for cl in claims) == [
+        ("L-1001", "mia@alpine.example"),
+        ("L-1002", "max@alpine.example"),
+    ]

@@ -449,15 +449,15 @@ async def test_a_partner_cannot_sweep_the_pool_by_spreading_claims_over_its_user
     )
     assert [r.code for _, r in outcome.results] == ["claimed", "rate_limited", "rate_limited"]
     assert {r.data["per"] for _, r in outcome.results[1:]} == {"partner"}
-    answers = await OutboxMessage.filter(
-        recipient="max@alpine.example", kind__startswith="answer"
-    )
+    answers = await OutboxMessage.filter(recipient="max@alpine.example", kind__startswith="answer")
     assert len(answers) == 1, [a.payload["text"] for a in answers]
     assert "partner is claiming too fast: at most 2 claims a minute" in answers[0].payload["text"]
     # Mia (under her own limit) is refused too: her partner has used its minute.
     await slack.click("U0MIA", "lyra.claim", "L-1003", message_ts=ts)
     await slack.settle()
-    assert any("partner is claiming too fast" in json.dumps(e) for e in slack.ephemerals_to("U0MIA"))
+    assert any(
+        "partner is claiming too fast" in json.dumps(e) for e in slack.ephemerals_to("U0MIA")
+    )
     claims = await Claim.all().prefetch_related("lead", "user")
     assert sorted((cl.lead.ref, cl.user.email) for cl in claims) == [
         ("L-1001", "mia@alpine.example"),

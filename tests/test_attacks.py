@@ -78,6 +78,16 @@ PROVEN_ELSEWHERE = {
     "API requests per key": [
         "tests/test_api.py::test_requests_per_key_are_limited_with_retry_after",
     ],
+    "link scanner answering the contact check (GET acts)": [
+        "tests/test_contact_checks.py::test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing",
+    ],
+    "one token, several powers (purpose inside the MAC)": [
+        "tests/test_tokens.py::test_a_token_works_only_for_its_purpose",
+    ],
+    "erase misses data (columns, JSON, SQLite free pages and WAL)": [
+        "tests/test_privacy.py::test_erase_leaves_no_trace_in_any_column_or_in_the_sqlite_files",
+        "tests/test_privacy.py::test_every_text_and_json_column_is_classified_for_erasure",
+    ],
 }
 
 

@@ -163,6 +163,15 @@ PHRASES: dict[str, Phrase] = {
         ),
         "retry_after",
     ),
+    "partner_rate_limited": P(
+        *ngettext(
+            "Your partner is claiming too fast: at most %(limit)d claims a minute for all its "
+            "users together. Please try again in %(num)d second.",
+            "Your partner is claiming too fast: at most %(limit)d claims a minute for all its "
+            "users together. Please try again in %(num)d seconds.",
+        ),
+        "retry_after",
+    ),
     "not_your_lead": P(N_("You do not hold %(ref)s.")),
     "no_longer_yours": P(N_("You no longer hold %(ref)s.")),
     "claim_just_ended": P(N_("Your claim on %(ref)s has just ended.")),
@@ -209,6 +218,7 @@ PHRASES: dict[str, Phrase] = {
     ),
     "already_answered": P(N_("You have already answered this question. Thank you.")),
     "not_asked": P(N_("We did not ask you about this enquiry.")),
+    "contact_check_question": P(N_("Please confirm your answer.")),
     "opted_out": P(N_("You will not be contacted about this enquiry.")),
     "already_opted_out": P(N_("We had already noted this.")),
     "link_invalid": P(N_("This link is no longer valid.")),

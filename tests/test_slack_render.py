@@ -102,7 +102,7 @@ def limit_problems(payload: dict[str, Any], max_blocks: int) -> list[str]:
             for field in block.get("fields") or []:
                 if len(field["text"]) > 2000:
                     found.append("field")
-        buttons = list(block.get("elements") or []) + [block.get("accessory") or {}]
+        buttons = [*(block.get("elements") or []), block.get("accessory") or {}]
         ids = [b["action_id"] for b in buttons if b.get("type") == "button"]
         if len(ids) != len(set(ids)):
             found.append("action_id repeated in a block")

@@ -286,6 +286,20 @@ class Bus:
             if fields:
                 await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
+    async def send(self, actor: Actor, write: Callable[[UnitOfWork], object]) -> bool:
+        """Outbox rows written outside any command (the answer to a request that changes
+        nothing), in their own transaction; False when their dedupe key was queued before."""
+        uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
+        write(uow)
+        try:
+            async with transaction():
+                await uow.flush()
+        except IntegrityError:
+            return False
+        for callback in self.after_commit:
+            callback(uow)
+        return True
+
     async def _record_error(
         self,
         key: str | None,

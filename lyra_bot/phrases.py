@@ -246,6 +246,40 @@ PHRASES: dict[str, Phrase] = {
         )
     ),
     "token_foreign": P(N_("This reply address is not one of ours.")),
+    # answers of the Slack channel (codes of the Slack adapter)
+    "slack_unknown": P(
+        N_(
+            "Lyra does not know you yet. Ask the channel manager who works with your company "
+            "to register your email address (the one in your Slack profile) in Lyra."
+        )
+    ),
+    "slack_ambiguous": P(
+        N_(
+            "You are registered with several owners in Lyra. Use this in a Slack channel that "
+            "is linked to your partner, so Lyra knows which one you mean."
+        )
+    ),
+    "slack_lookup_failed": P(
+        N_("Lyra could not look you up in Slack just now. Please try again in a minute.")
+    ),
+    "slack_not_offered": P(N_("This lead is offered by an owner you do not work with in Lyra.")),
+    "slack_partners_only": P(N_("Only partner users can do this.")),
+    "slack_owners_only": P(N_("Only the owner's staff can see the report.")),
+    "slack_owners_decide": P(N_("Only the owner's staff can decide on more time.")),
+    "slack_unknown_verb": P(N_("I do not know '%(verb)s'.")),
+    "slack_which_lead": P(N_("Say which lead, e.g. `/lyra %(verb)s L-1042`.")),
+    "slack_feedback_form_failed": P(
+        N_("Lyra could not open the feedback form. Try `/lyra feedback %(ref)s` again.")
+    ),
+    "slack_extension_form_failed": P(
+        N_(
+            "Lyra could not open the form. Reply %(cmd_extend)s %(ref)s and the number of "
+            "days to any Lyra mail."
+        )
+    ),
+    "choose_outcome": P(N_("Please choose an outcome.")),
+    "form_out_of_date": P(N_("This form is out of date. Please open it again.")),
+    "whole_days": P(N_("Say how many days, as a whole number like 3.")),
     # answers of the mail channel (codes of the email adapter)
     "missing_ref": P(N_("Which lead do you mean? Please add its reference: %(example)s")),
     "missing_days": P(N_("How many more days do you need? For example: %(example)s")),

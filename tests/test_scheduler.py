@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from lyra_bot.adapters.slack.render import render
 from tortoise.transactions import in_transaction
 
 from lyra_bot import commands as c
@@ -113,9 +114,11 @@ async def test_reminders_fire_once_each_at_the_right_local_times_across_a_dst_ch
     slack = await OutboxMessage.filter(kind="reminder.slack").order_by("id")
     assert [s.recipient for s in slack] == ["U0MIA", "U0MIA"]
     args = slack[0].payload["args"]
-    assert slack[0].channel == "slack" and slack[0].payload["method"] == "chat.postMessage"
-    assert args["channel"] == "U0MIA" and "L-1001" in args["text"]
-    assert args["blocks"][0]["text"]["text"] == args["text"]
+    assert slack[0].channel == "slack" and slack[0].payload["method"] == "lyra.say"
+    assert args["channel"] == "U0MIA" and args["say"]["kind"] == "reminder"
+    said = render(args["say"]["kind"], args["say"]["locale"], args["say"]["context"])
+    assert "Feedback on L-1001 is due" in said["blocks"][0]["text"]["text"]
+    assert "in about 24 hours" in said["text"]
     assert (await Claim.get(id=claim.id)).next_remind_at is None
 
 

@@ -143,8 +143,9 @@ def split_body(body: str) -> Split:
     an attribution line introduced."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     new: list[str] = []
-    quoted: list[str] = []
     doubtful: list[str] = []
+    quoted: list[str] = []
+    kept = new  # where the sender's lines go: ``doubtful`` after a weak sign of a quote
     i, n = 0, len(lines)
     while i < n:
         line = lines[i]
@@ -168,12 +169,9 @@ def split_body(body: str) -> Split:
                 continue
             quoted.extend(lines[i:])
             break
-        if _doubtful_at(lines, i):
-            rest = split_body("\n".join(lines[i + 1 :]))
-            doubtful = [line, *rest.text.split("\n")] if rest.text else [line]
-            quoted.extend(x for x in (rest.doubtful, rest.quoted) if x)
-            break
-        new.append(line)
+        if kept is new and _doubtful_at(lines, i):
+            kept = doubtful
+        kept.append(line)
         i += 1
     return Split("\n".join(new).strip(), "\n".join(doubtful).strip(), "\n".join(quoted))
 

@@ -113,6 +113,8 @@ class UnitOfWork:
     rate_limits: RateLimits | None = None  # the process's counters (claims per minute)
     event_counts: Tally[str] = field(default_factory=Tally)  # audit events written, by kind
     prepared: Any = None  # what the command's preparer made outside the transaction
+    # Work that must wait for the commit (e.g. wiping erased data out of SQLite's log).
+    post_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def audit(
         self,
@@ -273,6 +275,8 @@ class Bus:
             raise
         for callback in self.after_commit:
             callback(uow)
+        for task in uow.post_commit:
+            await task()
         return reply
 
     async def disclosed(self, reply: Reply, actor: Actor, purpose: str) -> None:

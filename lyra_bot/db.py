@@ -43,6 +43,7 @@ def connection_config(url: str, pool_max: int = 10) -> dict[str, Any]:
             "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": "ON",
             "cache_size": -SQLITE_CACHE_KIB,  # negative: KiB, not pages
+            "secure_delete": "ON",  # erased customer data must not linger in free space
         }
         for key, values in parse_qs(parsed.query).items():
             credentials[key] = values[-1]
@@ -155,3 +156,53 @@ async def pending_migrations() -> list[str]:
 
     steps = await MigrationExecutor(get_connection("default"), APPS).plan()
     return [f"{step.migration.app_label}.{step.migration.name}" for step in steps]
+
+
+def _like(needle: str) -> str:
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def ids_mentioning(
+    model: Any, column: str, needles: list[str], tenant_id: int | None = None
+) -> list[Any]:
+    """Primary keys of ``model`` rows whose ``column`` (text, or JSON read as text) contains
+    one of ``needles``, case-blind; only the tenant's rows (and rows of no tenant) when the
+    table has a tenant.
+
+    Erasure finds the customer's address in free text and JSON this way: no ORM lookup
+    reads a JSON column as text on both stores."""
+    if not needles:
+        return []
+    meta = model._meta
+    connection = meta.db  # inside a transaction: the transaction's connection
+    sqlite = connection.capabilities.dialect == "sqlite"
+    source = meta.fields_map[column].source_field or column
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return "?" if sqlite else f"${len(params)}"
+
+    scope = ""  # first: "?" parameters are numbered by their place in the text
+    if tenant_id is not None and "tenant_id" in meta.fields_db_projection.values():
+        scope = f'("tenant_id" = {param(tenant_id)} OR "tenant_id" IS NULL) AND '
+    text = f'"{source}"' if sqlite else f'CAST("{source}" AS TEXT)'
+    op = "LIKE" if sqlite else "ILIKE"
+    where = (
+        scope
+        + "("
+        + " OR ".join(f"{text} {op} {param(_like(n))} ESCAPE '\\'" for n in needles)
+        + ")"
+    )
+    sql = f'SELECT "{meta.db_pk_column}" AS pk FROM "{meta.db_table}" WHERE {where}'
+    return [row["pk"] for row in await connection.execute_query_dict(sql, params)]
+
+
+async def release_erased_pages() -> None:
+    """After an erasure commits, on SQLite: copy the write-ahead log into the database file
+    and truncate it, so erased values survive neither in old log frames nor (with
+    ``secure_delete``, which zeroes freed cells and pages) in the file's free space."""
+    connection = get_connection("default")
+    if connection.capabilities.dialect == "sqlite":
+        await connection.execute_query("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1149,8 +1149,13 @@ def _write(path: Path, data: bytes) -> None:
 def run_service() -> None:
     """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
+    from lyra_bot.config import secret_key_problem
 
-    configure_logging(get_settings())
+    settings = get_settings()
+    if problem := secret_key_problem(settings):
+        err.print(f"[red]Error:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    configure_logging(settings)
     try:
         asyncio.run(serve())
     except (OSError, ConnectionError) as exc:

@@ -29,6 +29,7 @@ from lyra_bot.lease import Lease, instance_id
 from lyra_bot.logs import add_settings_secrets
 from lyra_bot.outbox import OutboxWorker, Transport
 from lyra_bot.scheduler import Scheduler
+from lyra_bot.wiring import build_bus
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,6 @@ def transports(settings: Settings, clock: Clock) -> list[Transport]:
 
         items.append(SlackTransport(settings, clock))
     return items
-
-
-def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> Bus:
-    """The bus with its hooks: every process (service, CLI, demo) changes state through one
-    built here, so posted Slack messages follow every change, whoever made it."""
-    from lyra_bot.handlers.slack_digests import queue_message_updates
-
-    bus = Bus(settings, clock)
-    bus.before_commit.append(queue_message_updates)
-    return bus
 
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:

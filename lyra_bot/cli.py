@@ -6,48 +6,53 @@ or outdated database exits with status 2.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from tortoise.connection import get_connection
 
-from lyra_bot import commands as c
-from lyra_bot.bus import Bus, Reply
-from lyra_bot.commands import Actor
-from lyra_bot.config import get_settings
-from lyra_bot.db import close_db, init_db, pending_migrations, upgrade
-from lyra_bot.domain import DomainError
-from lyra_bot.logs import configure as configure_logging
-from lyra_bot.models import Tenant, User
+from lyra_bot.console import LazyConsole
+from lyra_bot.lazy import lazy
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from lyra_bot import commands as c
+    from lyra_bot.bus import Bus, Reply
+    from lyra_bot.commands import Actor
+    from lyra_bot.models import Tenant
+else:
+    # Loaded by the first command that needs them: `lyra-bot --help` imports no part of the
+    # store and not even asyncio.
+    asyncio = lazy("asyncio")
+    c = lazy("lyra_bot.commands")
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Lyra: the self-service lead pool."
-)
-db_app = typer.Typer(no_args_is_help=True, help="The database.")
-tenant_app = typer.Typer(no_args_is_help=True, help="Owners (tenants).")
-partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
-user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
-lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
-outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
-digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads (mail and Slack).")
-privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
-jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
-extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
-mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
+
+def group(help: str, **options: Any) -> typer.Typer:
+    """A command group. Help is click's plain text: rich-formatted help imports markdown-it
+    and more, and took longer than the whole of ``lyra-bot --help`` may (bench/cli.py)."""
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=help, **options)
+
+
+app = group("Lyra: the self-service lead pool.", add_completion=False)
+db_app = group("The database.")
+tenant_app = group("Owners (tenants).")
+partner_app = group("Partners of a tenant.")
+user_app = group("People acting for partners or the owner.")
+lead_app = group("Leads.")
+outbox_app = group("Messages waiting to be delivered.")
+digest_app = group("Digests of new leads (mail and Slack).")
+privacy_app = group("Customer data: disclosures, export, erasure.")
+jobs_app = group("The scheduler's jobs (sweeps).")
+extension_app = group("Decide partners' extension requests.")
+mail_app = group("Replies by email (the IMAP inbox).")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -62,11 +67,11 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 lead_app.add_typer(extension_app, name="extension")
-api_key_app = typer.Typer(no_args_is_help=True, help="Keys of the intake API (/api/v1).")
+api_key_app = group("Keys of the intake API (/api/v1).")
 tenant_app.add_typer(api_key_app, name="api-key")
 
-out = Console()
-err = Console(stderr=True)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 TenantOpt = Annotated[
     str | None,
@@ -92,6 +97,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
     """Open the store, run ``body``, close the store; turn failures into one-line errors."""
+    from tortoise.connection import get_connection
+
+    from lyra_bot.config import get_settings
+    from lyra_bot.db import close_db, init_db, pending_migrations
 
     async def main() -> T:
         settings = get_settings()
@@ -118,6 +127,8 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
 
 
 async def tenant_by_slug(slug: str | None) -> Tenant:
+    from lyra_bot.models import Tenant
+
     if slug:
         tenant = await Tenant.get_or_none(slug=slug.lower())
         if tenant is None:
@@ -134,14 +145,16 @@ async def tenant_by_slug(slug: str | None) -> Tenant:
 
 
 async def partner_actor(tenant: Tenant, email: str) -> Actor:
+    from lyra_bot.models import User
+
     user = await User.get_or_none(tenant_id=tenant.id, email=email.strip().lower())
     if user is None or user.partner_id is None:
         fail(f"{email} is not a partner user of '{tenant.slug}'.")
-    return Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
+    return c.Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
 
 
 async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
-    from lyra_bot.app import build_bus
+    from lyra_bot.wiring import build_bus
 
     reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
@@ -158,6 +171,8 @@ def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[
     if key is None:
         out.print(reply.message, highlight=False)
         return
+    from rich.table import Table
+
     table = Table(*columns, title=reply.message, title_justify="left")
     for row in rows:
         table.add_row(*(_cell(row.get(col)) for col in columns))
@@ -183,6 +198,7 @@ def say(reply: Reply, as_json: bool = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from lyra_bot.db import upgrade
 
     async def body() -> None:
         await upgrade(
@@ -291,7 +307,7 @@ def tenant_add(
         slack_owner_channel=slack_owner_channel,
         digest_time=digest_time,
     )
-    say(run(lambda: send(cmd, Actor.system())))
+    say(run(lambda: send(cmd, c.Actor.system())))
 
 
 @tenant_app.command("set")
@@ -360,7 +376,7 @@ def tenant_set(
     )
 
     async def body() -> Reply:
-        return await send(cmd, Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(cmd, c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
 
@@ -370,9 +386,11 @@ def tenant_show(slug: str) -> None:
     """A tenant's whole policy."""
 
     async def body() -> Reply:
-        return await send(c.ShowTenant(), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.ShowTenant(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     reply = run(body)
+    from rich.table import Table
+
     table = Table("setting", "value", title=reply.message, title_justify="left")
     for key, value in reply.to_json()["data"]["policy"].items():
         table.add_row(key, _cell(value))
@@ -382,7 +400,7 @@ def tenant_show(slug: str) -> None:
 @tenant_app.command("list")
 def tenant_list(as_json: JsonOpt = False) -> None:
     """List tenants."""
-    reply = run(lambda: send(c.ListTenants(), Actor.system()))
+    reply = run(lambda: send(c.ListTenants(), c.Actor.system()))
     show(
         reply,
         as_json,
@@ -408,7 +426,7 @@ def api_key_create(
     """Make an API key; it is printed once and only its hash is stored."""
 
     async def body() -> Reply:
-        return await send(c.CreateApiKey(name), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.CreateApiKey(name), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
 
@@ -418,7 +436,7 @@ def api_key_revoke(slug: str, key_id: int) -> None:
     """Revoke an API key at once (requests with it get 401)."""
 
     async def body() -> Reply:
-        return await send(c.RevokeApiKey(key_id), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.RevokeApiKey(key_id), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body))
 
@@ -428,7 +446,7 @@ def api_key_list(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's API keys (never the keys themselves)."""
 
     async def body() -> Reply:
-        return await send(c.ListApiKeys(), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.ListApiKeys(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     show(
         run(body),
@@ -454,7 +472,7 @@ def partner_add(
         cmd = c.AddPartner(
             slug, name, tuple(products.split(",")), tuple(regions.split(",")), locale
         )
-        return await send(cmd, Actor.owner(t.id))
+        return await send(cmd, c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -464,7 +482,7 @@ def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List partners with their entitlements, open claims and pool size."""
 
     async def body() -> Reply:
-        return await send(c.ListPartners(), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ListPartners(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     show(
         run(body),
@@ -488,7 +506,7 @@ def user_add(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.AddUser(email, name, partner, locale), Actor.owner(t.id))
+        return await send(c.AddUser(email, name, partner, locale), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -504,7 +522,7 @@ def partner_link_slack(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.LinkSlackChannel(partner, channel_id, team), Actor.owner(t.id))
+        return await send(c.LinkSlackChannel(partner, channel_id, team), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -515,7 +533,7 @@ def partner_unlink_slack(channel_id: str, tenant: TenantOpt = None) -> None:
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.UnlinkSlackChannel(channel_id), Actor.owner(t.id))
+        return await send(c.UnlinkSlackChannel(channel_id), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -531,7 +549,7 @@ def user_link_slack(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.LinkSlackUser(email, slack_team, slack_user), Actor.owner(t.id))
+        return await send(c.LinkSlackUser(email, slack_team, slack_user), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -588,7 +606,7 @@ def lead_add(
             ref=ref,
             allow_duplicate=allow_duplicate,
         )
-        return await send(cmd, Actor.owner(t.id))
+        return await send(cmd, c.Actor.owner(t.id))
 
     say(run(body), as_json)
 
@@ -600,6 +618,8 @@ def lead_import(
     tenant: TenantOpt = None,
 ) -> None:
     """Import a CSV file (header: product,region,… ); all rows or none."""
+    from rich.progress import Progress
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -608,7 +628,7 @@ def lead_import(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=err.real, transient=True) as progress:
             task = progress.add_task("Importing", total=None)
 
             def tick(done: int, total: int) -> None:
@@ -616,7 +636,7 @@ def lead_import(
 
             return await send(
                 c.ImportLeads(text, source="csv", allow_duplicates=allow_duplicates, progress=tick),
-                Actor.owner(t.id),
+                c.Actor.owner(t.id),
             )
 
     say(run(body))
@@ -633,7 +653,7 @@ def lead_list(
 
     async def body() -> Reply:
         return await send(
-            c.ListLeads(status, limit), Actor.owner((await tenant_by_slug(tenant)).id)
+            c.ListLeads(status, limit), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
 
     show(
@@ -647,9 +667,10 @@ def lead_list(
 @lead_app.command("show")
 def lead_show(ref: str, tenant: TenantOpt = None) -> None:
     """Everything about one lead, with its claims and feedback (owner view)."""
+    from lyra_bot.bus import Bus
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         bus = Bus()
         reply = await send(c.ShowLead(ref), actor, bus)
         say(reply, True)
@@ -665,7 +686,7 @@ def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
 
     async def body() -> Reply:
         return await send(
-            c.WithdrawLead(ref, reason), Actor.owner((await tenant_by_slug(tenant)).id)
+            c.WithdrawLead(ref, reason), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
 
     say(run(body))
@@ -684,7 +705,7 @@ def lead_consent(
     """Record why the customer may be contacted (a lead held for it then enters the pool)."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         if legitimate_interest is not None:
             cmd = c.RecordConsent(ref, "legitimate_interest", legal_note=legitimate_interest)
         else:
@@ -699,7 +720,7 @@ def lead_approve(ref: str, tenant: TenantOpt = None) -> None:
     """Put a held lead (a possible duplicate) into the pool."""
 
     async def body() -> Reply:
-        return await send(c.ApproveLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ApproveLead(ref), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
 
@@ -767,7 +788,7 @@ def lead_extend(
 def _decide(ref: str, approve: bool, note: str, tenant: str | None) -> None:
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.DecideExtension(ref, approve, note), Actor.owner(t.id))
+        return await send(c.DecideExtension(ref, approve, note), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -789,7 +810,7 @@ def lead_expire(tenant: TenantOpt = None) -> None:
     """Lapse every overdue claim now (the scheduler does this every minute)."""
 
     async def body() -> Reply:
-        return await send(c.ExpireOverdue(), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ExpireOverdue(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
 
@@ -807,7 +828,7 @@ def pool(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        actor = await partner_actor(t, as_user) if as_user else Actor.owner(t.id)
+        actor = await partner_actor(t, as_user) if as_user else c.Actor.owner(t.id)
         return await send(c.ListPool(limit), actor)
 
     show(run(body), as_json, "leads", ("ref", "product", "region", "industry", "size", "need"))
@@ -820,6 +841,7 @@ def claims(
     as_json: JsonOpt = False,
 ) -> None:
     """Open claims of a partner user's partner, with deadlines."""
+    from lyra_bot.bus import Bus
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
@@ -847,6 +869,8 @@ def outbox_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Messages in the outbox, newest first."""
+    from lyra_bot.bus import Reply
+    from lyra_bot.domain import DomainError
     from lyra_bot.outbox import outbox_rows
 
     async def body() -> Reply:
@@ -892,7 +916,7 @@ def privacy_log(
     """Who was shown which customer data, when and how."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ListDisclosures(lead, customer), actor)
 
     show(
@@ -914,7 +938,7 @@ def privacy_export(
     """Everything Lyra holds about one customer, as JSON (a data subject access request)."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ExportCustomerData(customer), actor)
 
     reply = run(body)
@@ -937,7 +961,7 @@ def privacy_erase(
         raise typer.Exit(1)
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.EraseCustomerData(customer), actor)
 
     say(run(body))
@@ -946,11 +970,12 @@ def privacy_erase(
 @privacy_app.command("purge")
 def privacy_purge() -> None:
     """Erase customer data past every tenant's retention now (the scheduler does this daily)."""
+    from lyra_bot.bus import Bus, Reply
 
     async def body() -> Reply:
         bus, erased = Bus(), 0
         while True:
-            reply = await send(c.PurgeExpiredPersonalData(), Actor.system(), bus)
+            reply = await send(c.PurgeExpiredPersonalData(), c.Actor.system(), bus)
             erased += reply.data["erased"]
             if not reply.data["more"]:
                 return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
@@ -965,6 +990,7 @@ def privacy_purge() -> None:
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Each job with its interval, last run and result, and next run."""
     from lyra_bot.app import bootstrap
+    from lyra_bot.bus import Reply
 
     async def body() -> Reply:
         rows = await bootstrap().scheduler.status()
@@ -1013,8 +1039,8 @@ def digest_send(
 
     async def body() -> list[Reply]:
         tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
-        mails = await send(c.SendDigests(tenant_id), Actor.system())
-        actor = Actor.owner(tenant_id) if tenant_id is not None else Actor.system()
+        mails = await send(c.SendDigests(tenant_id), c.Actor.system())
+        actor = c.Actor.owner(tenant_id) if tenant_id is not None else c.Actor.system()
         return [mails, await send(c.PostSlackDigests(max_leads), actor)]
 
     for reply in run(body):
@@ -1026,7 +1052,11 @@ def mail_poll(
     once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
 ) -> None:
     """Read replies from the IMAP inbox (LYRA_IMAP_HOST) and act on them."""
+    import signal
+
     from lyra_bot.app import bootstrap
+    from lyra_bot.config import get_settings
+    from lyra_bot.logs import configure as configure_logging
 
     settings = get_settings()
     if not settings.imap_host:
@@ -1100,7 +1130,10 @@ def report(
 ) -> None:
     """The owner report: headline figures with the change from the period before, and one
     row per partner, product or region (json: the whole report, docs/reports.md)."""
+    import zoneinfo
+
     from lyra_bot.clock import SystemClock
+    from lyra_bot.domain import DomainError
     from lyra_bot.reports import exports
     from lyra_bot.reports.chart import chart_png
     from lyra_bot.reports.periods import choose_period
@@ -1111,7 +1144,7 @@ def report(
         t = await tenant_by_slug(tenant)
         now = SystemClock().now()
         try:
-            period = choose_period(ZoneInfo(t.timezone), now, week, first, last)
+            period = choose_period(zoneinfo.ZoneInfo(t.timezone), now, week, first, last)
         except DomainError as exc:
             fail(exc.message)
         result = await build_report(t, period, now)
@@ -1121,7 +1154,11 @@ def report(
     if chart is not None and png is not None:
         _write(chart, png)
     if output_format == ReportFormat.table:
-        console = Console(file=output.open("w", encoding="utf-8"), width=200) if output else out
+        from rich.console import Console
+
+        console = (
+            Console(file=output.open("w", encoding="utf-8"), width=200) if output else out.real
+        )
         print_report(console, result, by.value)
         return
     if output_format == ReportFormat.json:
@@ -1149,7 +1186,8 @@ def _write(path: Path, data: bytes) -> None:
 def run_service() -> None:
     """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
-    from lyra_bot.config import secret_key_problem
+    from lyra_bot.config import get_settings, secret_key_problem
+    from lyra_bot.logs import configure as configure_logging
 
     settings = get_settings()
     if problem := secret_key_problem(settings):
@@ -1176,7 +1214,7 @@ def demo(
     from lyra_bot.demo import run_demo
 
     try:
-        run_demo(database, outbox_dir, out)
+        run_demo(database, outbox_dir, out.real)
     except CliError as exc:
         err.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(exc.code) from None

@@ -162,10 +162,16 @@ async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
     return reply
 
 
+def print_json(data: Any) -> None:
+    """Plain indented JSON on stdout: for scripts and pipes (rich's highlighting of a long
+    listing took longer than the command itself)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
 def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[str] = ()) -> None:
     """Print a listing as a rich table, or its data as JSON."""
     if as_json:
-        out.print_json(json.dumps(reply.to_json()["data"], ensure_ascii=False))
+        print_json(reply.to_json()["data"])
         return
     rows = reply.to_json()["data"].get(key, []) if key else []
     if key is None:
@@ -187,7 +193,7 @@ def _cell(value: Any) -> str:
 
 def say(reply: Reply, as_json: bool = False) -> None:
     if as_json:
-        out.print_json(json.dumps(reply.to_json(), ensure_ascii=False))
+        print_json(reply.to_json())
     else:
         out.print(reply.message, highlight=False)
 

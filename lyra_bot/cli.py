@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -80,6 +81,8 @@ TenantOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOpt = Annotated[int, typer.Option(min=1, help="Show at most this many.")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many first (with --limit).")]
 AsOpt = Annotated[str, typer.Option("--as", help="Email of the partner user acting.")]
 
 
@@ -93,6 +96,12 @@ class CliError(Exception):
 
 def fail(message: str, code: int = 1) -> NoReturn:
     raise CliError(message, code)
+
+
+def fail_now(message: str, code: int = 1) -> NoReturn:
+    """``fail`` outside ``run``: print the one line and exit."""
+    err.print(f"[red]Error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
 
 
 def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
@@ -127,6 +136,12 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
 
 
 async def tenant_by_slug(slug: str | None) -> Tenant:
+    tenant = await _tenant_by_slug(slug)
+    _ZONE.append(zoneinfo.ZoneInfo(tenant.timezone))
+    return tenant
+
+
+async def _tenant_by_slug(slug: str | None) -> Tenant:
     from lyra_bot.models import Tenant
 
     if slug:
@@ -169,26 +184,40 @@ def print_json(data: Any) -> None:
 
 
 def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[str] = ()) -> None:
-    """Print a listing as a rich table, or its data as JSON."""
+    """Print a listing as a rich table (times in the tenant's zone, a caption when it shows
+    only part of the rows), or its data as JSON."""
     if as_json:
         print_json(reply.to_json()["data"])
         return
-    rows = reply.to_json()["data"].get(key, []) if key else []
     if key is None:
         out.print(reply.message, highlight=False)
         return
-    from rich.table import Table
+    from lyra_bot import cli_render
 
-    table = Table(*columns, title=reply.message, title_justify="left")
-    for row in rows:
-        table.add_row(*(_cell(row.get(col)) for col in columns))
-    out.print(table)
+    data = reply.to_json()["data"]
+    rows = data.get(key, [])
+    caption = None
+    if "total" in data:
+        caption = cli_render.page_caption(len(rows), data["total"], data.get("offset", 0), key)
+    out.print(cli_render.table(reply.message, rows, columns, zone(), caption))
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def show_record(reply: Reply, as_json: bool, key: str) -> None:
+    """One record (``… show``) as a panel, or its data as JSON."""
+    if as_json:
+        print_json(reply.to_json()["data"])
+        return
+    from lyra_bot import cli_render
+
+    out.print(cli_render.record(reply.message, reply.to_json()["data"][key], zone()))
+
+
+_ZONE: list[Any] = []  # the time zone of the tenant this command works on (tables show it)
+
+
+def zone() -> Any:
+    """The tenant's ``ZoneInfo`` once ``tenant_by_slug`` found it, else None (UTC)."""
+    return _ZONE[-1] if _ZONE else None
 
 
 def say(reply: Reply, as_json: bool = False) -> None:
@@ -388,19 +417,13 @@ def tenant_set(
 
 
 @tenant_app.command("show")
-def tenant_show(slug: str) -> None:
+def tenant_show(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's whole policy."""
 
     async def body() -> Reply:
         return await send(c.ShowTenant(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
-    reply = run(body)
-    from rich.table import Table
-
-    table = Table("setting", "value", title=reply.message, title_justify="left")
-    for key, value in reply.to_json()["data"]["policy"].items():
-        table.add_row(key, _cell(value))
-    out.print(table)
+    show_record(run(body), as_json, "policy")
 
 
 @tenant_app.command("list")
@@ -496,6 +519,46 @@ def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
         "partners",
         ("slug", "name", "products", "regions", "active_claims", "pool"),
     )
+
+
+@partner_app.command("show")
+def partner_show(slug: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """One partner: entitlements, users, claims by state, pool size."""
+
+    async def body() -> Reply:
+        return await send(c.ShowPartner(slug), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    reply = run(body)
+    show_record(reply, as_json, "partner")
+
+
+@user_app.command("list")
+def user_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's users.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """People acting for partners or for the owner."""
+
+    async def body() -> Reply:
+        return await send(c.ListUsers(partner), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    show(
+        run(body),
+        as_json,
+        "users",
+        ("email", "name", "partner", "locale", "active", "digest", "slack", "created_at"),
+    )
+
+
+@user_app.command("show")
+def user_show(email: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """One user: partner, language, Slack link, digests, open claims."""
+
+    async def body() -> Reply:
+        return await send(c.ShowUser(email), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    show_record(run(body), as_json, "user")
 
 
 @user_app.command("add")
@@ -621,45 +684,71 @@ def lead_add(
 def lead_import(
     path: Path,
     allow_duplicates: bool = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and say what would happen.")
+    ] = False,
     tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Import a CSV file (header: product,region,… ); all rows or none."""
-    from rich.progress import Progress
+    """Import a CSV (any delimiter; UTF-8 or Windows-1252) or .xlsx file; all rows or none.
+
+    Columns: product, region (required), industry, size, need, company, contact_name, email,
+    phone, address, notes, ref, legal_basis, consent_source, consent_at, legal_note; also
+    named like "Contact Name", "E-Mail", "Firma", "Société", "Telefon". Every lead needs an
+    email or a phone number."""
+    from lyra_bot import lead_files
+    from lyra_bot.domain import DomainError
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        err.print(f"[red]Error:[/red] cannot read {path}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        fail_now(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        found = lead_files.records(lead_files.read_file(data, path.name))
+    except DomainError as exc:
+        fail_now(exc.message)
 
     async def body() -> Reply:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         t = await tenant_by_slug(tenant)
-        with Progress(console=err.real, transient=True) as progress:
-            task = progress.add_task("Importing", total=None)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+        )
+        with Progress(*columns, console=err.real, transient=True) as progress:
+            task = progress.add_task("Checking" if dry_run else "Importing", total=len(found))
 
             def tick(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total or None)
+                progress.update(task, completed=done, total=total or len(found))
 
-            return await send(
-                c.ImportLeads(text, source="csv", allow_duplicates=allow_duplicates, progress=tick),
-                c.Actor.owner(t.id),
+            cmd = c.ImportLeads(
+                source=path.suffix.lstrip(".").lower() or "csv",
+                allow_duplicates=allow_duplicates,
+                records=tuple(found),
+                dry_run=dry_run,
+                progress=tick,
             )
+            return await send(cmd, c.Actor.owner(t.id))
 
-    say(run(body))
+    say(run(body), as_json)
 
 
 @lead_app.command("list")
 def lead_list(
     status: str | None = None,
-    limit: int = 200,
+    limit: LimitOpt = 200,
+    offset: OffsetOpt = 0,
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List leads with status and holder."""
+    """List leads with status and holder, newest first (says when there are more)."""
 
     async def body() -> Reply:
         return await send(
-            c.ListLeads(status, limit), c.Actor.owner((await tenant_by_slug(tenant)).id)
+            c.ListLeads(status, limit, offset), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
 
     show(
@@ -671,15 +760,20 @@ def lead_list(
 
 
 @lead_app.command("show")
-def lead_show(ref: str, tenant: TenantOpt = None) -> None:
-    """Everything about one lead, with its claims and feedback (owner view)."""
+def lead_show(ref: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Everything about one lead, with its claims, feedback and history (owner view)."""
     from lyra_bot.bus import Bus
 
     async def body() -> Reply:
         actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         bus = Bus()
         reply = await send(c.ShowLead(ref), actor, bus)
-        say(reply, True)
+        if as_json:
+            print_json(reply.to_json()["data"])
+        else:
+            from lyra_bot.cli_render import lead_panel
+
+            out.print(lead_panel(reply.to_json()["data"], zone()))
         await bus.disclosed(reply, actor, "lead show")
         return reply
 
@@ -870,21 +964,18 @@ def claims(
 
 @outbox_app.command("list")
 def outbox_list(
-    status: str | None = None,
-    limit: int = 50,
+    status: Annotated[str | None, typer.Option(help="pending, sent or dead.")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Only this tenant's (default: all).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Messages in the outbox, newest first."""
-    from lyra_bot.bus import Reply
-    from lyra_bot.domain import DomainError
-    from lyra_bot.outbox import outbox_rows
 
     async def body() -> Reply:
-        try:
-            rows = await outbox_rows(status, limit)
-        except DomainError as exc:
-            fail(exc.message)
-        return Reply(True, "outbox", f"{len(rows)} message(s).", {"messages": rows})
+        return await send(c.ListOutbox(status, limit, offset), await outbox_actor(tenant))
 
     show(
         run(body),
@@ -892,6 +983,44 @@ def outbox_list(
         "messages",
         ("id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"),
     )
+
+
+@outbox_app.command("show")
+def outbox_show(
+    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Its tenant.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One message: status, attempts, last error, what it says (its payload)."""
+
+    async def body() -> Reply:
+        return await send(c.ShowOutboxMessage(message_id), await outbox_actor(tenant))
+
+    show_record(run(body), as_json, "message")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message_ids: Annotated[
+        list[int] | None, typer.Argument(metavar="[ID]...", help="Dead messages to send again.")
+    ] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Every dead message.")] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only its.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put dead letters back to pending: the running service (or 'outbox deliver') sends them."""
+    if not message_ids and not all_dead:
+        fail_now("Say which messages (IDs) or --all; see 'lyra-bot outbox list --status dead'.")
+
+    async def body() -> Reply:
+        return await send(c.RetryOutbox(tuple(message_ids or ())), await outbox_actor(tenant))
+
+    say(run(body), as_json)
+
+
+async def outbox_actor(tenant: str | None) -> Actor:
+    """The tenant's owner with --tenant, else the system (every tenant's messages)."""
+    return c.Actor.owner((await tenant_by_slug(tenant)).id) if tenant else c.Actor.system()
 
 
 @outbox_app.command("deliver")
@@ -1136,8 +1265,6 @@ def report(
 ) -> None:
     """The owner report: headline figures with the change from the period before, and one
     row per partner, product or region (json: the whole report, docs/reports.md)."""
-    import zoneinfo
-
     from lyra_bot.clock import SystemClock
     from lyra_bot.domain import DomainError
     from lyra_bot.reports import exports

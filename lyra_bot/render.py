@@ -8,8 +8,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 
-LOCALES = ("de", "fr", "en")
-DEFAULT_LOCALE = "en"
+from lyra_bot.i18n import DEFAULT_LOCALE, pick_locale
+
+LOCALES = ("de", "fr", "en")  # template folders, until one template per kind uses gettext
+
 PARTS = ("subject", "txt", "html")
 
 
@@ -18,16 +20,6 @@ class RenderedMail:
     subject: str
     text: str
     html: str
-
-
-def pick_locale(*candidates: str | None) -> str:
-    """The first supported locale among the candidates (``de-CH`` counts as ``de``), else en."""
-    for candidate in candidates:
-        if candidate:
-            short = candidate.replace("_", "-").split("-")[0].lower()
-            if short in LOCALES:
-                return short
-    return DEFAULT_LOCALE
 
 
 def one_line(value: Any) -> str:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lyra_bot.adapters.email_commands import parse_amount, parse_line, parse_lines
-from lyra_bot.adapters.email_in import read_mail, split_reply, unflow
-from lyra_bot.adapters.email_inbound import commands_of
+from lyra_bot.adapters.email.grammar import parse_amount, parse_line, parse_lines
+from lyra_bot.adapters.email.parsing import read_mail, unflow
+from lyra_bot.adapters.email.processing import commands_of
+from lyra_bot.adapters.email.quotes import split_reply
 
 CORPUS = Path(__file__).parent / "email_corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())

@@ -13,7 +13,7 @@ import html
 import logging
 
 from aiohttp import web
-from lyra_bot.adapters.email_inbound import MailProcessor
+from lyra_bot.adapters.email.processing import MailProcessor
 
 from lyra_bot import commands as c
 from lyra_bot import tokens

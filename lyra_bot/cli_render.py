@@ -51,10 +51,16 @@ def table(
     zone: ZoneInfo | None = None,
     caption: str | None = None,
 ) -> Table:
-    result = Table(*columns, title=title, title_justify="left", caption=caption)
+    result = Table(
+        *columns,
+        title=Text(title),
+        title_justify="left",
+        caption=Text(caption) if caption else None,
+    )
     result.caption_justify = "left"
     for row in rows:
-        result.add_row(*(cell(row.get(col), zone) for col in columns))
+        # Text, not str: a value like "[erased]" is data, never rich markup
+        result.add_row(*(Text(cell(row.get(col), zone)) for col in columns))
     return result
 
 
@@ -66,7 +72,7 @@ def fields(data: Mapping[str, Any], zone: ZoneInfo | None, skip: Iterable[str] =
     hidden = set(skip)
     for key, value in data.items():
         if key not in hidden and value not in (None, "", [], {}):
-            grid.add_row(key.replace("_", " "), cell(value, zone))
+            grid.add_row(key.replace("_", " "), Text(cell(value, zone)))
     return grid
 
 
@@ -90,13 +96,13 @@ def record(title: str, data: Mapping[str, Any], zone: ZoneInfo | None = None) ->
             )
         else:
             parts.extend((Text(key.replace("_", " "), style="bold"), JSON.from_data(value)))
-    return Panel(Group(*parts), title=title, title_align="left", expand=False)
+    return Panel(Group(*parts), title=Text(title), title_align="left", expand=False)
 
 
 def lead_panel(data: Mapping[str, Any], zone: ZoneInfo | None) -> Panel:
     """``lead show``: the lead, its claims, feedback and history, readable at a glance."""
     lead = dict(data["lead"])
-    title = f"[bold]{lead.get('ref', '')}[/bold]  {lead.get('status', '')}"
+    title = Text.assemble((str(lead.get("ref", "")), "bold"), "  ", str(lead.get("status", "")))
     parts: list[RenderableType] = [fields(lead, zone, skip=("ref", "status"))]
     for key, columns in (
         ("claims", ("partner", "state", "claimed_at", "due_at", "ended_at")),

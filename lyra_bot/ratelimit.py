@@ -1,4 +1,5 @@
-"""Rate limits: requests per API key, claims per partner user (moving one-minute windows).
+"""Rate limits: requests per API key, claims per partner user and per partner (moving
+one-minute windows).
 
 Built on the ``limits`` library. The default storage is the process's memory, so each
 ``lyra-bot run`` instance counts on its own; point ``LYRA_RATE_LIMIT_STORAGE`` at a shared
@@ -39,6 +40,11 @@ class RateLimits:
     def claims(self) -> RateLimitItem | None:
         """Claims a minute per partner user."""
         return _per_minute(self.settings.claims_per_minute)
+
+    @cached_property
+    def partner_claims(self) -> RateLimitItem | None:
+        """Claims a minute per partner, all its users together."""
+        return _per_minute(self.settings.partner_claims_per_minute)
 
     @property
     def limiter(self) -> Any:

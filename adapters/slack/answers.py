@@ -21,12 +21,12 @@ from lyra_bot.handlers.reports import slack_summary
 from lyra_bot.handlers.slack_digests import queue_update
 from slack_sdk.web.async_client import AsyncWebClient
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.clock import Clock
 from lyra_bot.commands import Actor, ClaimLead, Command, SimilarLeads
 from lyra_bot.config import Settings
+from lyra_bot.db import transaction
 from lyra_bot.models import InboundKey, SlackChannel, SlackMessage
 from lyra_bot.outbox import slack
 
@@ -121,7 +121,7 @@ class Answers:
         uow = UnitOfWork(SYSTEM, self.clock.now(), self.settings, self.bus.renderer)
         self.queue_answer(uow, key, where, content, tenant_id)
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await uow.flush()
         except IntegrityError:
             return  # queued already: the same request, handled again
@@ -134,7 +134,7 @@ class Answers:
     async def first_delivery(self, key: str) -> bool:
         """Record a request that changes nothing in Lyra, so a retry of it is ignored."""
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 if await InboundKey.exists(key=key):
                     return False
                 await InboundKey.create(

@@ -20,9 +20,9 @@ from typing import Any, Generic, TypeVar
 
 from slack_sdk.signature import SignatureVerifier
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from lyra_bot.config import Settings
+from lyra_bot.db import transaction
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import SlackInbox
 
@@ -105,7 +105,7 @@ class DurableInbox:
         """
         stale = self.settings.slack_recover_seconds if older_than is None else older_than
         now = datetime.now(UTC)
-        async with in_transaction("default") as conn:
+        async with transaction() as conn:
             due = SlackInbox.filter(taken_at__lte=now - timedelta(seconds=stale))
             if self._inflight:
                 due = due.exclude(id__in=list(self._inflight))

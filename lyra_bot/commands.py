@@ -455,8 +455,8 @@ class SetDigests(Command):
 
 @dataclass(frozen=True)
 class SentText(Command):
-    """The text of Lyra's own mails to ``recipient`` with these Message-IDs, line by line:
-    below a reply, what Lyra sent is quoted by definition, marker or not."""
+    """The text of Lyra's own mails to ``recipient`` with these Message-IDs (none: the latest
+    few), line by line: below a reply, what Lyra sent is quoted by definition, marker or not."""
 
     writes: ClassVar[bool] = False
     message_ids: tuple[str, ...]

@@ -449,6 +449,16 @@ class SetDigests(Command):
 
 
 @dataclass(frozen=True)
+class SentText(Command):
+    """The text of Lyra's own mails to ``recipient`` with these Message-IDs, line by line:
+    below a reply, what Lyra sent is quoted by definition, marker or not."""
+
+    writes: ClassVar[bool] = False
+    message_ids: tuple[str, ...]
+    recipient: str
+
+
+@dataclass(frozen=True)
 class RecordMail(Command):
     """An inbound mail that carries no partner command: an auto-reply, a bounce, a refusal,
     a customer's or the owner's answer. Recorded, and acted on where useful (a hard bounce

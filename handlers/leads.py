@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
 from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import F, Q
 
+from lyra_bot import lead_files
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import (
     Actor,
@@ -66,7 +65,14 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
 async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
-    rows = _read_csv(cmd.csv_text, cmd.progress)
+    found = (
+        list(cmd.records)
+        if cmd.records
+        else lead_files.records(lead_files.read_csv_text(cmd.csv_text))
+    )
+    rows = _validate(found, cmd.progress)
+    if cmd.dry_run:
+        return await _preview(tenant, rows, cmd.allow_duplicates)
     leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
     held = [lead for lead in leads if lead.status == LeadStatus.HELD]
     return Reply(
@@ -81,36 +87,23 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
     )
 
 
-def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
-    """Parse and validate every row; any bad row fails the whole file, naming each line."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    if not header:
-        raise InvalidInput("import_empty")
-    missing = {"product", "region"} - set(header)
-    unknown = set(header) - set(LEAD_FIELDS)
-    if missing or unknown:
-        parts: list[dict[str, Any]] = []
-        if missing:
-            parts.append({"phrase": "missing_columns", "line": 1, "fields": sorted(missing)})
-        if unknown:
-            parts.append({"phrase": "unknown_columns", "line": 1, "fields": sorted(unknown)})
-        raise InvalidInput("lead_invalid", problems=parts)
-    reader.fieldnames = header
+def _validate(found: list[tuple[int, dict[str, Any]]], progress: Any) -> list[dict[str, Any]]:
+    """Validate every row; any bad row fails the whole file, naming each line."""
     rows: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
     seen_refs: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
+    total = len(found)
+    for line, raw in found:
+        if lead_files.EXTRA in raw:
             problems.append({"phrase": "extra_values", "line": line})
-            continue
-        if not any((v or "").strip() for v in raw.values()):
             continue
         try:
             row = clean_lead(raw)
         except InvalidInput as exc:
             problems += [{**p, "line": line} for p in exc.data.get("problems") or [exc.data]]
+            continue
+        if not row["email"] and not row["phone"]:
+            problems.append({"phrase": "no_way_to_reach", "line": line, "field": "email"})
             continue
         if row["ref"] and row["ref"] in seen_refs:
             problems.append(
@@ -125,7 +118,7 @@ def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
         row["line"] = line
         rows.append(row)
         if progress and len(rows) % 500 == 0:
-            progress(len(rows), 0)
+            progress(len(rows), total)
     if len(rows) > MAX_IMPORT_ROWS:
         problems.append({"phrase": "too_many_rows", "count": len(rows), "max": MAX_IMPORT_ROWS})
     if problems:
@@ -133,6 +126,61 @@ def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
     if not rows:
         raise InvalidInput("import_no_rows")
     return rows
+
+
+async def _preview(tenant: Tenant, rows: list[dict[str, Any]], allow_duplicates: bool) -> Reply:
+    """What an import would do, changing nothing: how many leads go into the pool, which
+    would be held and why (line by line)."""
+    await _check_refs_free(tenant, [r["ref"] for r in rows if r["ref"]])
+    names = [r["ref"] or f"line {r['line']}" for r in rows]
+    plans = await _plan(tenant, rows, allow_duplicates, names)
+    held = [
+        {"line": row["line"], "reason": "; ".join(reasons)}
+        for row, (reasons, _) in zip(rows, plans, strict=True)
+        if reasons
+    ]
+    pooled = len(rows) - len(held)
+    return Reply(
+        True,
+        "import_preview",
+        {
+            "phrase": "import_preview_held" if held else "import_preview",
+            "count": len(rows),
+            "pool": pooled,
+            "held": held,
+            "held_count": len(held),
+            "dry_run": True,
+        },
+    )
+
+
+async def _plan(
+    tenant: Tenant, rows: list[dict[str, Any]], allow_duplicates: bool, names: list[str]
+) -> list[tuple[list[str], int | None]]:
+    """For each row: why it would be held (none: into the pool) and the live lead it
+    duplicates. ``names[i]`` names row ``i`` when a later row repeats its contact."""
+    existing = await _live_contacts(tenant, rows)
+    in_file: dict[str, str] = {}
+    plans: list[tuple[list[str], int | None]] = []
+    for row, name in zip(rows, names, strict=True):
+        keys = [k for k in (row["email"], "tel:" + phone_key(row["phone"])) if k and k != "tel:"]
+        dup_ref, dup_id = None, None
+        for k in keys:
+            if k in existing:
+                dup_ref, dup_id = existing[k]
+                break
+            if k in in_file:
+                dup_ref = in_file[k]
+                break
+        for k in keys:
+            in_file.setdefault(k, name)
+        reasons = []
+        if tenant.require_consent and row["legal_basis"] != LegalBasis.CONSENT:
+            reasons.append(NO_CONSENT)
+        if dup_ref is not None and not allow_duplicates:
+            reasons.append(f"possible duplicate of {dup_ref}")
+        plans.append((reasons, dup_id))
+    return plans
 
 
 async def _insert(
@@ -145,28 +193,11 @@ async def _insert(
 ) -> list[Lead]:
     """Give each row a reference, flag possible duplicates, insert in bulk, audit."""
     await _check_refs_free(tenant, [r["ref"] for r in rows if r["ref"]])
-    refs = await _allocate_refs(tenant, sum(1 for r in rows if not r["ref"]))
-    existing = await _live_contacts(tenant, rows)
-    in_file: dict[str, str] = {}
+    fresh = await _allocate_refs(tenant, sum(1 for r in rows if not r["ref"]))
+    refs = [row["ref"] or fresh.pop(0) for row in rows]
+    plans = await _plan(tenant, rows, allow_duplicates, refs)
     leads: list[Lead] = []
-    for row in rows:
-        ref = row["ref"] or refs.pop(0)
-        keys = [k for k in (row["email"], "tel:" + phone_key(row["phone"])) if k and k != "tel:"]
-        dup_ref, dup_id = None, None
-        for k in keys:
-            if k in existing:
-                dup_ref, dup_id = existing[k]
-                break
-            if k in in_file:
-                dup_ref = in_file[k]
-                break
-        for k in keys:
-            in_file.setdefault(k, ref)
-        reasons = []
-        if tenant.require_consent and row["legal_basis"] != LegalBasis.CONSENT:
-            reasons.append(NO_CONSENT)
-        if dup_ref is not None and not allow_duplicates:
-            reasons.append(f"possible duplicate of {dup_ref}")
+    for row, ref, (reasons, dup_id) in zip(rows, refs, plans, strict=True):
         held = bool(reasons)
         leads.append(
             Lead(
@@ -427,7 +458,8 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
             raise InvalidInput(
                 "bad_status", value=cmd.status, choices=[s.value for s in LeadStatus]
             ) from None
-    leads = await query.order_by("-id").limit(cmd.limit)
+    total = await query.count()
+    leads = await query.order_by("-id").offset(cmd.offset).limit(cmd.limit)
     holders = dict(
         await Claim.filter(
             lead_id__in=[lead.id for lead in leads], state=ClaimState.ACTIVE
@@ -437,4 +469,5 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
         {**teaser(lead), "status": str(lead.status), "holder": holders.get(lead.id, "")}
         for lead in leads
     ]
-    return Reply(True, "leads", {"leads": items, "count": len(items)})
+    page = {"leads": items, "total": total, "offset": cmd.offset, "limit": cmd.limit}
+    return Reply(True, "leads", {**page, "count": len(items)})

@@ -363,7 +363,7 @@ PHRASES: dict[str, Phrase] = {
     "nothing_to_change": P(N_("Nothing to change; give at least one option.")),
     "partner_needs_scope": P(N_("A partner needs at least one product and one region (or *).")),
     "partner_exists": P(N_("A partner '%(slug)s' already exists.")),
-    "no_partner": P(N_("There is no partner '%(slug)s'.")),
+    "no_partner": P(N_("There is no partner '%(slug)s'. See 'lyra-bot partner list'.")),
     "user_exists": P(N_("A user %(email)s already exists.")),
     "no_user": P(N_("There is no user %(email)s to link.")),
     "bad_slack_channel": P(N_("'%(value)s' is not a Slack channel id (like C0123ABCD).")),
@@ -375,6 +375,11 @@ PHRASES: dict[str, Phrase] = {
     "key_name_too_long": P(N_("The key's name is longer than 100 characters.")),
     "no_api_key": P(N_("%(tenant)s has no API key %(id)s.")),
     "key_already_revoked": P(N_("API key %(id)s is already revoked.")),
+    "no_outbox_message": P(N_("There is no outbox message %(id)s.")),
+    "not_dead": P(
+        N_("Not a dead message: %(refs_list)s (see 'lyra-bot outbox list --status dead').")
+    ),
+    "no_such_user": P(N_("There is no user %(email)s. See 'lyra-bot user list'.")),
     "digest_room": P(N_("A digest needs room for at least one lead.")),
     "not_withdrawable": P(N_("%(ref)s is %(status)s; it cannot be withdrawn.")),
     "not_held": P(N_("%(ref)s is %(status)s, not held.")),
@@ -406,6 +411,20 @@ PHRASES: dict[str, Phrase] = {
     "import_empty": P(N_("The file is empty; it needs a header line with product and region.")),
     "import_no_rows": P(N_("The file has a header but no leads.")),
     "refs_taken": P(N_("Nothing was imported: references already used: %(refs_list)s")),
+    "import_preview": P(
+        *ngettext(
+            "Dry run: would import %(num)d lead, %(pool)d into the pool; nothing was changed.",
+            "Dry run: would import %(num)d leads, %(pool)d into the pool; nothing was changed.",
+        )
+    ),
+    "import_preview_held": P(
+        *ngettext(
+            "Dry run: would import %(num)d lead, %(pool)d into the pool, %(held_count)d held:"
+            "\n%(held_text)s\nNothing was changed.",
+            "Dry run: would import %(num)d leads, %(pool)d into the pool, %(held_count)d held:"
+            "\n%(held_text)s\nNothing was changed.",
+        )
+    ),
     "lead_approved": P(N_("%(ref)s is now in the pool.")),
     "legal_basis": P(N_("%(ref)s: legal basis recorded (%(basis)s).")),
     "legal_basis_held": P(
@@ -416,19 +435,33 @@ PHRASES: dict[str, Phrase] = {
     ),
     "lead": P(N_("%(ref)s: %(status)s")),
     "lead_teaser": P(N_("%(ref)s is in your pool.")),
-    "leads": P(*ngettext("%(num)d lead.", "%(num)d leads."), "count"),
+    "leads": P(*ngettext("%(num)d of %(total)d lead.", "%(num)d of %(total)d leads."), "count"),
     "lead_withdrawn": P(N_("%(ref)s is withdrawn.")),
     # problems inside a lead or a CSV file (``problems`` items)
     "line": P(N_("line %(line)d: %(text)s")),
     "too_long": P(N_("%(field)s is longer than %(max)d characters")),
     "unknown_fields": P(N_("unknown fields: %(fields_list)s")),
     "missing_field": P(N_("%(field)s is missing")),
-    "bad_region": P(N_("region '%(value)s' is not a region code like CH or CH-ZH")),
+    "bad_region": P(
+        N_(
+            "region '%(value)s' is not a region code like CH or CH-ZH "
+            "(an ISO 3166 country or subdivision)"
+        )
+    ),
     "bad_lead_email": P(N_("email '%(value)s' is not an email address")),
     "missing_columns": P(N_("missing columns: %(fields_list)s")),
-    "unknown_columns": P(N_("unknown columns: %(fields_list)s")),
+    "unknown_columns": P(
+        N_(
+            "unknown columns: %(fields_list)s (known: %(choices)s, or their names in German, "
+            "French or Italian)"
+        )
+    ),
+    "columns_clash": P(N_("columns '%(first)s' and '%(second)s' both mean %(field)s")),
+    "unknown_encoding": P(N_("Cannot tell the file's character encoding; save it as CSV UTF-8.")),
+    "not_xlsx": P(N_("This is not an .xlsx workbook Lyra can read (%(detail)s).")),
     "extra_values": P(N_("more values than columns")),
     "ref_repeated": P(N_("%(ref)s already on line %(first)d")),
+    "no_way_to_reach": P(N_("neither email nor phone to reach the customer")),
     "too_many_rows": P(N_("the file has %(count)d leads; import at most %(max)d at once")),
     "and_more": P(N_("… and %(count)d more")),
     "bad_legal_basis": P(N_("legal_basis '%(value)s' is not consent or legitimate_interest")),
@@ -478,7 +511,17 @@ PHRASES: dict[str, Phrase] = {
             "lapses %(lapses)s, open %(open)s."
         )
     ),
-    "outbox": P(*ngettext("%(num)d message.", "%(num)d messages."), "count"),
+    "outbox": P(
+        *ngettext("%(num)d of %(total)d message.", "%(num)d of %(total)d messages."), "count"
+    ),
+    "outbox_message": P(N_("Message %(id)s: %(state)s")),
+    "outbox_retried": P(
+        *ngettext("%(num)d dead message queued again.", "%(num)d dead messages queued again.")
+    ),
+    "partner": P(N_("%(name)s (%(slug)s)")),
+    "users": P(*ngettext("%(num)d user.", "%(num)d users.")),
+    "user": P(N_("%(email)s (%(who)s)")),
+    "sent_text": P(*ngettext("%(num)d line.", "%(num)d lines.")),
     "jobs": P(*ngettext("%(num)d job.", "%(num)d jobs."), "count"),
     # sweeps (the scheduler's log and ``jobs list``)
     "expired": P(
@@ -655,6 +698,11 @@ def values(data: Mapping[str, Any], locale: str | None, tz: str | None = None) -
         )
     if isinstance(data.get("sent"), list):
         out["sent_tail"] = (": " + ", ".join(data["sent"])) if data["sent"] else ""
+    if isinstance(data.get("held"), list) and data["held"] and isinstance(data["held"][0], Mapping):
+        out["held_text"] = "\n".join(
+            "  " + say("line", {"line": h["line"], "text": h.get("reason", "")}, lang)
+            for h in data["held"][:50]
+        )
     if isinstance(data.get("problems"), list):
         out["problems_text"] = _problems(data["problems"], lang, zone)
     if isinstance(data.get("changes"), Mapping):

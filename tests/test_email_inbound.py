@@ -395,3 +395,45 @@ async def test_a_changed_or_expired_reply_address_is_answered_as_such(services, 
     assert outcome.reason == "token_expired"
     assert "too old" in (await answers_to("mia@alpine.example"))[-1].payload["text"]
     assert await Claim.all().count() == 0
+
+
+async def test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker(services, clock):
+    """A client that dropped the marker and the quote marks: the answer Lyra sent is still
+    known as Lyra's, so nothing from its first lines on is obeyed."""
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    await services.mail.process(reply_mail(MIA, to, "help"))
+    [answer] = await answers_to("mia@alpine.example")
+    pasted = "\n".join(
+        line for line in answer.payload["text"].splitlines() if "##- Lyra -##" not in line
+    )
+    body = f"mine\n\n{pasted}\nclaim L-1004"
+    outcome = await services.mail.process(reply_mail(MIA, to, body, references=answer.message_id))
+    assert [d for d, _ in outcome.results] == ["ListMine"]
+    # No References at all (a client that drops them): the latest mails Lyra sent Mia count.
+    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    assert [d for d, _ in outcome.results] == ["ListMine"]
+    assert await Claim.all().count() == 0
+
+
+async def test_a_command_in_doubt_stops_the_whole_mail_and_the_answer_asks(services, clock):
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    body = "claim L-1004\n\nLyra <lyra@lyra.test> Mon, 2 Nov 2026 10:00\nclaim L-1003"
+    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    assert (outcome.verdict, outcome.results[0][0]) == ("unsure", "")
+    assert await Claim.all().count() == 0
+    [answer] = await answers_to("mia@alpine.example")
+    assert "so I did nothing" in answer.payload["text"]
+
+
+async def test_a_euro_sign_sent_as_windows_1252_under_an_iso_8859_1_label_is_eur(services, clock):
+    """Windows clients label windows-1252 text iso-8859-1: byte 0x80 is "€", not CHF."""
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    raw = reply_mail(MIA, to, "placeholder").split(b"\n\n")[0].replace(b"utf-8", b"iso-8859-1")
+    raw = raw.replace(b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: 8bit")
+    await services.mail.process(raw + b"\n\nWON L-1001 12000 \x80\n")
+    feedback = await Feedback.get()
+    assert (str(feedback.amount), feedback.currency) == ("12000.00", "EUR")

@@ -435,7 +435,7 @@ PHRASES: dict[str, Phrase] = {
     ),
     "lead": P(N_("%(ref)s: %(status)s")),
     "lead_teaser": P(N_("%(ref)s is in your pool.")),
-    "leads": P(*ngettext("%(num)d of %(total)d lead.", "%(num)d of %(total)d leads."), "count"),
+    "leads": P(*ngettext("%(count)d of %(num)d lead.", "%(count)d of %(num)d leads."), "total"),
     "lead_withdrawn": P(N_("%(ref)s is withdrawn.")),
     # problems inside a lead or a CSV file (``problems`` items)
     "line": P(N_("line %(line)d: %(text)s")),
@@ -512,7 +512,7 @@ PHRASES: dict[str, Phrase] = {
         )
     ),
     "outbox": P(
-        *ngettext("%(num)d of %(total)d message.", "%(num)d of %(total)d messages."), "count"
+        *ngettext("%(count)d of %(num)d message.", "%(count)d of %(num)d messages."), "total"
     ),
     "outbox_message": P(N_("Message %(id)s: %(state)s")),
     "outbox_retried": P(

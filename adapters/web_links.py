@@ -19,7 +19,7 @@ from lyra_bot.domain import TokenExpired, TokenInvalid
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
-    from lyra_bot.app import Services
+    from lyra_bot.services import Services
 
 STATUS = {
     "contact_confirmed": 200,

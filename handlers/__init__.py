@@ -17,7 +17,11 @@ from lyra_bot.handlers import (  # noqa: F401
     privacy,
     reminders,
     reports,
+    slack_delivery,
     slack_digests,
+    slack_inbox,
     slack_links,
+    slack_lookups,
     stale,
+    web_lookups,
 )

@@ -231,6 +231,44 @@ def slack(
     return message
 
 
+def slack_update(uow: UnitOfWork, message_id: int, channel_id: str, tenant_id: int) -> None:
+    """Queue a re-render of one posted digest message (rendered when delivered, so never
+    stale): ``lyra.update_message``; a later one of the same message makes earlier ones moot."""
+    slack(
+        uow,
+        tenant_id=tenant_id,
+        kind="slack.update",
+        recipient=channel_id,
+        method="lyra.update_message",
+        args={"message": message_id},
+        dedupe_key=f"slack:update:{message_id}:{uuid.uuid4().hex}",
+    )
+
+
+async def pending_before(
+    channel: str, recipient: str, row_id: int, exclude: Sequence[int] = ()
+) -> bool:
+    """Whether an earlier row to ``recipient`` is still pending (not counting ``exclude``,
+    rows delivered but not marked yet): a transport that keeps order waits for it."""
+    query = OutboxMessage.filter(
+        channel=channel, recipient=recipient, status=OutboxStatus.PENDING, id__lt=row_id
+    )
+    if exclude:
+        query = query.exclude(id__in=list(exclude))
+    return await query.exists()
+
+
+async def pending_after(channel: str, dedupe_prefix: str, row_id: int) -> bool:
+    """Whether a later pending row's dedupe key starts with ``dedupe_prefix`` (a later
+    update of the same thing, which makes this one moot)."""
+    return await OutboxMessage.filter(
+        channel=channel,
+        status=OutboxStatus.PENDING,
+        dedupe_key__startswith=dedupe_prefix,
+        id__gt=row_id,
+    ).exists()
+
+
 def slack_dm(
     uow: UnitOfWork,
     *,

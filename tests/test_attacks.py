@@ -430,3 +430,29 @@ def test_a_limit_of_zero_means_no_limit():
     settings = Settings(_env_file=None, claims_per_minute=0, api_rate_per_minute=0)  # type: ignore[call-arg]
     limits = RateLimits(settings)
     assert limits.claims is None and limits.api is None
+
+
+async def test_references_never_outrank_another_users_valid_reply_address(services, clock):
+    """Mia writes to Eve's (another partner's) reply address and her References carry one of
+    her own Message-IDs: refused as sent to someone else. References only speak for a mail
+    whose address carries no valid token."""
+    from tests.world import build_world
+
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1002"), "mia@alpine.example")
+    own = await OutboxMessage.filter(recipient="mia@alpine.example", kind="claim.partner").first()
+    assert own is not None
+    eve_address = await address_for(services.settings, clock, "eve@romandie.example")
+    mia = "Mia <mia@alpine.example>"
+
+    attack = reply_mail(mia, eve_address, "claim L-1001", references=own.message_id)
+    outcome = await services.mail.process(attack)
+    assert (outcome.status, outcome.reason) == ("failed", "wrong_sender")
+    assert await Claim.filter(lead__ref="L-1001").count() == 0
+
+    inbound = services.settings.inbound_address
+    plain = reply_mail(mia, inbound, "claim L-1001", references=own.message_id)
+    outcome = await services.mail.process(plain)
+    assert outcome.status == "processed"
+    claim = await Claim.get(lead__ref="L-1001").prefetch_related("user")
+    assert claim.user.email == "mia@alpine.example"

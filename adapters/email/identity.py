@@ -49,44 +49,65 @@ class Identifier:
         self.inbound_local, self.inbound_domain = local, domain
         self._tenants: dict[int, tuple[float, Tenant]] = {}
 
-    def candidates(self, parsed: ParsedMail) -> list[str]:
-        """Tokens in our reply addresses first, then in our Message-IDs it refers to."""
-        found: list[str] = []
+    def candidates(self, parsed: ParsedMail) -> tuple[list[str], list[str]]:
+        """Tokens in our reply addresses, and tokens in our Message-IDs it refers to."""
+        addressed: list[str] = []
         for address in parsed.recipients:
             local, _, domain = address.rpartition("@")
             base, plus, tag = local.partition("+")
             if plus and base == self.inbound_local and domain == self.inbound_domain:
                 token = tokens.token_in(tag)
                 if token:
-                    found.append(token)
+                    addressed.append(token)
+        referred: list[str] = []
         for message_id in parsed.references:
             local, _, domain = message_id.strip("<>").rpartition("@")
             if domain.lower() == self.domain:
                 token = tokens.token_in(local)
                 if token:
-                    found.append(token)
-        return list(dict.fromkeys(found))
+                    referred.append(token)
+        return list(dict.fromkeys(addressed)), list(dict.fromkeys(referred))
 
     async def identify(
         self, parsed: ParsedMail
     ) -> tuple[Identity | None, str | None, Tenant | None]:
-        """The person behind the mail; else why not (an answer code) and, if known, the tenant."""
+        """The person behind the mail; else why not (an answer code) and, if known, the tenant.
+
+        The address outranks References: when the mail went to a valid reply address, only
+        the address tokens count, and each must be the sender's (a mail from A to B's reply
+        address is refused, whatever A's own Message-IDs it refers to). References speak only
+        when no address carries a valid token (a client that dropped the plus-address)."""
         now = self.bus.clock.now()
         error: str | None = None
         tenant_id: int | None = None
-        for candidate in self.candidates(parsed):
-            try:
-                token = tokens.verify(self.settings, candidate, now)
-            except TokenExpired:
-                error, tenant_id = "token_expired", tenant_id or _tenant_in(candidate)
-                continue
-            except DomainError:
-                error = error or "token_invalid"
-                continue
-            identity = await self.person(token, parsed.sender)
-            if identity is not None:
-                return identity, None, identity.tenant
-            error, tenant_id = "wrong_sender", token.tenant_id
+        addressed, referred = self.candidates(parsed)
+        for group, strict in ((addressed, True), (referred, False)):
+            found: Identity | None = None
+            valid = False
+            for candidate in group:
+                try:
+                    token = tokens.verify(self.settings, candidate, now)
+                except TokenExpired:
+                    error, tenant_id = "token_expired", tenant_id or _tenant_in(candidate)
+                    continue
+                except DomainError:
+                    error = error or "token_invalid"
+                    continue
+                valid = True
+                identity = await self.person(token, parsed.sender)
+                if identity is None:
+                    error, tenant_id = "wrong_sender", token.tenant_id
+                    if strict:
+                        found = None
+                        break
+                    continue
+                found = found or identity
+                if not strict:
+                    break
+            if found is not None:
+                return found, None, found.tenant
+            if valid:
+                break  # a valid token named someone else: refused
         tenant = await Tenant.get_or_none(id=tenant_id) if tenant_id else None
         return None, error, tenant
 

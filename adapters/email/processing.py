@@ -194,7 +194,9 @@ class MailProcessor:
         assert identity.user.partner_id is not None
         parsed = ctx.mail
         default_ref = identity.lead.ref if identity.lead else None
-        found = commands_of(parsed, default_ref, REF_PREFIX)
+        # Amounts in the user's own locale first (the partner's is read only for answers).
+        locale = pick_locale(identity.user.locale, identity.tenant.locale)
+        found = commands_of(parsed, default_ref, REF_PREFIX, locale)
         if not found:
             quoted = parse_lines(parsed.quoted, default_ref, REF_PREFIX)
             verdict = "quoted_only" if any(p.command for p in quoted) else "no_command"
@@ -309,12 +311,12 @@ def mail_outcome(outcome: Outcome) -> tuple[str, str]:
 
 
 def commands_of(
-    parsed: ParsedMail, default_ref: str | None, prefix: str = "L-"
+    parsed: ParsedMail, default_ref: str | None, prefix: str = "L-", locale: str | None = "en"
 ) -> list[ParsedCommand]:
     """The commands of a mail: its new text, else (a mailto: link's) subject."""
-    found = parse_lines(parsed.text, default_ref, prefix)
+    found = parse_lines(parsed.text, default_ref, prefix, locale)
     if not found and not parsed.text.strip() and not is_reply(parsed.subject):
-        found = parse_line(parsed.subject, default_ref, prefix)
+        found = parse_line(parsed.subject, default_ref, prefix, locale)
     return found
 
 

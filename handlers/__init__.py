@@ -13,6 +13,7 @@ from lyra_bot.handlers import (  # noqa: F401
     inbound,
     leads,
     lifecycle,
+    mail_lookups,
     pool,
     privacy,
     reminders,

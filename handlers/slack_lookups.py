@@ -21,7 +21,7 @@ from lyra_bot.commands import (
     SlackMessageView,
     TenantProfile,
 )
-from lyra_bot.domain import ClaimState, LeadStatus, is_entitled, teaser
+from lyra_bot.domain import ClaimState, LeadStatus, NotFound, is_entitled, teaser
 from lyra_bot.models import (
     Claim,
     LeadHide,
@@ -102,7 +102,10 @@ async def lead_form(cmd: LeadForm, actor: Actor, uow: UnitOfWork) -> Reply:
 @handles(TenantProfile)
 async def tenant_profile(cmd: TenantProfile, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.PARTNER, Role.OWNER, Role.SYSTEM)
-    return Reply(True, "tenant_profile", "", {"tenant": profile(await tenant_of(actor))})
+    tenant = await Tenant.get_or_none(id=actor.tenant_id) if actor.tenant_id else None
+    if tenant is None:
+        raise NotFound("There is no such tenant.")
+    return Reply(True, "tenant_profile", "", {"tenant": profile(tenant)})
 
 
 @handles(SlackMessageView)

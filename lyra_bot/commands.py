@@ -597,6 +597,39 @@ class DeleteSlackRequests(Command):
     ids: tuple[str, ...]
 
 
+# --- what the email adapter asks of the store ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindMailSender(Command):
+    """The person a valid reply token names (kind ``u`` partner user, ``c``/``k`` a lead's
+    customer, else the owner's side), if ``sender`` is that person; with the locale their
+    answer is written in. Asked as the system of the token's tenant."""
+
+    writes: ClassVar[bool] = False
+    token_kind: str
+    subject_id: int
+    lead_id: int | None
+    sender: str
+
+
+@dataclass(frozen=True)
+class DigestRecipient(Command):
+    """The partner user an unsubscribe link names (asked as the system of its tenant)."""
+
+    writes: ClassVar[bool] = False
+    user_id: int
+
+
+@dataclass(frozen=True)
+class SendPoolDigest(Command):
+    """LEADS by mail: the partner user's pool as a digest mail, threaded on their mail
+    (``headers``) and deduplicated by ``dedupe_key``; ``pool_empty`` when there is none."""
+
+    dedupe_key: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 # --- what the web adapters ask of the store -----------------------------------------------
 
 

@@ -139,5 +139,3 @@ def _attribution_at(lines: list[str], i: int) -> int:
         if any(regex.match(joined) for regex in _ATTRIBUTION_RES):
             return span
     return 0
-
-

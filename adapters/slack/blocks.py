@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lyra_bot.domain import Outcome
+from lyra_bot.render import local_time  # noqa: F401  (times in the tenant's zone)
 from lyra_bot.slack_actions import (  # noqa: F401  (the adapter's names for them)
     APPROVE_EXTENSION,
     CLAIM,
@@ -103,15 +103,6 @@ def claim_button(ref: str) -> Block:
 
 def feedback_button(ref: str) -> Block:
     return {"type": "button", "action_id": FEEDBACK, "text": plain("Give feedback"), "value": ref}
-
-
-def local_time(timezone: str, when: datetime | str | None) -> str:
-    """A stored UTC time (or its ISO text in reply data) in the tenant's time zone."""
-    if when is None:
-        return ""
-    if isinstance(when, str):
-        when = datetime.fromisoformat(when)
-    return when.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def slack_date(when: datetime | str | None, fallback: str) -> str:

@@ -64,7 +64,7 @@ from lyra_bot.commands import (
 from lyra_bot.config import Settings
 from lyra_bot.outbox import PermanentError, Waiting, pending_after, pending_before
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the row the outbox worker hands a transport (read, never queried here)
     from lyra_bot.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)

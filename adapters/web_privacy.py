@@ -25,7 +25,10 @@ def add_routes(app: web.Application, services: Services) -> None:
         """The customer the signed link names, and what the page shows of their lead."""
         try:
             token = tokens.verify(
-                services.settings, request.match_info["token"], services.clock.now()
+                services.settings,
+                request.match_info["token"],
+                services.clock.now(),
+                purpose="opt-out",
             )
         except DomainError:
             return None

@@ -25,7 +25,12 @@ from lyra_bot.outbox import mail
 from lyra_bot.render import mailto
 
 
-def unsubscribe_url(uow: UnitOfWork, token: str) -> str:
+def unsubscribe_url(uow: UnitOfWork, tenant_id: int, user_id: int) -> str:
+    """The one-click link: a token of its own (not the reply address's), so whoever sees a
+    partner's reply address cannot turn its digests off."""
+    token = tokens.issue(
+        uow.settings, "u", tenant_id, user_id, None, uow.now, purpose="unsubscribe"
+    )
     return f"{uow.settings.public_url.rstrip('/')}/email/unsubscribe/{token}"
 
 
@@ -89,7 +94,7 @@ def digest_context(
         "more": total - len(items),
         "reply_address": address,
         "in_reply": False,
-        "unsubscribe_url": unsubscribe_url(uow, token),
+        "unsubscribe_url": unsubscribe_url(uow, tenant.id, user.id),
         "today": uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d"),
     }
     return context, token

@@ -17,6 +17,7 @@ from lyra_bot.commands import Actor, RecordMail, Role
 from lyra_bot.domain import ClaimState, full_view
 from lyra_bot.models import Claim, Lead, MailBounce, OutboxMessage, Tenant, User
 from lyra_bot.outbox import mail
+from lyra_bot.privacy import subject_key
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:
                 "reason": cmd.reason,
                 "who": await _who(tenant.id, address, original.lead_id),
             },
-            dedupe_key=f"bounce:{tenant.id}:{address}:{day}",
+            # A key never holds the address itself: keys outlive erasure (they are unique).
+            dedupe_key=f"bounce:{tenant.id}:{subject_key(address)}:{day}",
         )
     return marked
 

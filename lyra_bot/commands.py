@@ -222,6 +222,15 @@ class AnswerContactCheck(Command):
 
 
 @dataclass(frozen=True)
+class ShowContactCheck(Command):
+    """What the answer page shows before the customer confirms (a GET changes nothing: mail
+    filters open links on their own). ``claim_id`` comes from a verified token."""
+
+    writes: ClassVar[bool] = False
+    claim_id: int
+
+
+@dataclass(frozen=True)
 class RequestExtension(Command):
     """A partner asks for ``days`` more on a lead it holds."""
 

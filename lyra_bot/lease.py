@@ -22,9 +22,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from tortoise.connection import get_connection
-from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock
+from lyra_bot.db import transaction
 from lyra_bot.models import Lease as LeaseRow
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Lease:
     async def _take_sqlite(self) -> bool:
         now = self.clock.now() if self.clock is not None else datetime.now(UTC)
         until = now + timedelta(seconds=self.ttl)
-        async with in_transaction("default"):
+        async with transaction():
             row = await LeaseRow.get_or_none(name=self.name)
             if row is None:
                 await LeaseRow.create(name=self.name, holder=self.holder, expires_at=until)

@@ -54,8 +54,7 @@ async def test_without_a_clock_expiry_follows_the_database_clock(store):
     assert await a.acquire()
     assert not await b.acquire()
     await LeaseRow.filter(name="imap-poller").update(
-        expires_at=(await LeaseRow.get(name="imap-poller")).expires_at
-        - timedelta(seconds=61)
+        expires_at=(await LeaseRow.get(name="imap-poller")).expires_at - timedelta(seconds=61)
     )
     assert await b.acquire()  # a's lease has run out by the database's (or system's) clock
 

@@ -96,7 +96,7 @@ def answer(
             "user": {"name": identity.user.name or identity.user.email}
             if identity and identity.user
             else None,
-            "tenant": {"name": tenant.name} if tenant else None,
+            "tenant": {"name": tenant.name} if tenant and identity else None,
             "token": bool(reply_to),
         },
         dedupe_key=dedupe[:200],

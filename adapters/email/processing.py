@@ -174,7 +174,10 @@ class MailProcessor:
             text=text,
         )
         actor = Actor(Role.SYSTEM, "email", ctx.tenant.id if ctx.tenant else None)
-        extra = {"tenant": ctx.tenant.name if ctx.tenant else "", **(data or {})}
+        # An unidentified sender (a stranger, a forwarded mail) learns nothing about whose
+        # system this is: the tenant is named only to a person the mail identified.
+        named = ctx.tenant if identity is not None else None
+        extra = {"tenant": named.name if named else "", **(data or {})}
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if answer and parsed.sender:

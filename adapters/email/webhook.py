@@ -88,7 +88,9 @@ async def _user_of(request: web.Request) -> dict[str, Any] | None:
     settings = request.app[SETTINGS]
     bus = request.app[BUS]
     try:
-        token = tokens.verify(settings, request.match_info["token"], bus.clock.now())
+        token = tokens.verify(
+            settings, request.match_info["token"], bus.clock.now(), purpose="unsubscribe"
+        )
     except DomainError:
         return None
     if token.kind != "u":

@@ -8,6 +8,7 @@ pace of HTTP first instead of waiting behind their transactions.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -81,7 +82,9 @@ class Workers:
                 latest = loop.time() + MAX_DEFER
                 while (pause := min(self._last_request + QUIET, latest) - loop.time()) > 0:  # noqa: ASYNC110
                     await asyncio.sleep(pause)
-                await work()
+                # Each request in a task (and context) of its own: a transaction whose
+                # connection the database cut dies with it instead of staying this worker's.
+                await asyncio.create_task(work(), context=contextvars.copy_context())
             except Exception:
                 log.exception("handling a Slack request failed")
             finally:

@@ -289,7 +289,7 @@ class Bus:
         """Record the key of a request that changes nothing in Lyra (help, a form opened),
         so a retry of it is ignored: False when the key was recorded before."""
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 if await InboundKey.exists(key=key):
                     return False
                 await InboundKey.create(
@@ -309,7 +309,7 @@ class Bus:
         uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
         write(uow)
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await uow.flush()
         except IntegrityError:
             return False

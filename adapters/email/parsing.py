@@ -9,6 +9,7 @@ with ``inscriptis`` after the quote containers of the common clients are removed
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import hashlib
@@ -27,7 +28,7 @@ import lxml.html
 from inscriptis import Inscriptis
 from inscriptis.model.config import ParserConfig
 from lxml import etree
-from lyra_bot.adapters.email.quotes import split_reply
+from lyra_bot.adapters.email.quotes import split_body
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,28 @@ _CUT_FROM = (
     "//*[contains(., '##- Lyra -##') and not(.//*[contains(., '##- Lyra -##')])]",
 )
 _INSCRIPTIS = ParserConfig(display_links=False, display_images=False)
-_CHARSET_FALLBACKS = ("utf-8", "windows-1252", "latin-1")
+_CHARSET_FALLBACKS = ("utf-8", "windows-1252")
+# What browsers do (WHATWG Encoding): these labels mean windows-1252, whose bytes 0x80-0x9F
+# are "€", "‚", "„", "…", "–", "—", curly quotes; Windows clients send them under these labels.
+_MEANS_1252 = frozenset(
+    {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "iso_8859-1", "latin-1", "latin1", "l1",
+     "cp819", "ibm819", "iso-ir-100", "csisolatin1", "x-cp1252", "cp1252", "windows-1252"}
+)  # fmt: skip
+
+
+def _windows_1252(error: UnicodeError) -> tuple[str, int]:
+    """The five bytes windows-1252 leaves undefined decode to the C1 control of that number
+    (as browsers do), so one stray byte cannot make a whole part fall back to latin-1."""
+    assert isinstance(error, UnicodeDecodeError)
+    return chr(error.object[error.start]), error.start + 1
+
+
+codecs.register_error("lyra-1252", _windows_1252)
+# An RFC 2047 word labelled iso-8859-1 decodes 0x80 to U+0080: read those C1 controls as the
+# windows-1252 characters they were meant to be (no one writes C1 controls in a subject).
+_C1_AS_1252 = {
+    b: bytes([b]).decode("windows-1252", errors="lyra-1252") for b in range(0x80, 0xA0)
+}
 # Characters lxml refuses (controls, lone surrogates, non-characters); no mail client means them.
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
@@ -112,7 +134,8 @@ class ParsedMail:
     machine: str | None = None  # auto_reply | bounce | receipt | own | list
     machine_reason: str = ""
     text: str = ""  # the new text: above the first quote, without signature
-    quoted: str = ""  # everything else of the body
+    quoted: str = ""  # everything else of the body (the doubtful part included)
+    doubtful: str = ""  # below a weak sign of a quote: its commands stop the mail
     bounce: Bounce | None = None
     size: int = 0
     problems: list[str] = field(default_factory=list)
@@ -137,7 +160,9 @@ def read_mail(raw: bytes, own_addresses: set[str] | frozenset[str] = frozenset()
             mail.bounce = read_bounce(msg)
         return mail
     body = body_text(msg, ctype, params)
-    mail.text, mail.quoted = split_reply(body)
+    split = split_body(body)
+    mail.text, mail.doubtful = split.text, split.doubtful
+    mail.quoted = "\n".join(x for x in (split.doubtful, split.quoted) if x)
     return mail
 
 
@@ -159,7 +184,7 @@ def _headers(msg: Message, name: str) -> list[str]:
             value = _undo_surrogates(" ".join(str(raw).split()))
             if "=?" in value:
                 with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
-                    value = str(make_header(decode_header(value)))
+                    value = str(make_header(decode_header(value))).translate(_C1_AS_1252)
             values.append(value)
     return values
 
@@ -169,12 +194,10 @@ def _undo_surrogates(value: str) -> str:
     if value.isascii() or not _SURROGATE_RE.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
-    for charset in ("utf-8", "windows-1252"):
-        try:
-            return data.decode(charset)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("windows-1252", errors="lyra-1252")
 
 
 def _header(msg: Message, name: str) -> str:
@@ -387,10 +410,13 @@ def _part_text(part: Message, charset: str | None = None) -> str:
         return payload if isinstance(payload, str) else ""
     declared = (charset if charset is not None else part.get_content_charset() or "").lower()
     candidates = [declared] if declared else []
-    if declared in {"us-ascii", "ascii", "iso-8859-1", "latin-1", "windows-1252"}:
-        candidates.insert(0, "utf-8")  # mislabelled UTF-8 is common; real latin-1 rarely parses
+    if declared in _MEANS_1252:
+        # Mislabelled UTF-8 is common (and real 8-bit text rarely parses as UTF-8).
+        candidates = ["utf-8"]
     for charset in [*candidates, *_CHARSET_FALLBACKS]:
         try:
+            if charset == "windows-1252":
+                return data.decode("windows-1252", errors="lyra-1252")
             return data.decode(charset)
         except (LookupError, UnicodeDecodeError):
             continue

@@ -32,6 +32,7 @@ from lyra_bot.adapters.email.grammar import (
 )
 from lyra_bot.adapters.email.identity import Identifier, actor_of
 from lyra_bot.adapters.email.parsing import ParsedMail, read_mail
+from lyra_bot.adapters.email.quotes import cut_own
 
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, Reply, UnitOfWork
@@ -194,10 +195,17 @@ class MailProcessor:
         assert identity is not None and identity.user is not None
         assert identity.user.partner_id is not None
         parsed = ctx.mail
+        await self._cut_own_text(ctx)
         default_ref = identity.lead.ref if identity.lead else None
         # Amounts in the user's own locale first (the partner's is read only for answers).
         locale = pick_locale(identity.user.locale, identity.tenant.locale)
         found = commands_of(parsed, default_ref, REF_PREFIX, locale)
+        if any(p.command for p in parse_lines(parsed.doubtful, default_ref, REF_PREFIX, locale)):
+            # Unsure where the quoted mail begins, and a command lies in doubt: act on
+            # nothing, ask for the commands above the quoted text.
+            return await self._record(
+                ctx, "unsure", answer="quoted_only", error=True, data={"show_help": True}
+            )
         if not found:
             quoted = parse_lines(parsed.quoted, default_ref, REF_PREFIX)
             verdict = "quoted_only" if any(p.command for p in quoted) else "no_command"
@@ -205,6 +213,22 @@ class MailProcessor:
                 ctx, verdict, answer=verdict, error=True, data={"show_help": True}
             )
         return await self._run(ctx, found, actor_of(identity))
+
+    async def _cut_own_text(self, ctx: Context) -> None:
+        """What Lyra sent (the mails the reply refers to) below the new text is quoted."""
+        parsed = ctx.mail
+        if ctx.tenant is None or len(parsed.text.splitlines()) + len(parsed.doubtful) < 2:
+            return  # one line cannot hold a stretch of our text
+        ours = f"@{self.identifier.domain}>"
+        ids = tuple(m for m in parsed.references if m.lower().endswith(ours))[:10]
+        actor = Actor(Role.SYSTEM, "email", ctx.tenant.id)
+        reply = await self.bus.dispatch(c.SentText(ids, parsed.sender), actor)
+        sent = reply.data.get("lines") or []
+        if not sent:
+            return
+        parsed.text, own = cut_own(parsed.text, sent)
+        parsed.doubtful, own_doubt = cut_own(parsed.doubtful, sent)
+        parsed.quoted = "\n".join(x for x in (own, own_doubt, parsed.quoted) if x)
 
     async def _owner(self, ctx: Context) -> Outcome:
         """The owner answers an extension request: APPROVE / DECLINE (other changes: CLI)."""
@@ -312,7 +336,7 @@ def mail_outcome(outcome: Outcome) -> tuple[str, str]:
         return "auto_reply", outcome.verdict
     if outcome.status != "processed":
         return "rejected", outcome.reason or outcome.verdict
-    if outcome.verdict in {"no_command", "quoted_only"}:
+    if outcome.verdict in {"no_command", "quoted_only", "unsure"}:
         return "rejected", outcome.verdict
     return "accepted", outcome.verdict
 

@@ -262,7 +262,7 @@ def home_partner(
 
 
 def home_owner(summary: list[Block]) -> dict:
-    """The owner's App Home: this week's report so far (``lyra_bot.slack_actions.slack_summary``)."""
+    """The owner's App Home: this week's report so far (``slack_actions.slack_summary``)."""
     return {"type": "home", "blocks": [header("Lyra"), *summary][:HOME_MAX_BLOCKS]}
 
 

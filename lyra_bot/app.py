@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from lyra_bot.adapters import api, email_web, web_links, web_ops, web_privacy
-from lyra_bot.adapters.email_inbound import MailProcessor
-from lyra_bot.adapters.email_out import FileTransport, SmtpTransport
-from lyra_bot.adapters.imap_poller import ImapPoller
+from lyra_bot.adapters import api, web_links, web_ops, web_privacy
+from lyra_bot.adapters.email import webhook as email_web
+from lyra_bot.adapters.email.imap import ImapPoller
+from lyra_bot.adapters.email.processing import MailProcessor
+from lyra_bot.adapters.email.smtp import FileTransport, SmtpTransport
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings

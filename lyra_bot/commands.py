@@ -221,6 +221,15 @@ class AnswerContactCheck(Command):
 
 
 @dataclass(frozen=True)
+class ShowContactCheck(Command):
+    """What the answer page shows before the customer confirms (a GET changes nothing: mail
+    filters open links on their own). ``claim_id`` comes from a verified token."""
+
+    writes: ClassVar[bool] = False
+    claim_id: int
+
+
+@dataclass(frozen=True)
 class RequestExtension(Command):
     """A partner asks for ``days`` more on a lead it holds."""
 
@@ -437,6 +446,16 @@ class SetDigests(Command):
     """A partner user turns its digest mails off (STOP, one-click unsubscribe) or on (START)."""
 
     enabled: bool
+
+
+@dataclass(frozen=True)
+class SentText(Command):
+    """The text of Lyra's own mails to ``recipient`` with these Message-IDs, line by line:
+    below a reply, what Lyra sent is quoted by definition, marker or not."""
+
+    writes: ClassVar[bool] = False
+    message_ids: tuple[str, ...]
+    recipient: str
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     api_max_bytes: int = 64 * 1024
     api_rate_per_minute: int = 120
     claims_per_minute: int = 10
+    partner_claims_per_minute: int = 30
     rate_limit_storage: str = "async+memory://"
 
     # Outbound mail

@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from lyra_bot import amounts
+from lyra_bot.amounts import Amount
 
 
 class LeadStatus(StrEnum):
@@ -198,17 +201,21 @@ def normalize_ref(raw: str, prefix: str = REF_PREFIX) -> str:
     return f"{match.group(1).upper()}-{int(match.group(2))}"
 
 
-def parse_amount(raw: str | Decimal | int | float | None) -> Decimal | None:
-    """Parse a positive amount; ``None`` or empty means no amount."""
+def parse_amount(
+    raw: str | Decimal | int | float | None, locale: str | None = "en"
+) -> Amount | None:
+    """A non-negative amount in any channel's words (see ``lyra_bot.amounts``), with the
+    currency it names, if any; ``None`` or empty means no amount."""
     if raw is None or raw == "":
         return None
+    if isinstance(raw, Decimal | int | float):
+        raw = str(raw)
     try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
+        return amounts.parse_amount(raw, locale)
+    except amounts.AmountError:
+        if raw.strip().startswith(("-", "−")):
+            raise InvalidInput(f"'{raw}' is not a positive amount.") from None
         raise InvalidInput(f"'{raw}' is not an amount.") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(f"'{raw}' is not a positive amount.")
-    return value.quantize(Decimal("0.01"))
 
 
 OUTCOME_WORDS: dict[str, Outcome] = {

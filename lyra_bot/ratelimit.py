@@ -1,4 +1,5 @@
-"""Rate limits: requests per API key, claims per partner user (moving one-minute windows).
+"""Rate limits: requests per API key, claims per partner user and per partner (moving
+one-minute windows).
 
 Built on the ``limits`` library. The default storage is the process's memory, so each
 ``lyra-bot run`` instance counts on its own; point ``LYRA_RATE_LIMIT_STORAGE`` at a shared
@@ -32,6 +33,7 @@ class RateLimits:
         self.settings = settings
         self.api = _per_minute(settings.api_rate_per_minute)
         self.claims = _per_minute(settings.claims_per_minute)
+        self.partner_claims = _per_minute(settings.partner_claims_per_minute)
         self._limiter: Any = None
 
     @property

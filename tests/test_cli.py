@@ -82,7 +82,7 @@ def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
     mine = cli_json(env, "claims", "--as", "u@alpine.example")
     assert mine["claims"][0]["email"] == "anna@huber.example"
     out = cli(
-        env, "lead", "feedback", "L-1001", "won", "--amount", "12000", "--as", "u@alpine.example"
+        env, "lead", "feedback", "L-1001", "won", "--amount", "12'000", "--as", "u@alpine.example"
     )
     assert "recorded as won" in out.stdout
 

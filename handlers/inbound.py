@@ -49,12 +49,14 @@ async def record_mail(cmd: RecordMail, actor: Actor, uow: UnitOfWork) -> Reply:
 @handles(SentText)
 async def sent_text(cmd: SentText, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.SYSTEM)
-    payloads = await OutboxMessage.filter(
-        tenant_id=actor.tenant_id,
-        channel="email",
-        recipient=cmd.recipient.lower(),
-        message_id__in=list(cmd.message_ids[:10]),
-    ).values_list("payload", flat=True)
+    mails = OutboxMessage.filter(
+        tenant_id=actor.tenant_id, channel="email", recipient=cmd.recipient.lower()
+    )
+    if cmd.message_ids:
+        mails = mails.filter(message_id__in=list(cmd.message_ids[:10]))
+    else:  # a reply that names none of our mails: the latest few we sent the writer
+        mails = mails.order_by("-id").limit(5)
+    payloads = await mails.values_list("payload", flat=True)
     lines: dict[str, None] = {}
     for payload in payloads:
         text = payload.get("text") if isinstance(payload, dict) else None

@@ -29,8 +29,28 @@ from babel.numbers import (
 MAX = Decimal("1e12")
 CENT = Decimal("0.01")
 # Where the symbols are collected from: the locales of Lyra's tenants and their neighbours.
-_SYMBOL_LOCALES = ("en", "en_US", "en_GB", "en_CH", "de", "de_CH", "de_AT", "fr", "fr_CH", "it",
-                   "it_CH", "es", "nl", "pt", "sv", "da", "nb", "fi", "pl", "cs")
+_SYMBOL_LOCALES = (
+    "en",
+    "en_US",
+    "en_GB",
+    "en_CH",
+    "de",
+    "de_CH",
+    "de_AT",
+    "fr",
+    "fr_CH",
+    "it",
+    "it_CH",
+    "es",
+    "nl",
+    "pt",
+    "sv",
+    "da",
+    "nb",
+    "fi",
+    "pl",
+    "cs",
+)
 _COMMON = ("CHF", "EUR", "USD", "GBP")
 _WORDS = {
     "fr.": "CHF", "fr": "CHF", "sfr.": "CHF", "sfr": "CHF", "franken": "CHF", "francs": "CHF",

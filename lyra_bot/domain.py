@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from lyra_bot import amounts
@@ -342,6 +343,17 @@ _REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
+@lru_cache(maxsize=1024)
+def known_region(code: str) -> bool:
+    """An ISO 3166-1 country (``CH``) or ISO 3166-2 subdivision (``CH-ZH``) code: a lead in
+    "Narnia" would match no partner and reach nobody."""
+    import pycountry  # its tables load on first use; most processes never validate a lead
+
+    if "-" in code:
+        return pycountry.subdivisions.get(code=code) is not None
+    return pycountry.countries.get(alpha_2=code) is not None
+
+
 def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise one lead's fields; raise ``InvalidInput`` naming every problem.
 
@@ -367,8 +379,11 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     out["region"] = out["region"].upper()
     if not out["region"]:
         problems.append("region is missing")
-    elif not _REGION_RE.match(out["region"]):
-        problems.append(f"region '{out['region']}' is not a region code like CH or CH-ZH")
+    elif not _REGION_RE.match(out["region"]) or not known_region(out["region"]):
+        problems.append(
+            f"region '{out['region']}' is not a region code like CH or CH-ZH "
+            "(an ISO 3166 country or subdivision)"
+        )
     out["email"] = out["email"].lower()
     if out["email"] and not _EMAIL_RE.match(out["email"]):
         problems.append(f"email '{out['email']}' is not an email address")

@@ -15,6 +15,21 @@ Rows become models through a plan made once per query (``_Loader``): Tortoise's 
 splits every column name of a ``select_related`` row again for each row, reads the
 ``USE_TZ`` environment variable for every datetime and parses SQLite's timestamps with a
 pure-Python ISO 8601 parser; on the claim path that cost three times the round trip.
+
+This module reaches into Tortoise's internals, so pyproject.toml pins ``tortoise-orm ~=1.1.9``
+(1.1.x patch releases only). Before allowing another version, check that these still exist
+and mean the same, then run ``tests/test_prepared.py`` and ``bench/claims.py`` on both stores:
+``AwaitableQuery._make_query()`` and ``.query`` (a pypika query with our ``Parameter``
+placeholders intact in ``get_sql()``), ``_select_related_idx`` on a queryset,
+``db.executor_class(model=, db=, select_related_idx=)`` with ``execute_select(sql, values)``,
+``executor.regular_columns`` and ``_prepare_insert_statement(columns, ignore_conflicts=True)``,
+``Model._choose_db(for_write=)``, ``db.capabilities.dialect``, ``Field.to_db_value(value,
+instance)`` and ``db.execute_many``; for the loader and ``insert``: ``Model._meta``'s
+``db_native_fields``, ``db_default_fields``, ``db_complex_fields``, ``db_fields``,
+``db_pk_column``, ``generated_db_fields``, ``db_default_db_columns``, the instance flags set
+by ``Model._init_from_db`` (``_partial``, ``_saved_in_db``, ``_custom_generated_pk``,
+``_await_when_save``), related models kept as ``_<name>``, ``executor.insert_query`` and
+``tortoise.timezone.get_use_tz``/``get_default_timezone``.
 """
 
 from __future__ import annotations

@@ -336,7 +336,7 @@ def test_cli_mail_poll_once_and_digest_send(tmp_path, dovecot, smtp_server, sqli
         "LYRA_IMAP_PASSWORD": dovecot.password,
         "LYRA_IMAP_TLS": "none",
         "LYRA_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "LYRA_SECRET_KEY": "cli-secret",
+        "LYRA_SECRET_KEY": "cli-secret-0123456789abcdefghijklmnopqrstuv",
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess:

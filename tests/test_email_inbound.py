@@ -353,6 +353,9 @@ async def test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker(servi
     body = f"mine\n\n{pasted}\nclaim L-1004"
     outcome = await services.mail.process(reply_mail(MIA, to, body, references=answer.message_id))
     assert [d for d, _ in outcome.results] == ["ListMine"]
+    # No References at all (a client that drops them): the latest mails Lyra sent Mia count.
+    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    assert [d for d, _ in outcome.results] == ["ListMine"]
     assert await Claim.all().count() == 0
 
 

@@ -223,8 +223,6 @@ class MailProcessor:
             return  # one line cannot hold a stretch of our text
         ours = f"@{self.identifier.domain}>"
         ids = tuple(m for m in parsed.references if m.lower().endswith(ours))[:10]
-        if not ids:
-            return
         actor = Actor(Role.SYSTEM, "email", ctx.tenant.id)
         reply = await self.bus.dispatch(c.SentText(ids, parsed.sender), actor)
         sent = reply.data.get("lines") or []

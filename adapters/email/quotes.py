@@ -287,6 +287,8 @@ def _header_block_at(lines: list[str], i: int) -> bool:
     has_address, has_date = bool(_ADDRESS_RE.search(values)), bool(_DATE_RE.search(values))
     if known >= 2 and (has_address or has_date):
         return True  # Thunderbird's forward starts with Subject: or Date:
+    if len(run) >= 4 and has_date:
+        return True  # From/Sent/To/Subject in a language the tables lack, names only
     return len(run) >= 3 and has_address and has_date
 
 
@@ -328,9 +330,9 @@ def _is_attribution(text: str, lines: list[str], after: int) -> bool:
     date = bool(_DATE_RE.search(text))
     if _WROTE_RE.search(text) and (address or date or _ATTRIBUTION_START.match(text)):
         return True
-    if address and date:
+    if address and (date or len(text) <= 300):
         return True  # Gmail's "2026-11-02 10:14 GMT+01:00 Mia Muster <mia@…>:"
-    if address or date:
+    if date:
         j = _next_text(lines, after)
         return j < len(lines) and bool(_QUOTED_RE.match(lines[j]))
     return False
@@ -338,13 +340,16 @@ def _is_attribution(text: str, lines: list[str], after: int) -> bool:
 
 def _doubtful_at(lines: list[str], i: int) -> bool:
     """A weaker sign of a quote: an address and a date on one short line (an attribution
-    without its colon), or a header-like run with an address or a date."""
-    line = _clean(lines[i])
-    if len(line) <= 300 and _ADDRESS_RE.search(line) and _DATE_RE.search(line):
+    without its colon), a short line with a date ending in a colon (an attribution without
+    a name), or a header-like run with an address or a date."""
+    line = _unbold(_clean(lines[i]))
+    named = _ADDRESS_RE.search(line) or (line.endswith(":") and not _field(line))
+    if len(line) <= 300 and named and _DATE_RE.search(line):
         return True
     run = _header_run(lines, i)
     if len(run) < 2:
         return False
     values = " ".join(value for _, value in run)
     known = any(name in _HEADER_WORDS for name, _ in run)
-    return bool(_ADDRESS_RE.search(values) or (known and _DATE_RE.search(values)))
+    has_date = bool(_DATE_RE.search(values))
+    return bool(_ADDRESS_RE.search(values) or (has_date and (known or len(run) >= 3)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lyra_bot.adapters.slack import blocks
-from lyra_bot.adapters.slack.identity import SYSTEM, Identity, SlackPerson, identify
+from lyra_bot.adapters.slack.identity import SYSTEM, Identity, Installed, SlackPerson, identify
 from lyra_bot.handlers.common import lead_by_ref
 from lyra_bot.handlers.reports import slack_summary
 from lyra_bot.handlers.slack_digests import queue_update
@@ -74,9 +74,10 @@ class Answers:
 
     def __init__(self, bus: Bus, settings: Settings, clock: Clock, client: AsyncWebClient):
         self.bus, self.settings, self.clock, self.client = bus, settings, clock, client
+        self.installed = Installed(client)  # auth.test, once: the only workspace we serve
 
     async def identify(self, person: SlackPerson, hint: int | None = None) -> Identity:
-        return await identify(person, self.client, self.bus, hint)
+        return await identify(person, self.client, self.bus, hint, self.installed)
 
     def queue_answer(
         self,

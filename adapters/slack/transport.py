@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
@@ -119,8 +120,33 @@ def web_client(settings: Settings, session: aiohttp.ClientSession | None = None)
     )
 
 
+class MalformedAnswer(Exception):
+    """Slack (or something in between) answered with what is not a JSON object."""
+
+
 def slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+    """Slack's error code; never raises, whatever the failed answer held (slack_sdk passes
+    the raw aiohttp response when the body was not JSON)."""
+    response = getattr(exc, "response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"http_{status}" if status else "invalid_response"
+
+
+async def web_answer(call: Awaitable[Any]) -> dict[str, Any]:
+    """The JSON object of one Web API answer, read defensively: an answer that is not one
+    (text, HTML from a proxy, a JSON list) raises ``MalformedAnswer`` instead of the
+    ``AttributeError`` slack_sdk's own check runs into; Slack's errors stay ``SlackApiError``."""
+    try:
+        response = await call
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise MalformedAnswer(str(exc)) from exc
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict):
+        raise MalformedAnswer(f"not a JSON object: {type(data).__name__}")
+    return data
 
 
 class SlackTransport:
@@ -187,13 +213,12 @@ class SlackTransport:
 
     async def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await self.client.api_call(method, json=args)
+            return await web_answer(self.client.api_call(method, json=args))
         except SlackApiError as exc:
             error = slack_error(exc)
             if error in PERMANENT:
                 raise PermanentError(f"{method}: {error}") from exc
             raise
-        return response.data if isinstance(response.data, dict) else {}
 
     async def _ephemeral(self, args: dict[str, Any]) -> None:
         try:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 
-from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.clock import Clock, clock_for
 from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import transaction, try_advisory_xact_lock
@@ -170,7 +170,7 @@ class Bus:
         import lyra_bot.handlers  # noqa: F401  (registers every handler)
 
         self.settings = settings or get_settings()
-        self.clock = clock or SystemClock()
+        self.clock = clock or clock_for(self.settings.clock_start)
         self.renderer = renderer or Renderer(self.settings.templates_dir)
         self.rate_limits = RateLimits(self.settings)
         self.before_commit: list[Hook] = []

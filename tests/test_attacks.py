@@ -65,6 +65,12 @@ PROVEN_ELSEWHERE = {
         "tests/test_email_inbound.py::test_colleague_answering_a_forwarded_digest_is_refused",
         "tests/test_email_inbound.py::test_corpus_through_the_bus",  # spoofed_sender.eml
     ],
+    "a command hidden in the quoted mail (any client, any language, no quote marks)": [
+        "tests/test_email_parse.py::test_commands_never_come_from_quoted_text",
+        "tests/test_email_parse.py::test_corpus_mail_yields_exactly_the_expected_commands",
+        "tests/test_email_inbound.py::test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker",
+        "tests/test_email_inbound.py::test_a_command_in_doubt_stops_the_whole_mail_and_the_answer_asks",
+    ],
     "Slack bad signature, stale timestamp, unsigned": [
         "tests/test_slack_claims.py::test_forged_or_stale_requests_get_401_and_change_nothing",
     ],

@@ -23,7 +23,7 @@ from lyra_bot.adapters.email.imap import ImapPoller
 from lyra_bot.adapters.email.processing import MailProcessor
 from lyra_bot.adapters.email.smtp import FileTransport, SmtpTransport
 from lyra_bot.bus import Bus, UnitOfWork
-from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.clock import Clock, clock_for
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
 from lyra_bot.lease import Lease, instance_id
@@ -67,7 +67,7 @@ def transports(settings: Settings, bus: Bus) -> list[Transport]:
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
     settings = settings or get_settings()
     add_settings_secrets(settings)
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings.clock_start)
     bus = build_bus(settings, clock)
     worker = OutboxWorker(
         settings, transports(settings, bus), clock, bus.renderer, metrics=bus.metrics

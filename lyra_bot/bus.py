@@ -25,7 +25,7 @@ from lyra_bot.db import transaction, try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
-from lyra_bot.prepared import insert_skipping_duplicates
+from lyra_bot.prepared import insert, insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
 from lyra_bot.render import Renderer
@@ -147,8 +147,8 @@ class UnitOfWork:
 
     async def flush(self) -> None:
         self.event_counts.update(event.kind for event in self.events)
-        if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
-            await self.events[0].save()
+        if len(self.events) == 1:  # the common case: one row through the cached INSERT
+            await insert(self.events[0])
         elif self.events:
             await AuditEvent.bulk_create(self.events, batch_size=500)
         self.events = []
@@ -369,8 +369,16 @@ def _result(reply: Reply) -> str:
     return "ok" if reply.ok else "refused"
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
     """Make handler data storable as JSON (datetimes, decimals, enums)."""
+    kind = type(value)
+    if kind in _PLAIN:  # most values: answered before the isinstance chain
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

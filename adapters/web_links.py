@@ -22,7 +22,7 @@ from lyra_bot.phrases import moment
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
-    from lyra_bot.app import Services
+    from lyra_bot.services import Services
 
 STATUS = {
     "contact_check_question": 200,

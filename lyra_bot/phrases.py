@@ -380,6 +380,10 @@ PHRASES: dict[str, Phrase] = {
         N_("Not a dead message: %(refs_list)s (see 'lyra-bot outbox list --status dead').")
     ),
     "no_such_user": P(N_("There is no user %(email)s. See 'lyra-bot user list'.")),
+    "pool_sent": P(N_("Your leads are on their way.")),
+    "api_key_needed": P(N_("A valid API key is needed.")),
+    "no_tenant_found": P(N_("There is no such tenant.")),
+    "bad_delivery_outcome": P(N_("'%(value)s' is not an outcome of a Slack delivery.")),
     "digest_room": P(N_("A digest needs room for at least one lead.")),
     "not_withdrawable": P(N_("%(ref)s is %(status)s; it cannot be withdrawn.")),
     "not_held": P(N_("%(ref)s is %(status)s, not held.")),

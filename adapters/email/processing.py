@@ -43,7 +43,6 @@ from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import REF_PREFIX
 from lyra_bot.logs import correlation
-from lyra_bot.models import User
 from lyra_bot.render import pick_locale
 
 log = logging.getLogger(__name__)
@@ -250,10 +249,7 @@ class MailProcessor:
         found = parse_owner_lines(ctx.mail.text, default_ref, REF_PREFIX)
         if not found:
             return await self._record(ctx, "owner", answer="owner_reply")
-        staff = await User.get_or_none(
-            tenant_id=identity.tenant.id, email=ctx.mail.sender, partner_id__isnull=True
-        )
-        actor = Actor.owner(identity.tenant.id, "email", staff.id if staff else None)
+        actor = Actor.owner(identity.tenant.id, "email", identity.staff_id)
         return await self._run(ctx, found, actor)
 
     async def _contact_check(self, ctx: Context) -> Outcome:
@@ -287,8 +283,14 @@ class MailProcessor:
                 results.append(answers.Result(item.line, code, data, item.error is None))
                 continue
             told: list[bool] = []
+            command = item.command
+            if isinstance(command, c.ListPool):
+                # LEADS by mail is answered with a digest mail, threaded on the partner's.
+                command = c.SendPoolDigest(
+                    f"answer:{key}", tuple(answers.thread_headers(ctx).items())
+                )
             reply = await self.bus.dispatch(
-                item.command, actor, key, self._responder(ctx, key, alone, told)
+                command, actor, key, self._responder(ctx, key, alone, told)
             )
             outcome.results.append((item.describe(), reply))
             if told:
@@ -318,12 +320,11 @@ class MailProcessor:
             if reply.ok and alone and any(m.recipient == sender for m in uow.outbox):
                 told.append(True)  # the handler wrote to the sender (claim, feedback)
                 return
-            if reply.ok and reply.code in ("pool", "mine"):
+            if reply.ok and reply.code == "pool_sent":
+                told.append(True)  # the digest mail is the answer
+            elif reply.ok and reply.code == "mine":
                 await complete(ctx)
-                if reply.code == "pool":
-                    await answers.answer_pool(uow, ctx, key)
-                else:
-                    answers.answer_mine(uow, ctx, reply, key)
+                answers.answer_mine(uow, ctx, reply, key)
                 told.append(True)
 
         return respond

@@ -18,6 +18,7 @@ from lyra_bot.domain import Outcome
 from lyra_bot.phrases import moment, outcome_label, say
 from lyra_bot.phrases import ntr as ngettext
 from lyra_bot.phrases import tr as _
+from lyra_bot.render import local_time  # noqa: F401  (times in the tenant's zone)
 from lyra_bot.slack_actions import (  # noqa: F401  (the adapter's names for them)
     APPROVE_EXTENSION,
     CLAIM,
@@ -311,7 +312,7 @@ def home_partner(
 
 
 def home_owner(summary: list[Block]) -> dict:
-    """The owner's App Home: this week's report so far (``handlers.reports.slack_summary``)."""
+    """The owner's App Home: this week's report so far (``slack_actions.slack_summary``)."""
     return {"type": "home", "blocks": [header("Lyra"), *summary][:HOME_MAX_BLOCKS]}
 
 

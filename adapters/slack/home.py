@@ -12,8 +12,7 @@ from lyra_bot.adapters.slack.render import report_summary
 from lyra_bot.adapters.slack.transport import slack_error
 from slack_sdk.errors import SlackApiError
 
-from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport
-from lyra_bot.models import Tenant
+from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport, TenantProfile
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +44,19 @@ class Home:
             log.warning("views.publish for %s failed: %s", slack_user, slack_error(exc))
 
     async def _view(self, actor: Actor) -> dict[str, Any]:
-        tenant = await Tenant.get(id=actor.tenant_id)
         if actor.role == Role.PARTNER:
             pool = await self.bus.dispatch(ListPool(limit=1), actor)
             mine = await self.bus.dispatch(ListMine(), actor)
             if not (pool.ok and mine.ok):
                 return blocks.home_unknown(pool.message if not pool.ok else mine.message)
             claims = mine.data["claims"]
+            profile = await self.bus.dispatch(TenantProfile(), actor)
+            tenant = profile.data["tenant"]
+            locale = tenant.get("locale")
             await self.bus.disclosed(mine, actor, "slack App Home")
-            return blocks.home_partner(pool.data["total"], claims, tenant.locale, tenant.timezone)
+            return blocks.home_partner(pool.data["total"], claims, locale, tenant.get("timezone"))
         week = await self.bus.dispatch(ShowReport(), actor)
         if not week.ok:
             return blocks.home_unknown(week.message)
-        _, summary = report_summary(self.bus.renderer, week.data["view"], tenant.locale)
+        _, summary = report_summary(self.bus.renderer, week.data["view"], week.data.get("locale"))
         return blocks.home_owner(summary)

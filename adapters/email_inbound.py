@@ -518,7 +518,7 @@ class MailProcessor:
         assert identity is not None and identity.user is not None and identity.partner
         tenant = identity.tenant
         claims = [
-            {**item, "due": notify.local_time(tenant, _when(item.get("due_at")))}
+            {**item, "due_at": _when(item.get("due_at"))}
             for item in reply.data.get("claims", [])
         ]
         mail(
@@ -530,6 +530,7 @@ class MailProcessor:
             locale=ctx.locale,
             context={
                 "tenant": {"name": tenant.name},
+                "tz": tenant.timezone,
                 "partner": {"name": identity.partner.name},
                 "user": {"name": identity.user.name or identity.user.email},
                 "claims": claims,

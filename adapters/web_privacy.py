@@ -13,7 +13,7 @@ from aiohttp import web
 
 from lyra_bot import tokens
 from lyra_bot.commands import Actor, CustomerOptOut
-from lyra_bot.domain import DomainError
+from lyra_bot.domain import DomainError, customer_language
 from lyra_bot.models import Lead, Tenant
 from lyra_bot.render import pick_locale
 
@@ -39,7 +39,9 @@ def add_routes(app: web.Application, services: Services) -> None:
         tenant, lead = found if found else (None, None)
         html = services.bus.renderer.page(
             "opt_out",
-            pick_locale(lead and lead.locale, tenant and tenant.locale),
+            customer_language(lead.locale, lead.region, tenant and tenant.locale)
+            if lead
+            else pick_locale(tenant and tenant.locale),
             {
                 "state": state,
                 "tenant_name": tenant.name if tenant else "Lyra",

@@ -42,9 +42,9 @@ from lyra_bot.domain import (
     normalize_entitlements,
     parse_currency,
 )
+from lyra_bot.i18n import LOCALES
 from lyra_bot.models import Claim, Partner, Tenant, User
 from lyra_bot.outbox import clean_address
-from lyra_bot.render import LOCALES
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

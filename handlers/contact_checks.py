@@ -120,6 +120,7 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
         "tenant": tenant.name,
         "partner": partner.name,
         "product": lead.product,
+        "tz": tenant.timezone,
     }
     answer = "yes" if contacted else "no"
     changed = await ContactCheck.filter(id=check.id, answered_at__isnull=True).update(
@@ -131,7 +132,7 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
             "You have already answered this question. Thank you.",
             **page,
             answer=first.answer,
-            answered_at=notify.local_time(tenant, first.answered_at),
+            answered_at=first.answered_at.isoformat() if first.answered_at else "",
         )
     uow.audit(
         "contact_check.confirmed" if contacted else "contact_check.denied",

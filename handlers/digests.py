@@ -96,7 +96,8 @@ def digest_context(
         "reply_address": address,
         "in_reply": False,
         "unsubscribe_url": unsubscribe_url(uow, token),
-        "today": uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d"),
+        "today": uow.now,
+        "tz": tenant.timezone,
     }
     return context, token
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from lyra_bot import tokens
 from lyra_bot.bus import UnitOfWork
-from lyra_bot.domain import ExtensionStatus, full_view, teaser
+from lyra_bot.domain import ExtensionStatus, customer_language, full_view, teaser
 from lyra_bot.models import Claim, Extension, Feedback, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, slack_dm
 from lyra_bot.render import pick_locale
@@ -37,7 +37,7 @@ def user_locale(tenant: Tenant, partner: Partner | None, user: User | None) -> s
 
 
 def customer_locale(tenant: Tenant, lead: Lead) -> str:
-    return pick_locale(lead.locale, tenant.locale)
+    return customer_language(lead.locale, lead.region, tenant.locale)
 
 
 def reply_to(uow: UnitOfWork, kind: str, tenant: Tenant, subject_id: int, lead: Lead | None) -> str:
@@ -59,7 +59,8 @@ def _context(
         "teaser": teaser(lead),
         "partner": {"name": partner.name} if partner else None,
         "user": {"name": user.name or user.email, "email": user.email} if user else None,
-        "due": local_time(tenant, claim.due_at) if claim else "",
+        "tz": tenant.timezone,
+        "due": claim.due_at if claim else None,
         **extra,
     }
 
@@ -238,9 +239,7 @@ def lapsed(
     hidden_until: datetime,
 ) -> None:
     """The partner learns its claim lapsed (and the lead went back to the pool)."""
-    context = _context(
-        tenant, lead, claim, partner, user, hidden_until=local_time(tenant, hidden_until)
-    )
+    context = _context(tenant, lead, claim, partner, user, hidden_until=hidden_until)
     _to_partner(
         uow, tenant, lead, partner, user, "lapse", f"lapse:{claim.id}", context, f"claim:{claim.id}"
     )
@@ -255,7 +254,7 @@ def lapses_to_owner(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]]
         to=tenant.owner_email,
         template="lapse_owner",
         locale=tenant.locale,
-        context={"tenant": {"name": tenant.name}, "items": items},
+        context={"tenant": {"name": tenant.name}, "tz": tenant.timezone, "items": items},
         dedupe_key=key,
     )
 
@@ -377,7 +376,7 @@ def contact_check(
         None,
         yes_url=yes_url,
         no_url=no_url,
-        claimed=local_time(tenant, claim.claimed_at).split(" ")[0],
+        claimed=claim.claimed_at,
     )
     mail(
         uow,
@@ -398,9 +397,7 @@ def contact_denied(
     uow: UnitOfWork, tenant: Tenant, lead: Lead, claim: Claim, partner: Partner
 ) -> None:
     """The customer says nobody called: the owner hears it at once."""
-    context = _context(
-        tenant, lead, claim, partner, None, claimed=local_time(tenant, claim.claimed_at)
-    )
+    context = _context(tenant, lead, claim, partner, None, claimed=claim.claimed_at)
     _to_owner(uow, tenant, lead, "contact_check", f"check:{claim.id}", context, None)
 
 
@@ -415,6 +412,7 @@ def stale_leads(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]], ke
         locale=tenant.locale,
         context={
             "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
             "items": items,
             "days": tenant.stale_lead_days,
         },
@@ -442,7 +440,7 @@ def extension_decided(
             "days": extension.days,
             "approved": extension.status == ExtensionStatus.APPROVED,
             "auto": extension.auto,
-            "old_due": local_time(tenant, extension.old_due_at),
+            "old_due": extension.old_due_at,
         },
     )
     key = f"extension:{extension.id}:{extension.status}"
@@ -522,7 +520,8 @@ def partner_paused(
         "partner": {"name": partner.name},
         "lapses": lapses,
         "limit": tenant.lapse_limit,
-        "until": local_time(tenant, until),
+        "tz": tenant.timezone,
+        "until": until,
     }
     key = f"paused:{partner.id}:{int(until.timestamp())}"
     for user in users:

@@ -246,6 +246,9 @@ def report_context(report: Report, max_partners: int = 15) -> dict[str, Any]:
         if len(idle) > MAX_ROWS
         else "",
         "summary": {
+            "n_claims": t.claims,
+            "n_won": t.won,
+            "n_lapses": t.lapses,
             "claims": fmt.int(t.claims),
             "won": fmt.int(t.won),
             "revenue": fmt.revenue(t.revenue),

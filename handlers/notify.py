@@ -79,6 +79,8 @@ def _send(
     locale: str,
     token: tuple[str, int],
     user_id: int | None = None,
+    sender: tuple[str, str] | None = None,
+    reply_address: str | None = None,
 ) -> None:
     """One mail of ``event`` to ``audience`` (owner, partner or customer), threaded per claim."""
     mail(
@@ -93,7 +95,8 @@ def _send(
         lead=lead,
         user_id=user_id,
         thread=thread and f"{thread}:{audience}",
-        reply_to=reply_to(uow, token[0], tenant, token[1], lead),
+        reply_to=reply_address or reply_to(uow, token[0], tenant, token[1], lead),
+        sender=sender,
     )
 
 
@@ -160,7 +163,7 @@ def _to_customer(
     """Customers are mailed only if the tenant wants it, and never after they opted out."""
     if not (tenant.mail_customers and lead.email) or lead.opted_out_at is not None:
         return
-    context = {**context, "opt_out_url": opt_out_url(uow, tenant, lead)}
+    context = {**context, **customer_voice(tenant), "opt_out_url": opt_out_url(uow, tenant, lead)}
     _send(
         uow,
         tenant,
@@ -173,7 +176,34 @@ def _to_customer(
         to=lead.email,
         locale=customer_locale(tenant, lead),
         token=("c", lead.id),
+        sender=customer_sender(tenant),
+        reply_address=tenant.customer_reply_to or None,
     )
+
+
+def customer_sender(tenant: Tenant) -> tuple[str, str]:
+    """Customer mails come from the owner: its display name, and its address if it set one."""
+    return (tenant.sender_name or tenant.name, tenant.customer_from)
+
+
+def customer_voice(tenant: Tenant) -> dict[str, Any]:
+    """What a customer mail's footer shows: who writes, and the owner's imprint."""
+    lines = [line for line in (tenant.imprint_company, tenant.imprint_address) if line]
+    imprint = {"lines": lines, "privacy_url": tenant.privacy_url}
+    return {
+        "sender_name": tenant.sender_name or tenant.name,
+        "imprint": imprint if lines or tenant.privacy_url else None,
+    }
+
+
+def customer_hears_of(tenant: Tenant, outcome: str) -> bool:
+    """After feedback the customer is mailed only where it makes sense: a sale or a first
+    contact (``positive``, the default); ``all`` adds lost, not qualified, duplicate …"""
+    policy = tenant.customer_feedback_mails
+    return policy == "all" or (policy == "positive" and outcome in POSITIVE_OUTCOMES)
+
+
+POSITIVE_OUTCOMES = frozenset({"won", "contacted"})
 
 
 def opt_out_url(uow: UnitOfWork, tenant: Tenant, lead: Lead) -> str:
@@ -225,7 +255,7 @@ def feedback_given(
     thread, key = f"claim:{claim.id}", f"feedback:{feedback.id}"
     _to_owner(uow, tenant, lead, "feedback", key, context, thread)
     _to_partner(uow, tenant, lead, partner, user, "feedback", key, context, thread)
-    if not update:
+    if not update and customer_hears_of(tenant, feedback.outcome):
         _to_customer(uow, tenant, lead, "feedback", key, context, thread)
 
 
@@ -385,11 +415,12 @@ def contact_check(
         to=lead.email,
         template="contact_check",
         locale=customer_locale(tenant, lead),
-        context=context,
+        context={**context, **customer_voice(tenant)},
         dedupe_key=f"check:{claim.id}:customer",
         lead_id=lead.id,
         thread=f"claim:{claim.id}:customer",
         reply_to=reply_address,
+        sender=customer_sender(tenant),
     )
 
 

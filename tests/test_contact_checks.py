@@ -112,7 +112,8 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
     resp = await http.get(links["no"])
     assert resp.status == 200
     page = await resp.text()
-    assert "has not contacted you" in page and "Alpine" in page
+    # The customer (in Zürich) reads the page in German.
+    assert "noch nicht kontaktiert" in page and "Alpine" in page
     assert resp.headers["Cache-Control"] == "no-store"
     check = await ContactCheck.get(claim_id=claim.id)
     assert (check.answer, check.channel) == ("no", "web")

@@ -1,9 +1,10 @@
 """``lyra-bot gallery OUT/``: every mail kind in every language, from one seeded story.
 
-The demo's story runs once (in English, on a throw-away SQLite file) with a renderer that
-remembers the context of the first mail of each kind; a few more steps bring out the kinds
-the demo does not reach (digest, reminder, extensions, contact check, release, withdrawal,
-stale leads, a pause). Each remembered context is then rendered in de, fr, it and en:
+The demo's story runs (on a throw-away SQLite file, told in each language, so that the
+owner's own words, such as a lead's need, match) with a renderer that remembers the context
+of the first mail of each kind; a few more steps bring out the kinds the demo does not reach
+(digest, reminder, extensions, contact check, release, withdrawal, stale leads, a pause).
+Each remembered context is then rendered in that language, whoever the recipient:
 ``OUT/<lang>/<kind>.subject.txt``, ``.txt``, ``.html`` (inline images beside it), and with
 ``--png`` a screenshot of the HTML by headless Chromium, so anyone can review all wording in
 one folder. The weekly report is built again per language, chart included.
@@ -55,26 +56,23 @@ class RecordingRenderer(Renderer):
 
 def run_gallery(out: Path, png: bool, console: Console) -> list[Path]:
     """Write the gallery to ``out``; returns the HTML files written."""
-    with tempfile.TemporaryDirectory(prefix="lyra-gallery-") as tmp:
-        settings = get_settings().model_copy(
-            update={
-                "database_url": f"sqlite://{Path(tmp) / 'gallery.db'}",
-                "outbox_dir": Path(tmp) / "outbox",
-            }
-        )
-        contexts, reports = asyncio.run(_collect(settings))
-        renderer = Renderer(settings.templates_dir)
     pages: list[Path] = []
     for lang in LOCALES:
+        with tempfile.TemporaryDirectory(prefix="lyra-gallery-") as tmp:
+            settings = get_settings().model_copy(
+                update={
+                    "database_url": f"sqlite://{Path(tmp) / 'gallery.db'}",
+                    "outbox_dir": Path(tmp) / "outbox",
+                }
+            )
+            contexts, (report, chart) = asyncio.run(_collect(settings, lang))
+        renderer = Renderer(settings.templates_dir)
         folder = out / lang
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        for kind, context in sorted({**contexts, "owner_report": {}}.items()):
-            inline: dict[str, bytes] = {}
-            if kind == "owner_report":
-                context, chart = reports[lang]
-                inline[CHART_CID] = chart
+        for kind, context in sorted({**contexts, "owner_report": report}.items()):
+            inline = {CHART_CID: chart} if kind == "owner_report" else {}
             pages.append(_write(folder, kind, renderer.mail(kind, lang, context), inline))
     console.print(f"{len(pages)} mails in {len(LOCALES)} languages written to {out}")
     if png:
@@ -120,34 +118,64 @@ def screenshot(page: Path) -> Path:
 
 
 async def _collect(
-    settings: Settings,
-) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any], bytes]]]:
+    settings: Settings, lang: str
+) -> tuple[dict[str, dict[str, Any]], tuple[dict[str, Any], bytes]]:
     await init_db(settings, migrate=True)
     try:
         services = bootstrap(settings, FrozenClock())
         recorder = RecordingRenderer(settings.templates_dir)
         services.bus.renderer = recorder
         quiet = Console(file=io.StringIO())
-        story = await play_story(services, quiet, "en")
-        await _more(services, story.tenant_id)
-        contexts = {**recorder.contexts, **_adapter_kinds(recorder.contexts)}
+        story = await play_story(services, quiet, lang)
+        await _more(services, story.tenant_id, lang)
+        contexts = {**recorder.contexts, **_adapter_kinds(recorder.contexts, lang)}
         contexts.pop("owner_report", None)
         tenant = await Tenant.get(id=story.tenant_id)
         now = services.clock.now()
         week = parse_week("2026-W45", ZoneInfo(tenant.timezone), now)
-        reports = {}
-        for lang in LOCALES:
-            tenant.locale = lang  # in memory only: the report as that owner would read it
-            report = await build_report(tenant, week, now)
-            view = report_context(report, settings.report_max_partners)
-            reports[lang] = ({**view, "chart_cid": CHART_CID}, await chart_png(report))
-        return contexts, reports
+        report = await build_report(tenant, week, now)
+        view = report_context(report, settings.report_max_partners)
+        return contexts, ({**view, "chart_cid": CHART_CID}, await chart_png(report))
     finally:
         await close_db()
 
 
-async def _more(services: Any, tenant_id: int) -> None:
+# What partners, owner and customer type in the extra steps, in the story's language.
+SAID: dict[str, tuple[str, str, str, str, str]] = {
+    "en": (
+        "Customer on holiday",
+        "Board decides next week",
+        "Customer chose a competitor",
+        "Customer bought directly",
+        "Please call me after 2 pm.",
+    ),
+    "de": (
+        "Kunde in den Ferien",
+        "Geschäftsleitung entscheidet nächste Woche",
+        "Kunde hat sich für einen Mitbewerber entschieden",
+        "Kunde hat direkt gekauft",
+        "Bitte rufen Sie mich nach 14 Uhr an.",
+    ),
+    "fr": (
+        "Client en vacances",
+        "La direction décide la semaine prochaine",
+        "Le client a choisi un concurrent",
+        "Le client a acheté en direct",
+        "Merci de m'appeler après 14 h.",
+    ),
+    "it": (
+        "Cliente in vacanza",
+        "La direzione decide la settimana prossima",
+        "Il cliente ha scelto un concorrente",
+        "Il cliente ha acquistato direttamente",
+        "Mi chiami dopo le 14, per favore.",
+    ),
+}
+
+
+async def _more(services: Any, tenant_id: int, lang: str) -> None:
     """The kinds the demo does not reach, in the same world."""
+    holiday, board, competitor, direct, _ = SAID[lang]
     bus, clock, system = services.bus, services.clock, Actor.system()
     owner = Actor.owner(tenant_id, "gallery")
 
@@ -164,8 +192,8 @@ async def _more(services: Any, tenant_id: int) -> None:
     await do(c.ClaimLead("L-1002"), mia)
     await do(c.ClaimLead("L-1004"), eve)
     clock.advance(hours=1)
-    await do(c.RequestExtension("L-1002", 1, "Customer on holiday"), mia)
-    await do(c.RequestExtension("L-1002", 5, "Board decides next week"), mia)
+    await do(c.RequestExtension("L-1002", 1, holiday), mia)
+    await do(c.RequestExtension("L-1002", 5, board), mia)
     await do(c.DecideExtension("L-1002", False), owner)
     clock.advance(hours=48)
     await do(c.SendReminders(), system)
@@ -173,8 +201,8 @@ async def _more(services: Any, tenant_id: int) -> None:
     check = await ContactCheck.filter(tenant_id=tenant_id).first()
     if check is not None:
         await do(c.AnswerContactCheck(check.claim_id, "no"), Actor.customer(tenant_id, "web"))
-    await do(c.ReleaseClaim("L-1002", "Customer chose a competitor"), mia)
-    await do(c.WithdrawLead("L-1004", "Customer bought directly"), owner)
+    await do(c.ReleaseClaim("L-1002", competitor), mia)
+    await do(c.WithdrawLead("L-1004", direct), owner)
     for ref in ("L-1002", "L-1005"):
         await do(c.ClaimLead(ref), mia)
     clock.advance(days=8)
@@ -183,7 +211,7 @@ async def _more(services: Any, tenant_id: int) -> None:
     await services.worker.close()
 
 
-def _adapter_kinds(seen: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict[str, Any]]:
     """Mails the email adapter writes (answers, bounces, customer replies, dead letters):
     their contexts from the story's own data."""
     claim = seen.get("claim_partner") or next(iter(seen.values()))
@@ -196,14 +224,14 @@ def _adapter_kinds(seen: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
             "address": "tom@lakeside.example",
             "kind": "digest",
             "status": "5.1.1",
-            "reason": "mailbox unavailable",
+            "reason": "550 5.1.1 mailbox unavailable",
             "who": "Tom, Lakeside Systems",
         },
         "customer_reply_owner": {
             **base,
             "sender": lead.get("email", ""),
-            "subject": "Re: Firewall X200",
-            "text": "Bitte rufen Sie mich nach 14 Uhr an.",
+            "subject": f"Re: {lead.get('product', '')}",
+            "text": SAID[lang][4],
             "holder": base.get("partner", {}).get("name", ""),
         },
         "delivery_failed": {
@@ -214,4 +242,3 @@ def _adapter_kinds(seen: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
             "error": "550 5.1.1 mailbox unavailable",
         },
     }
-

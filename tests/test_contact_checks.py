@@ -127,7 +127,7 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
     for link in (links["no"], links["yes"]):
         again = await http.get(link)
         assert again.status == 409
-        assert "already answered" in await again.text()
+        assert "bereits geantwortet" in await again.text()  # German: she lives in Zürich
     check = await ContactCheck.get(claim_id=claim.id)
     assert check.answer == "no" and check.answered_at == claim.check_due_at
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 1

@@ -313,7 +313,7 @@ async def test_opt_out_link_is_signed_and_works_once(services, clock):
             assert await AuditEvent.filter(kind="customer.opted_out").count() == 1
 
             async with http.post(base + path) as resp:
-                assert "already" in (await resp.text()).lower()
+                assert "bereits vermerkt" in await resp.text()
             assert await OutboxMessage.filter(kind="withdraw.partner").count() == 1
 
             forged = path[:-3] + ("aaa" if not path.endswith("aaa") else "bbb")

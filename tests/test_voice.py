@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 
 from lyra_bot.i18n import LOCALES
 from tests.cli_helpers import cli, lyra_env
-from tests.voice import mail_texts, voice_problems
+from tests.voice import html_text, mail_texts, voice_problems
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -65,3 +68,24 @@ def test_links_addresses_and_loanwords_are_not_machine_talk():
     )
     assert voice_problems(text, "de") == []
     assert voice_problems("The lead was won: sale won.", "en") == []
+
+
+def test_the_gallery_shows_every_mail_kind_in_every_language_in_its_words(tmp_path):
+    env = lyra_env(f"sqlite://{tmp_path / 'unused.db'}", tmp_path)
+    cli(env, "gallery", str(tmp_path / "gallery"))
+    kinds = {p.name.removesuffix(".subject.j2") for p in TEMPLATES.glob("*.subject.j2")}
+    for locale in LOCALES:
+        folder = tmp_path / "gallery" / locale
+        assert {p.name.removesuffix(".subject.txt") for p in folder.glob("*.subject.txt")} == kinds
+        problems = {}
+        for path in sorted(folder.iterdir()):
+            if path.suffix not in (".txt", ".html"):
+                continue
+            text = path.read_text(encoding="utf-8")
+            found = voice_problems(html_text(text) if path.suffix == ".html" else text, locale)
+            if found:
+                problems[path.name] = found
+        assert problems == {}, locale
+    chart = tmp_path / "gallery" / "it" / "owner_report.chart.png"
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert 'src="owner_report.chart.png"' in (chart.parent / "owner_report.html").read_text()

@@ -25,7 +25,10 @@ def add_routes(app: web.Application, services: Services) -> None:
     async def lookup(request: web.Request) -> tuple[Tenant, Lead] | None:
         try:
             token = tokens.verify(
-                services.settings, request.match_info["token"], services.clock.now()
+                services.settings,
+                request.match_info["token"],
+                services.clock.now(),
+                purpose="opt-out",
             )
         except DomainError:
             return None

@@ -33,7 +33,7 @@ from email import message_from_bytes  # noqa: E402
 
 import aiosmtplib  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
-from lyra_bot.adapters.email_out import envelope_sender, mime_bytes  # noqa: E402
+from lyra_bot.adapters.email.smtp import envelope_sender, mime_bytes  # noqa: E402
 
 from lyra_bot import commands as c  # noqa: E402
 from lyra_bot import tokens  # noqa: E402

@@ -220,7 +220,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "LYRA_SLACK_API_URL": api_url,
                     "LYRA_OUTBOX_DIR": str(tmp / "outbox"),
                     "LYRA_LOG_LEVEL": "WARNING",
-                    "LYRA_SECRET_KEY": "bench-secret",
+                    "LYRA_SECRET_KEY": "bench-secret-0123456789abcdefghijklmnopqrstuv",
                     # scripted users click faster than people: count claims, never refuse
                     "LYRA_CLAIMS_PER_MINUTE": "1000000",
                     "LYRA_SCHEDULER_ENABLED": "false" if args.no_scheduler else "true",

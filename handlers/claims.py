@@ -132,20 +132,37 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
 
 
 async def _count_claim(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> None:
-    """Claims per minute per partner user, on every channel (a script cannot sweep the pool)."""
-    if uow.rate_limits is None:
+    """Claims per minute per partner user and per partner, on every channel: a script
+    cannot sweep the pool, nor can a partner by spreading a sweep over its many users.
+
+    The refusal names no lead (it is about the claimer, not the lead): the mail channel
+    sends one error answer per address, code and reference a day, so a mail with many
+    refused claims gets one "too fast" answer, not one per line."""
+    limits = uow.rate_limits
+    if limits is None:
         return
-    wait = await uow.rate_limits.hit(
-        uow.rate_limits.claims, "claims", str(actor.tenant_id), str(actor.user_id)
-    )
+    tenant = str(actor.tenant_id)
+    wait = await limits.hit(limits.claims, "claims", tenant, str(actor.user_id))
     if wait is not None:
-        limit = uow.rate_limits.claims.amount if uow.rate_limits.claims else 0
+        limit = limits.claims.amount if limits.claims else 0
         raise RateLimited(
             f"You are claiming too fast: at most {limit} claims a minute. "
             f"Please try again in {wait} seconds.",
-            ref=cmd.lead_ref,
+            ref=None,
             retry_after=wait,
             limit=limit,
+            per="user",
+        )
+    wait = await limits.hit(limits.partner_claims, "partner-claims", tenant, str(actor.partner_id))
+    if wait is not None:
+        limit = limits.partner_claims.amount if limits.partner_claims else 0
+        raise RateLimited(
+            f"Your partner is claiming too fast: at most {limit} claims a minute for all "
+            f"its users together. Please try again in {wait} seconds.",
+            ref=None,
+            retry_after=wait,
+            limit=limit,
+            per="partner",
         )
 
 

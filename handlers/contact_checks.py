@@ -9,6 +9,7 @@ token of kind ``k`` whose subject is the claim.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from lyra_bot.handlers import notify
 from lyra_bot.handlers.common import require
@@ -16,7 +17,13 @@ from lyra_bot.handlers.common import require
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.business_time import Calendar
-from lyra_bot.commands import Actor, AnswerContactCheck, CustomerContactCheck, Role
+from lyra_bot.commands import (
+    Actor,
+    AnswerContactCheck,
+    CustomerContactCheck,
+    Role,
+    ShowContactCheck,
+)
 from lyra_bot.db import dialect
 from lyra_bot.domain import AlreadyAnswered, ClaimState, NotFound, parse_yes_no
 from lyra_bot.models import Claim, ContactCheck, Lead, Tenant
@@ -34,13 +41,17 @@ def check_due_at(tenant: Tenant, calendar: Calendar, lead: Lead, claimed_at: dat
 
 
 def check_links(uow: UnitOfWork, tenant_id: int, claim: Claim) -> tuple[str, str, str]:
-    """The yes link, the no link and the reply address of one claim's check."""
-    token = tokens.issue(uow.settings, "k", tenant_id, claim.id, claim.lead_id, uow.now)
+    """The yes link, the no link and the reply address of one claim's check (the links
+    and the address carry different tokens: the links check no sender)."""
+    link = tokens.issue(
+        uow.settings, "k", tenant_id, claim.id, claim.lead_id, uow.now, purpose="check"
+    )
+    reply = tokens.issue(uow.settings, "k", tenant_id, claim.id, claim.lead_id, uow.now)
     base = uow.settings.public_url.rstrip("/")
     return (
-        f"{base}/check/{token}/yes",
-        f"{base}/check/{token}/no",
-        tokens.reply_address(uow.settings, token),
+        f"{base}/check/{link}/yes",
+        f"{base}/check/{link}/no",
+        tokens.reply_address(uow.settings, reply),
     )
 
 
@@ -101,39 +112,60 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
     )
 
 
+async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str, Any]]:
+    """The customer's check and what its pages show (in the customer's language)."""
+    require(actor, Role.CUSTOMER)
+    check = (
+        await ContactCheck.filter(claim_id=claim_id, tenant_id=actor.tenant_id)
+        .select_related("tenant", "lead", "partner", "claim")
+        .first()
+    )
+    if check is None:
+        raise NotFound("We did not ask you about this enquiry.")
+    tenant, lead = check.tenant, check.lead
+    page = {
+        "locale": notify.customer_locale(tenant, lead),
+        "tenant": tenant.name,
+        "partner": check.partner.name,
+        "product": lead.product,
+        "tz": tenant.timezone,
+    }
+    return check, page
+
+
+def _already(check: ContactCheck, page: dict[str, Any]) -> AlreadyAnswered:
+    return AlreadyAnswered(
+        "You have already answered this question. Thank you.",
+        **page,
+        answer=check.answer,
+        answered_at=check.answered_at.isoformat() if check.answered_at else "",
+    )
+
+
+@handles(ShowContactCheck)
+async def show_contact_check(cmd: ShowContactCheck, actor: Actor, uow: UnitOfWork) -> Reply:
+    """The question, for the page a link opens; the answer waits for the customer's POST."""
+    check, page = await _check_of(cmd.claim_id, actor)
+    if check.answered_at is not None:
+        raise _already(check, page)
+    return Reply(True, "contact_check_question", "Please confirm your answer.", page)
+
+
 @handles(AnswerContactCheck)
 async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitOfWork) -> Reply:
     """The customer's answer, once. A "no" alerts the owner and is recorded against the
     partner; a later click on either link changes nothing."""
     require(actor, Role.CUSTOMER)
     contacted = parse_yes_no(cmd.answer)
-    check = (
-        await ContactCheck.filter(claim_id=cmd.claim_id, tenant_id=actor.tenant_id)
-        .select_related("tenant", "lead", "partner", "claim")
-        .first()
-    )
-    if check is None:
-        raise NotFound("We did not ask you about this enquiry.")
+    check, page = await _check_of(cmd.claim_id, actor)
     tenant, lead, partner, claim = check.tenant, check.lead, check.partner, check.claim
-    page = {
-        "locale": notify.customer_locale(tenant, lead),
-        "tenant": tenant.name,
-        "partner": partner.name,
-        "product": lead.product,
-        "tz": tenant.timezone,
-    }
     answer = "yes" if contacted else "no"
     changed = await ContactCheck.filter(id=check.id, answered_at__isnull=True).update(
         answer=answer, answered_at=uow.now, channel=actor.channel
     )
     if changed != 1:
-        first = await ContactCheck.get(id=check.id)
-        raise AlreadyAnswered(
-            "You have already answered this question. Thank you.",
-            **page,
-            answer=first.answer,
-            answered_at=first.answered_at.isoformat() if first.answered_at else "",
-        )
+        first = await ContactCheck.get(id=check.id).select_related("tenant")
+        raise _already(first, page)
     uow.audit(
         "contact_check.confirmed" if contacted else "contact_check.denied",
         tenant.id,

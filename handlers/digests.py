@@ -31,7 +31,12 @@ def mailto(address: str, command: str) -> str:
     return f"mailto:{address}?subject={encoded}&body={encoded}"
 
 
-def unsubscribe_url(uow: UnitOfWork, token: str) -> str:
+def unsubscribe_url(uow: UnitOfWork, tenant_id: int, user_id: int) -> str:
+    """The one-click link: a token of its own (not the reply address's), so whoever sees a
+    partner's reply address cannot turn its digests off."""
+    token = tokens.issue(
+        uow.settings, "u", tenant_id, user_id, None, uow.now, purpose="unsubscribe"
+    )
     return f"{uow.settings.public_url.rstrip('/')}/email/unsubscribe/{token}"
 
 
@@ -95,7 +100,7 @@ def digest_context(
         "more": total - len(items),
         "reply_address": address,
         "in_reply": False,
-        "unsubscribe_url": unsubscribe_url(uow, token),
+        "unsubscribe_url": unsubscribe_url(uow, tenant.id, user.id),
         "today": uow.now,
         "tz": tenant.timezone,
     }

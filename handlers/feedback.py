@@ -17,6 +17,7 @@ from lyra_bot.domain import (
     parse_currency,
     parse_outcome,
 )
+from lyra_bot.i18n import pick_locale
 from lyra_bot.models import Claim, Feedback, Lead
 
 
@@ -26,8 +27,14 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
     lead = await lead_by_ref(tenant, cmd.lead_ref)
 
     outcome = parse_outcome(cmd.outcome)
-    amount = parse_amount(cmd.amount)
-    currency = parse_currency(cmd.currency, tenant.currency) if amount is not None else None
+    money = parse_amount(cmd.amount, pick_locale(user.locale, partner.locale, tenant.locale))
+    amount = money.value if money is not None else None
+    said = money.currency if money is not None else None
+    if said and cmd.currency and parse_currency(cmd.currency, tenant.currency) != said:
+        raise InvalidInput(
+            f"The amount says {said}, the currency {cmd.currency}.", field="currency"
+        )
+    currency = parse_currency(cmd.currency or said, tenant.currency) if amount is not None else None
     reason, note = cmd.reason.strip(), cmd.note.strip()
     if outcome == Outcome.WON and amount is None:
         raise InvalidInput(

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 from lyra_bot.handlers.common import require
 
 from lyra_bot.bus import Reply, UnitOfWork, handles
-from lyra_bot.commands import Actor, RecordMail, Role
+from lyra_bot.commands import Actor, RecordMail, Role, SentText
 from lyra_bot.domain import ClaimState, full_view
 from lyra_bot.models import Claim, Lead, MailBounce, OutboxMessage, Tenant, User
 from lyra_bot.outbox import mail
+from lyra_bot.privacy import subject_key
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,24 @@ async def record_mail(cmd: RecordMail, actor: Actor, uow: UnitOfWork) -> Reply:
         if cmd.verdict == "customer" and cmd.lead_id is not None:
             await _forward_to_owner(cmd, actor.tenant_id, uow)
     return Reply(True, cmd.verdict, f"Mail from {cmd.sender or 'unknown'} recorded.", data)
+
+
+@handles(SentText)
+async def sent_text(cmd: SentText, actor: Actor, uow: UnitOfWork) -> Reply:
+    require(actor, Role.SYSTEM)
+    mails = OutboxMessage.filter(
+        tenant_id=actor.tenant_id, channel="email", recipient=cmd.recipient.lower()
+    )
+    if cmd.message_ids:
+        mails = mails.filter(message_id__in=list(cmd.message_ids[:10]))
+    else:  # a reply that names none of our mails: the latest few we sent the writer
+        mails = mails.order_by("-id").limit(5)
+    payloads = await mails.values_list("payload", flat=True)
+    lines: dict[str, None] = {}
+    for payload in payloads:
+        text = payload.get("text") if isinstance(payload, dict) else None
+        lines.update(dict.fromkeys(x for x in (text or "").splitlines() if x.strip()))
+    return Reply(True, "sent_text", f"{len(lines)} line(s).", {"lines": list(lines)})
 
 
 async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:
@@ -98,7 +117,8 @@ async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:
                 "reason": cmd.reason,
                 "who": await _who(tenant.id, address, original.lead_id),
             },
-            dedupe_key=f"bounce:{tenant.id}:{address}:{day}",
+            # A key never holds the address itself: keys outlive erasure (they are unique).
+            dedupe_key=f"bounce:{tenant.id}:{subject_key(address)}:{day}",
         )
     return marked
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
 from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import F, Q
 
+from lyra_bot import lead_files
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import (
     Actor,
@@ -62,7 +61,14 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
 async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
-    rows = _read_csv(cmd.csv_text, cmd.progress)
+    found = (
+        list(cmd.records)
+        if cmd.records
+        else lead_files.records(lead_files.read_csv_text(cmd.csv_text))
+    )
+    rows = _validate(found, cmd.progress)
+    if cmd.dry_run:
+        return await _preview(tenant, rows, cmd.allow_duplicates)
     leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
     held = [lead for lead in leads if lead.status == LeadStatus.HELD]
     message = f"Imported {len(leads)} lead(s)."
@@ -82,36 +88,23 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
     )
 
 
-def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
-    """Parse and validate every row; any bad row fails the whole file, naming each line."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    if not header:
-        raise InvalidInput("The file is empty; it needs a header line with product and region.")
-    missing = {"product", "region"} - set(header)
-    unknown = set(header) - set(LEAD_FIELDS)
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append("missing column(s): " + ", ".join(sorted(missing)))
-        if unknown:
-            parts.append("unknown column(s): " + ", ".join(sorted(unknown)))
-        raise InvalidInput("line 1: " + "; ".join(parts), problems=parts)
-    reader.fieldnames = header
+def _validate(found: list[tuple[int, dict[str, Any]]], progress: Any) -> list[dict[str, Any]]:
+    """Validate every row; any bad row fails the whole file, naming each line."""
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     seen_refs: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
+    total = len(found)
+    for line, raw in found:
+        if lead_files.EXTRA in raw:
             problems.append(f"line {line}: more values than columns")
-            continue
-        if not any((v or "").strip() for v in raw.values()):
             continue
         try:
             row = clean_lead(raw)
         except InvalidInput as exc:
             problems.append(f"line {line}: {exc.message}")
+            continue
+        if not row["email"] and not row["phone"]:
+            problems.append(f"line {line}: neither email nor phone to reach the customer")
             continue
         if row["ref"] and row["ref"] in seen_refs:
             problems.append(f"line {line}: {row['ref']} already on line {seen_refs[row['ref']]}")
@@ -119,7 +112,7 @@ def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
         row["line"] = line
         rows.append(row)
         if progress and len(rows) % 500 == 0:
-            progress(len(rows), 0)
+            progress(len(rows), total)
     if len(rows) > MAX_IMPORT_ROWS:
         problems.append(f"the file has {len(rows)} leads; import at most {MAX_IMPORT_ROWS} at once")
     if problems:
@@ -132,22 +125,40 @@ def _read_csv(text: str, progress: Any) -> list[dict[str, Any]]:
     return rows
 
 
-async def _insert(
-    uow: UnitOfWork,
-    tenant: Tenant,
-    rows: list[dict[str, Any]],
-    source: str,
-    allow_duplicates: bool,
-    progress: Any = None,
-) -> list[Lead]:
-    """Give each row a reference, flag possible duplicates, insert in bulk, audit."""
+async def _preview(tenant: Tenant, rows: list[dict[str, Any]], allow_duplicates: bool) -> Reply:
+    """What an import would do, changing nothing: how many leads go into the pool, which
+    would be held and why (line by line)."""
     await _check_refs_free(tenant, [r["ref"] for r in rows if r["ref"]])
-    refs = await _allocate_refs(tenant, sum(1 for r in rows if not r["ref"]))
+    names = [r["ref"] or f"line {r['line']}" for r in rows]
+    plans = await _plan(tenant, rows, allow_duplicates, names)
+    held = [
+        {"line": row["line"], "reason": "; ".join(reasons)}
+        for row, (reasons, _) in zip(rows, plans, strict=True)
+        if reasons
+    ]
+    pooled = len(rows) - len(held)
+    message = f"Dry run: would import {len(rows)} lead(s), {pooled} into the pool"
+    message += f", {len(held)} held:" if held else "; nothing was changed."
+    if held:
+        message += "".join(f"\n  line {h['line']}: {h['reason']}" for h in held[:50])
+        message += "\nNothing was changed."
+    return Reply(
+        True,
+        "import_preview",
+        message,
+        {"count": len(rows), "pool": pooled, "held": held, "dry_run": True},
+    )
+
+
+async def _plan(
+    tenant: Tenant, rows: list[dict[str, Any]], allow_duplicates: bool, names: list[str]
+) -> list[tuple[list[str], int | None]]:
+    """For each row: why it would be held (none: into the pool) and the live lead it
+    duplicates. ``names[i]`` names row ``i`` when a later row repeats its contact."""
     existing = await _live_contacts(tenant, rows)
     in_file: dict[str, str] = {}
-    leads: list[Lead] = []
-    for row in rows:
-        ref = row["ref"] or refs.pop(0)
+    plans: list[tuple[list[str], int | None]] = []
+    for row, name in zip(rows, names, strict=True):
         keys = [k for k in (row["email"], "tel:" + phone_key(row["phone"])) if k and k != "tel:"]
         dup_ref, dup_id = None, None
         for k in keys:
@@ -158,12 +169,31 @@ async def _insert(
                 dup_ref = in_file[k]
                 break
         for k in keys:
-            in_file.setdefault(k, ref)
+            in_file.setdefault(k, name)
         reasons = []
         if tenant.require_consent and row["legal_basis"] != LegalBasis.CONSENT:
             reasons.append(NO_CONSENT)
         if dup_ref is not None and not allow_duplicates:
             reasons.append(f"possible duplicate of {dup_ref}")
+        plans.append((reasons, dup_id))
+    return plans
+
+
+async def _insert(
+    uow: UnitOfWork,
+    tenant: Tenant,
+    rows: list[dict[str, Any]],
+    source: str,
+    allow_duplicates: bool,
+    progress: Any = None,
+) -> list[Lead]:
+    """Give each row a reference, flag possible duplicates, insert in bulk, audit."""
+    await _check_refs_free(tenant, [r["ref"] for r in rows if r["ref"]])
+    fresh = await _allocate_refs(tenant, sum(1 for r in rows if not r["ref"]))
+    refs = [row["ref"] or fresh.pop(0) for row in rows]
+    plans = await _plan(tenant, rows, allow_duplicates, refs)
+    leads: list[Lead] = []
+    for row, ref, (reasons, dup_id) in zip(rows, refs, plans, strict=True):
         held = bool(reasons)
         leads.append(
             Lead(
@@ -425,7 +455,8 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
             query = query.filter(status=LeadStatus(cmd.status))
         except ValueError:
             raise InvalidInput(f"'{cmd.status}' is not a status.") from None
-    leads = await query.order_by("-id").limit(cmd.limit)
+    total = await query.count()
+    leads = await query.order_by("-id").offset(cmd.offset).limit(cmd.limit)
     holders = dict(
         await Claim.filter(
             lead_id__in=[lead.id for lead in leads], state=ClaimState.ACTIVE
@@ -435,4 +466,5 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
         {**teaser(lead), "status": str(lead.status), "holder": holders.get(lead.id, "")}
         for lead in leads
     ]
-    return Reply(True, "leads", f"{len(items)} lead(s).", {"leads": items})
+    page = {"leads": items, "total": total, "offset": cmd.offset, "limit": cmd.limit}
+    return Reply(True, "leads", f"{len(items)} of {total} lead(s).", page)

@@ -208,7 +208,9 @@ POSITIVE_OUTCOMES = frozenset({"won", "contacted"})
 
 def opt_out_url(uow: UnitOfWork, tenant: Tenant, lead: Lead) -> str:
     """A signed link with which the customer asks not to be contacted (valid a year)."""
-    token = tokens.issue(uow.settings, "c", tenant.id, lead.id, lead.id, uow.now, days=365)
+    token = tokens.issue(
+        uow.settings, "c", tenant.id, lead.id, lead.id, uow.now, days=365, purpose="opt-out"
+    )
     return f"{uow.settings.public_url.rstrip('/')}/privacy/opt-out/{token}"
 
 

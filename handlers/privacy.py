@@ -10,6 +10,7 @@ from typing import Any
 
 from lyra_bot.handlers.common import lead_by_ref, require, tenant_of
 from lyra_bot.handlers.lifecycle import LIVE, withdraw
+from tortoise import Tortoise
 from tortoise.expressions import Q
 
 from lyra_bot.bus import Reply, UnitOfWork, handles
@@ -23,6 +24,7 @@ from lyra_bot.commands import (
     RecordDisclosure,
     Role,
 )
+from lyra_bot.db import APP, ids_mentioning, release_erased_pages
 from lyra_bot.domain import (
     PRIVATE_FIELDS,
     InvalidInput,
@@ -40,9 +42,14 @@ from lyra_bot.models import (
     Tenant,
     User,
 )
-from lyra_bot.privacy import MARKER, months_before, subject_key
-
-FREE_TEXT_AUDIT_KEYS = ("reason", "note")
+from lyra_bot.privacy import (
+    CUSTOMER_DATA,
+    MARKER,
+    Erase,
+    mentions_replaced,
+    months_before,
+    subject_key,
+)
 
 
 @handles(RecordDisclosure)
@@ -249,28 +256,76 @@ def _email(raw: str) -> str:
 
 
 async def _erase(uow: UnitOfWork, leads: list[Lead]) -> None:
-    """Replace the customers' data of ``leads`` wherever Lyra stored it."""
+    """Erase the customers of ``leads`` from every column ``CUSTOMER_DATA`` lists: their
+    leads and the rows linked to them or addressed to them get each column's erased value,
+    and free text or JSON anywhere in the tenant loses every mention of their address.
+    Pending mails to them are cancelled first. On SQLite the log is wiped after the commit."""
     if not leads:
         return
     ids = [lead.id for lead in leads]
-    emails = [lead.email for lead in leads if lead.email]
-    blank: dict[str, Any] = {f: MARKER for f in PRIVATE_FIELDS if f != "email"}
-    await Lead.filter(id__in=ids).update(**blank, email="", phone_key="", anonymized_at=uow.now)
-    await Feedback.filter(lead_id__in=ids).update(reason=MARKER, note=MARKER)
-    # Mails not yet sent are cancelled; every stored copy loses its content.
-    await OutboxMessage.filter(lead_id__in=ids, status=OutboxStatus.PENDING).update(
-        status=OutboxStatus.DEAD, last_error="cancelled: customer data erased"
+    addresses = sorted({lead.email.strip().lower() for lead in leads if lead.email.strip()})
+    needles = sorted(
+        {str(getattr(lead, f) or "").strip() for lead in leads for f in PRIVATE_FIELDS}
+        - {"", MARKER},
+        key=len,
+        reverse=True,  # "anna@huber.example" before "Anna"
     )
-    await OutboxMessage.filter(lead_id__in=ids).update(payload={"erased": True})
-    if emails:
-        await OutboxMessage.filter(recipient__in=emails).update(
-            recipient=MARKER, payload={"erased": True}
-        )
-    for event in await AuditEvent.filter(lead_id__in=ids):
-        if any(event.data.get(k) for k in FREE_TEXT_AUDIT_KEYS):
-            data = {
-                k: (MARKER if k in FREE_TEXT_AUDIT_KEYS and v else v) for k, v in event.data.items()
-            }
-            await AuditEvent.filter(id=event.id).update(data=data)
+    needles = [n for n in needles if len(n) >= 3]
+    tenant_ids = sorted({lead.tenant_id for lead in leads})
+    await OutboxMessage.filter(
+        Q(lead_id__in=ids) | Q(recipient__in=addresses), status=OutboxStatus.PENDING
+    ).update(status=OutboxStatus.DEAD, last_error="cancelled: customer data erased")
+    for name, columns in CUSTOMER_DATA.items():
+        erase = {f: rule for f, rule in columns.items() if isinstance(rule, Erase)}
+        if erase:
+            model = Tortoise.apps[APP][name]
+            await _erase_rows(model, erase, ids, addresses, needles)
+            for tenant_id in tenant_ids:
+                await _erase_mentions(model, erase, addresses, needles, tenant_id)
+    await Lead.filter(id__in=ids).update(anonymized_at=uow.now)
     for lead in leads:
         uow.changed_leads.add(lead.id)
+    uow.post_commit.append(release_erased_pages)
+
+
+async def _erase_rows(
+    model: Any, erase: dict[str, Erase], ids: list[int], addresses: list[str], needles: list[str]
+) -> None:
+    """The customer's own rows: each listed column becomes its erased value."""
+    columns = model._meta.fields_db_projection
+    mine = (
+        Q(id__in=ids)
+        if model is Lead
+        else Q(lead_id__in=ids)
+        if "lead_id" in columns.values()
+        else None
+    )
+    for column, rule in erase.items():
+        if rule.address and addresses:
+            by_address = Q(**{f"{column}__in": addresses})
+            mine = by_address if mine is None else mine | by_address
+    if mine is None:
+        return
+    constants = {f: r.to for f, r in erase.items() if r.to is not None and not callable(r.to)}
+    computed = {f: r.to for f, r in erase.items() if callable(r.to)}
+    if computed:
+        for row in await model.filter(mine).only(model._meta.pk_attr, *computed):
+            values = {f: to(getattr(row, f), needles) for f, to in computed.items()}
+            await model.filter(pk=row.pk).update(**values)
+    if constants:
+        await model.filter(mine).update(**constants)
+
+
+async def _erase_mentions(
+    model: Any, erase: dict[str, Erase], addresses: list[str], needles: list[str], tenant_id: int
+) -> None:
+    """Free text and JSON of anyone's rows that quote the customer's address."""
+    for column, rule in erase.items():
+        if not rule.mentions:
+            continue
+        for pk in await ids_mentioning(model, column, addresses, tenant_id):
+            row = await model.get(pk=pk)
+            value = getattr(row, column)
+            cleaned = mentions_replaced(value, needles)
+            if cleaned != value:
+                await model.filter(pk=pk).update(**{column: cleaned})

@@ -13,13 +13,15 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from lyra_bot.adapters import api, email_web, web_links, web_ops, web_privacy
-from lyra_bot.adapters.email_inbound import MailProcessor
-from lyra_bot.adapters.email_out import FileTransport, SmtpTransport
-from lyra_bot.adapters.imap_poller import ImapPoller
+from lyra_bot.adapters import api, web_links, web_ops, web_privacy
+from lyra_bot.adapters.email import webhook as email_web
+from lyra_bot.adapters.email.imap import ImapPoller
+from lyra_bot.adapters.email.processing import MailProcessor
+from lyra_bot.adapters.email.smtp import FileTransport, SmtpTransport
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings, get_settings
@@ -28,6 +30,7 @@ from lyra_bot.lease import Lease, instance_id
 from lyra_bot.logs import add_settings_secrets
 from lyra_bot.outbox import OutboxWorker, Transport
 from lyra_bot.scheduler import Scheduler
+from lyra_bot.wiring import build_bus
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +74,6 @@ def transports(settings: Settings, clock: Clock) -> list[Transport]:
 
         items.append(SlackTransport(settings, clock))
     return items
-
-
-def build_bus(settings: Settings | None = None, clock: Clock | None = None) -> Bus:
-    """The bus with its hooks: every process (service, CLI, demo) changes state through one
-    built here, so posted Slack messages follow every change, whoever made it."""
-    from lyra_bot.handlers.slack_digests import queue_message_updates
-
-    bus = Bus(settings, clock)
-    bus.before_commit.append(queue_message_updates)
-    return bus
 
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Services:
@@ -138,6 +131,39 @@ def mount_slack(app: web.Application, services: Services) -> None:
     app.on_cleanup.append(stop)
 
 
+def _store_text(url: str) -> str:
+    """The database URL without its password (``postgres://lyra@db:5432/lyra``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_instance(settings: Settings) -> str:
+    """What this instance runs, in one line: operators read it before anything else."""
+    if settings.smtp_host:
+        mail = f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_tls})"
+    else:
+        folder = settings.outbox_dir
+        mail = f"writing mail to {folder if folder.is_absolute() else f'./{folder}'}"
+    imap = (
+        f"{settings.imap_host}:{settings.imap_port} {settings.imap_folder}"
+        if settings.imap_host
+        else "off"
+    )
+    return (
+        f"Lyra instance {settings.instance_id}: "
+        f"http://{settings.http_host}:{settings.http_port}; "
+        f"store {_store_text(settings.database_url)}; mail {mail}; IMAP {imap}; "
+        f"Slack {'on' if settings.slack_enabled else 'off'}; "
+        f"scheduler {'on' if settings.scheduler_enabled else 'off'}"
+    )
+
+
 async def serve(
     settings: Settings | None = None,
     stop: asyncio.Event | None = None,
@@ -151,6 +177,9 @@ async def serve(
     ``ready`` is set once the service listens and the scheduler has caught up.
     """
     settings = settings or get_settings()
+    if not settings.instance_id:
+        # one name for this process in the log line, the IMAP lease and the Slack inbox
+        settings = settings.model_copy(update={"instance_id": instance_id()})
     await init_db(settings, migrate=True)
     services = bootstrap(settings, clock)
     stop = stop or asyncio.Event()
@@ -163,7 +192,7 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
-    log.info("Lyra listening on http://%s:%s", settings.http_host, settings.http_port)
+    log.info("%s", describe_instance(settings))
     worker_task = asyncio.create_task(services.worker.run_forever(stop), name="outbox")
     poller = services.imap_poller()
     poller_task = (

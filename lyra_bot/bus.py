@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
-from lyra_bot.db import try_advisory_xact_lock
+from lyra_bot.db import transaction, try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
@@ -113,6 +112,8 @@ class UnitOfWork:
     rate_limits: RateLimits | None = None  # the process's counters (claims per minute)
     event_counts: Tally[str] = field(default_factory=Tally)  # audit events written, by kind
     prepared: Any = None  # what the command's preparer made outside the transaction
+    # Work that must wait for the commit (e.g. wiping erased data out of SQLite's log).
+    post_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def audit(
         self,
@@ -239,7 +240,7 @@ class Bus:
             prepare = _PREPARERS.get(type(cmd))
             if prepare is not None:
                 uow.prepared = await prepare(cmd, actor, uow)
-            async with in_transaction("default") as connection:
+            async with transaction() as connection:
                 if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
                     connection, f"lyra.sweep.{cmd.kind}"
                 ):
@@ -273,6 +274,8 @@ class Bus:
             raise
         for callback in self.after_commit:
             callback(uow)
+        for task in uow.post_commit:
+            await task()
         return reply
 
     async def disclosed(self, reply: Reply, actor: Actor, purpose: str) -> None:
@@ -295,7 +298,7 @@ class Bus:
         """Remember a refused command too, so a re-delivery is not answered twice."""
         uow = UnitOfWork(actor, now, self.settings, self.renderer, rate_limits=self.rate_limits)
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 if key is not None:
                     await _claim_key(key, cmd, actor, now, reply, fingerprint)
                 if respond is not None:

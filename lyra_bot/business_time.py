@@ -23,8 +23,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
-
 from lyra_bot.domain import InvalidInput
 
 MAX_SCAN_DAYS = 5 * 366
@@ -144,6 +142,8 @@ def public_holidays(country: str, subdiv: str = "") -> Container[date]:
     """Public holidays of a country (and subdivision), for any year asked about."""
     if not country:
         return frozenset()
+    import holidays as holidays_lib  # here: 35 modules no CLI listing needs
+
     return holidays_lib.country_holidays(country, subdiv=subdiv or None)
 
 
@@ -229,6 +229,8 @@ def parse_holidays(text: str) -> tuple[str, str]:
         return "", ""
     country, _, subdiv = text.partition("-")
     country = country.strip().upper()
+    import holidays as holidays_lib
+
     supported = holidays_lib.list_supported_countries()
     if country not in supported:
         raise InvalidInput(f"'{country}' is not a country with known holidays (like CH).")

@@ -6,48 +6,54 @@ or outdated database exits with status 2.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import signal
 import sys
+import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from tortoise.connection import get_connection
 
-from lyra_bot import commands as c
-from lyra_bot.bus import Bus, Reply
-from lyra_bot.commands import Actor
-from lyra_bot.config import get_settings
-from lyra_bot.db import close_db, init_db, pending_migrations, upgrade
-from lyra_bot.domain import DomainError
-from lyra_bot.logs import configure as configure_logging
-from lyra_bot.models import Tenant, User
+from lyra_bot.console import LazyConsole
+from lyra_bot.lazy import lazy
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from lyra_bot import commands as c
+    from lyra_bot.bus import Bus, Reply
+    from lyra_bot.commands import Actor
+    from lyra_bot.models import Tenant
+else:
+    # Loaded by the first command that needs them: `lyra-bot --help` imports no part of the
+    # store and not even asyncio.
+    asyncio = lazy("asyncio")
+    c = lazy("lyra_bot.commands")
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Lyra: the self-service lead pool."
-)
-db_app = typer.Typer(no_args_is_help=True, help="The database.")
-tenant_app = typer.Typer(no_args_is_help=True, help="Owners (tenants).")
-partner_app = typer.Typer(no_args_is_help=True, help="Partners of a tenant.")
-user_app = typer.Typer(no_args_is_help=True, help="People acting for partners or the owner.")
-lead_app = typer.Typer(no_args_is_help=True, help="Leads.")
-outbox_app = typer.Typer(no_args_is_help=True, help="Messages waiting to be delivered.")
-digest_app = typer.Typer(no_args_is_help=True, help="Digests of new leads (mail and Slack).")
-privacy_app = typer.Typer(no_args_is_help=True, help="Customer data: disclosures, export, erasure.")
-jobs_app = typer.Typer(no_args_is_help=True, help="The scheduler's jobs (sweeps).")
-extension_app = typer.Typer(no_args_is_help=True, help="Decide partners' extension requests.")
-mail_app = typer.Typer(no_args_is_help=True, help="Replies by email (the IMAP inbox).")
+
+def group(help: str, **options: Any) -> typer.Typer:
+    """A command group. Help is click's plain text: rich-formatted help imports markdown-it
+    and more, and took longer than the whole of ``lyra-bot --help`` may (bench/cli.py)."""
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=help, **options)
+
+
+app = group("Lyra: the self-service lead pool.", add_completion=False)
+db_app = group("The database.")
+tenant_app = group("Owners (tenants).")
+partner_app = group("Partners of a tenant.")
+user_app = group("People acting for partners or the owner.")
+lead_app = group("Leads.")
+outbox_app = group("Messages waiting to be delivered.")
+digest_app = group("Digests of new leads (mail and Slack).")
+privacy_app = group("Customer data: disclosures, export, erasure.")
+jobs_app = group("The scheduler's jobs (sweeps).")
+extension_app = group("Decide partners' extension requests.")
+mail_app = group("Replies by email (the IMAP inbox).")
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
@@ -62,11 +68,11 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 lead_app.add_typer(extension_app, name="extension")
-api_key_app = typer.Typer(no_args_is_help=True, help="Keys of the intake API (/api/v1).")
+api_key_app = group("Keys of the intake API (/api/v1).")
 tenant_app.add_typer(api_key_app, name="api-key")
 
-out = Console()
-err = Console(stderr=True)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 TenantOpt = Annotated[
     str | None,
@@ -75,6 +81,8 @@ TenantOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOpt = Annotated[int, typer.Option(min=1, help="Show at most this many.")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many first (with --limit).")]
 AsOpt = Annotated[str, typer.Option("--as", help="Email of the partner user acting.")]
 
 
@@ -90,8 +98,18 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise CliError(message, code)
 
 
+def fail_now(message: str, code: int = 1) -> NoReturn:
+    """``fail`` outside ``run``: print the one line and exit."""
+    err.print(f"[red]Error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
 def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
     """Open the store, run ``body``, close the store; turn failures into one-line errors."""
+    from tortoise.connection import get_connection
+
+    from lyra_bot.config import get_settings
+    from lyra_bot.db import close_db, init_db, pending_migrations
 
     async def main() -> T:
         settings = get_settings()
@@ -118,6 +136,14 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
 
 
 async def tenant_by_slug(slug: str | None) -> Tenant:
+    tenant = await _tenant_by_slug(slug)
+    _ZONE.append(zoneinfo.ZoneInfo(tenant.timezone))
+    return tenant
+
+
+async def _tenant_by_slug(slug: str | None) -> Tenant:
+    from lyra_bot.models import Tenant
+
     if slug:
         tenant = await Tenant.get_or_none(slug=slug.lower())
         if tenant is None:
@@ -134,14 +160,16 @@ async def tenant_by_slug(slug: str | None) -> Tenant:
 
 
 async def partner_actor(tenant: Tenant, email: str) -> Actor:
+    from lyra_bot.models import User
+
     user = await User.get_or_none(tenant_id=tenant.id, email=email.strip().lower())
     if user is None or user.partner_id is None:
         fail(f"{email} is not a partner user of '{tenant.slug}'.")
-    return Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
+    return c.Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
 
 
 async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
-    from lyra_bot.app import build_bus
+    from lyra_bot.wiring import build_bus
 
     reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
@@ -149,30 +177,52 @@ async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
     return reply
 
 
+def print_json(data: Any) -> None:
+    """Plain indented JSON on stdout: for scripts and pipes (rich's highlighting of a long
+    listing took longer than the command itself)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
 def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[str] = ()) -> None:
-    """Print a listing as a rich table, or its data as JSON."""
+    """Print a listing as a rich table (times in the tenant's zone, a caption when it shows
+    only part of the rows), or its data as JSON."""
     if as_json:
-        out.print_json(json.dumps(reply.to_json()["data"], ensure_ascii=False))
+        print_json(reply.to_json()["data"])
         return
-    rows = reply.to_json()["data"].get(key, []) if key else []
     if key is None:
         out.print(reply.message, highlight=False)
         return
-    table = Table(*columns, title=reply.message, title_justify="left")
-    for row in rows:
-        table.add_row(*(_cell(row.get(col)) for col in columns))
-    out.print(table)
+    from lyra_bot import cli_render
+
+    data = reply.to_json()["data"]
+    rows = data.get(key, [])
+    caption = None
+    if "total" in data:
+        caption = cli_render.page_caption(len(rows), data["total"], data.get("offset", 0), key)
+    out.print(cli_render.table(reply.message, rows, columns, zone(), caption))
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def show_record(reply: Reply, as_json: bool, key: str) -> None:
+    """One record (``… show``) as a panel, or its data as JSON."""
+    if as_json:
+        print_json(reply.to_json()["data"])
+        return
+    from lyra_bot import cli_render
+
+    out.print(cli_render.record(reply.message, reply.to_json()["data"][key], zone()))
+
+
+_ZONE: list[Any] = []  # the time zone of the tenant this command works on (tables show it)
+
+
+def zone() -> Any:
+    """The tenant's ``ZoneInfo`` once ``tenant_by_slug`` found it, else None (UTC)."""
+    return _ZONE[-1] if _ZONE else None
 
 
 def say(reply: Reply, as_json: bool = False) -> None:
     if as_json:
-        out.print_json(json.dumps(reply.to_json(), ensure_ascii=False))
+        print_json(reply.to_json())
     else:
         out.print(reply.message, highlight=False)
 
@@ -183,6 +233,7 @@ def say(reply: Reply, as_json: bool = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from lyra_bot.db import upgrade
 
     async def body() -> None:
         await upgrade(
@@ -291,7 +342,7 @@ def tenant_add(
         slack_owner_channel=slack_owner_channel,
         digest_time=digest_time,
     )
-    say(run(lambda: send(cmd, Actor.system())))
+    say(run(lambda: send(cmd, c.Actor.system())))
 
 
 @tenant_app.command("set")
@@ -391,29 +442,25 @@ def tenant_set(
     )
 
     async def body() -> Reply:
-        return await send(cmd, Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(cmd, c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
 
 
 @tenant_app.command("show")
-def tenant_show(slug: str) -> None:
+def tenant_show(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's whole policy."""
 
     async def body() -> Reply:
-        return await send(c.ShowTenant(), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.ShowTenant(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
-    reply = run(body)
-    table = Table("setting", "value", title=reply.message, title_justify="left")
-    for key, value in reply.to_json()["data"]["policy"].items():
-        table.add_row(key, _cell(value))
-    out.print(table)
+    show_record(run(body), as_json, "policy")
 
 
 @tenant_app.command("list")
 def tenant_list(as_json: JsonOpt = False) -> None:
     """List tenants."""
-    reply = run(lambda: send(c.ListTenants(), Actor.system()))
+    reply = run(lambda: send(c.ListTenants(), c.Actor.system()))
     show(
         reply,
         as_json,
@@ -439,7 +486,7 @@ def api_key_create(
     """Make an API key; it is printed once and only its hash is stored."""
 
     async def body() -> Reply:
-        return await send(c.CreateApiKey(name), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.CreateApiKey(name), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
 
@@ -449,7 +496,7 @@ def api_key_revoke(slug: str, key_id: int) -> None:
     """Revoke an API key at once (requests with it get 401)."""
 
     async def body() -> Reply:
-        return await send(c.RevokeApiKey(key_id), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.RevokeApiKey(key_id), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body))
 
@@ -459,7 +506,7 @@ def api_key_list(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's API keys (never the keys themselves)."""
 
     async def body() -> Reply:
-        return await send(c.ListApiKeys(), Actor.owner((await tenant_by_slug(slug)).id))
+        return await send(c.ListApiKeys(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     show(
         run(body),
@@ -485,7 +532,7 @@ def partner_add(
         cmd = c.AddPartner(
             slug, name, tuple(products.split(",")), tuple(regions.split(",")), locale
         )
-        return await send(cmd, Actor.owner(t.id))
+        return await send(cmd, c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -495,7 +542,7 @@ def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List partners with their entitlements, open claims and pool size."""
 
     async def body() -> Reply:
-        return await send(c.ListPartners(), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ListPartners(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     show(
         run(body),
@@ -503,6 +550,46 @@ def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
         "partners",
         ("slug", "name", "products", "regions", "active_claims", "pool"),
     )
+
+
+@partner_app.command("show")
+def partner_show(slug: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """One partner: entitlements, users, claims by state, pool size."""
+
+    async def body() -> Reply:
+        return await send(c.ShowPartner(slug), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    reply = run(body)
+    show_record(reply, as_json, "partner")
+
+
+@user_app.command("list")
+def user_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's users.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """People acting for partners or for the owner."""
+
+    async def body() -> Reply:
+        return await send(c.ListUsers(partner), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    show(
+        run(body),
+        as_json,
+        "users",
+        ("email", "name", "partner", "locale", "active", "digest", "slack", "created_at"),
+    )
+
+
+@user_app.command("show")
+def user_show(email: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """One user: partner, language, Slack link, digests, open claims."""
+
+    async def body() -> Reply:
+        return await send(c.ShowUser(email), c.Actor.owner((await tenant_by_slug(tenant)).id))
+
+    show_record(run(body), as_json, "user")
 
 
 @user_app.command("add")
@@ -519,7 +606,7 @@ def user_add(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.AddUser(email, name, partner, locale), Actor.owner(t.id))
+        return await send(c.AddUser(email, name, partner, locale), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -535,7 +622,7 @@ def partner_link_slack(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.LinkSlackChannel(partner, channel_id, team), Actor.owner(t.id))
+        return await send(c.LinkSlackChannel(partner, channel_id, team), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -546,7 +633,7 @@ def partner_unlink_slack(channel_id: str, tenant: TenantOpt = None) -> None:
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.UnlinkSlackChannel(channel_id), Actor.owner(t.id))
+        return await send(c.UnlinkSlackChannel(channel_id), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -562,7 +649,7 @@ def user_link_slack(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.LinkSlackUser(email, slack_team, slack_user), Actor.owner(t.id))
+        return await send(c.LinkSlackUser(email, slack_team, slack_user), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -619,7 +706,7 @@ def lead_add(
             ref=ref,
             allow_duplicate=allow_duplicate,
         )
-        return await send(cmd, Actor.owner(t.id))
+        return await send(cmd, c.Actor.owner(t.id))
 
     say(run(body), as_json)
 
@@ -628,43 +715,71 @@ def lead_add(
 def lead_import(
     path: Path,
     allow_duplicates: bool = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and say what would happen.")
+    ] = False,
     tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Import a CSV file (header: product,region,… ); all rows or none."""
+    """Import a CSV (any delimiter; UTF-8 or Windows-1252) or .xlsx file; all rows or none.
+
+    Columns: product, region (required), industry, size, need, company, contact_name, email,
+    phone, address, notes, ref, legal_basis, consent_source, consent_at, legal_note; also
+    named like "Contact Name", "E-Mail", "Firma", "Société", "Telefon". Every lead needs an
+    email or a phone number."""
+    from lyra_bot import lead_files
+    from lyra_bot.domain import DomainError
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        err.print(f"[red]Error:[/red] cannot read {path}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        fail_now(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        found = lead_files.records(lead_files.read_file(data, path.name))
+    except DomainError as exc:
+        fail_now(exc.message)
 
     async def body() -> Reply:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         t = await tenant_by_slug(tenant)
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("Importing", total=None)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+        )
+        with Progress(*columns, console=err.real, transient=True) as progress:
+            task = progress.add_task("Checking" if dry_run else "Importing", total=len(found))
 
             def tick(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total or None)
+                progress.update(task, completed=done, total=total or len(found))
 
-            return await send(
-                c.ImportLeads(text, source="csv", allow_duplicates=allow_duplicates, progress=tick),
-                Actor.owner(t.id),
+            cmd = c.ImportLeads(
+                source=path.suffix.lstrip(".").lower() or "csv",
+                allow_duplicates=allow_duplicates,
+                records=tuple(found),
+                dry_run=dry_run,
+                progress=tick,
             )
+            return await send(cmd, c.Actor.owner(t.id))
 
-    say(run(body))
+    say(run(body), as_json)
 
 
 @lead_app.command("list")
 def lead_list(
     status: str | None = None,
-    limit: int = 200,
+    limit: LimitOpt = 200,
+    offset: OffsetOpt = 0,
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List leads with status and holder."""
+    """List leads with status and holder, newest first (says when there are more)."""
 
     async def body() -> Reply:
         return await send(
-            c.ListLeads(status, limit), Actor.owner((await tenant_by_slug(tenant)).id)
+            c.ListLeads(status, limit, offset), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
 
     show(
@@ -676,14 +791,20 @@ def lead_list(
 
 
 @lead_app.command("show")
-def lead_show(ref: str, tenant: TenantOpt = None) -> None:
-    """Everything about one lead, with its claims and feedback (owner view)."""
+def lead_show(ref: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Everything about one lead, with its claims, feedback and history (owner view)."""
+    from lyra_bot.bus import Bus
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         bus = Bus()
         reply = await send(c.ShowLead(ref), actor, bus)
-        say(reply, True)
+        if as_json:
+            print_json(reply.to_json()["data"])
+        else:
+            from lyra_bot.cli_render import lead_panel
+
+            out.print(lead_panel(reply.to_json()["data"], zone()))
         await bus.disclosed(reply, actor, "lead show")
         return reply
 
@@ -696,7 +817,7 @@ def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
 
     async def body() -> Reply:
         return await send(
-            c.WithdrawLead(ref, reason), Actor.owner((await tenant_by_slug(tenant)).id)
+            c.WithdrawLead(ref, reason), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
 
     say(run(body))
@@ -715,7 +836,7 @@ def lead_consent(
     """Record why the customer may be contacted (a lead held for it then enters the pool)."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         if legitimate_interest is not None:
             cmd = c.RecordConsent(ref, "legitimate_interest", legal_note=legitimate_interest)
         else:
@@ -730,7 +851,7 @@ def lead_approve(ref: str, tenant: TenantOpt = None) -> None:
     """Put a held lead (a possible duplicate) into the pool."""
 
     async def body() -> Reply:
-        return await send(c.ApproveLead(ref), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ApproveLead(ref), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
 
@@ -798,7 +919,7 @@ def lead_extend(
 def _decide(ref: str, approve: bool, note: str, tenant: str | None) -> None:
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        return await send(c.DecideExtension(ref, approve, note), Actor.owner(t.id))
+        return await send(c.DecideExtension(ref, approve, note), c.Actor.owner(t.id))
 
     say(run(body))
 
@@ -820,7 +941,7 @@ def lead_expire(tenant: TenantOpt = None) -> None:
     """Lapse every overdue claim now (the scheduler does this every minute)."""
 
     async def body() -> Reply:
-        return await send(c.ExpireOverdue(), Actor.owner((await tenant_by_slug(tenant)).id))
+        return await send(c.ExpireOverdue(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
 
@@ -838,7 +959,7 @@ def pool(
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
-        actor = await partner_actor(t, as_user) if as_user else Actor.owner(t.id)
+        actor = await partner_actor(t, as_user) if as_user else c.Actor.owner(t.id)
         return await send(c.ListPool(limit), actor)
 
     show(run(body), as_json, "leads", ("ref", "product", "region", "industry", "size", "need"))
@@ -851,6 +972,7 @@ def claims(
     as_json: JsonOpt = False,
 ) -> None:
     """Open claims of a partner user's partner, with deadlines."""
+    from lyra_bot.bus import Bus
 
     async def body() -> Reply:
         t = await tenant_by_slug(tenant)
@@ -873,19 +995,18 @@ def claims(
 
 @outbox_app.command("list")
 def outbox_list(
-    status: str | None = None,
-    limit: int = 50,
+    status: Annotated[str | None, typer.Option(help="pending, sent or dead.")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Only this tenant's (default: all).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Messages in the outbox, newest first."""
-    from lyra_bot.outbox import outbox_rows
 
     async def body() -> Reply:
-        try:
-            rows = await outbox_rows(status, limit)
-        except DomainError as exc:
-            fail(exc.message)
-        return Reply(True, "outbox", f"{len(rows)} message(s).", {"messages": rows})
+        return await send(c.ListOutbox(status, limit, offset), await outbox_actor(tenant))
 
     show(
         run(body),
@@ -893,6 +1014,44 @@ def outbox_list(
         "messages",
         ("id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"),
     )
+
+
+@outbox_app.command("show")
+def outbox_show(
+    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Its tenant.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One message: status, attempts, last error, what it says (its payload)."""
+
+    async def body() -> Reply:
+        return await send(c.ShowOutboxMessage(message_id), await outbox_actor(tenant))
+
+    show_record(run(body), as_json, "message")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message_ids: Annotated[
+        list[int] | None, typer.Argument(metavar="[ID]...", help="Dead messages to send again.")
+    ] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Every dead message.")] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only its.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put dead letters back to pending: the running service (or 'outbox deliver') sends them."""
+    if not message_ids and not all_dead:
+        fail_now("Say which messages (IDs) or --all; see 'lyra-bot outbox list --status dead'.")
+
+    async def body() -> Reply:
+        return await send(c.RetryOutbox(tuple(message_ids or ())), await outbox_actor(tenant))
+
+    say(run(body), as_json)
+
+
+async def outbox_actor(tenant: str | None) -> Actor:
+    """The tenant's owner with --tenant, else the system (every tenant's messages)."""
+    return c.Actor.owner((await tenant_by_slug(tenant)).id) if tenant else c.Actor.system()
 
 
 @outbox_app.command("deliver")
@@ -923,7 +1082,7 @@ def privacy_log(
     """Who was shown which customer data, when and how."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ListDisclosures(lead, customer), actor)
 
     show(
@@ -945,7 +1104,7 @@ def privacy_export(
     """Everything Lyra holds about one customer, as JSON (a data subject access request)."""
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ExportCustomerData(customer), actor)
 
     reply = run(body)
@@ -968,7 +1127,7 @@ def privacy_erase(
         raise typer.Exit(1)
 
     async def body() -> Reply:
-        actor = Actor.owner((await tenant_by_slug(tenant_slug)).id)
+        actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.EraseCustomerData(customer), actor)
 
     say(run(body))
@@ -977,11 +1136,12 @@ def privacy_erase(
 @privacy_app.command("purge")
 def privacy_purge() -> None:
     """Erase customer data past every tenant's retention now (the scheduler does this daily)."""
+    from lyra_bot.bus import Bus, Reply
 
     async def body() -> Reply:
         bus, erased = Bus(), 0
         while True:
-            reply = await send(c.PurgeExpiredPersonalData(), Actor.system(), bus)
+            reply = await send(c.PurgeExpiredPersonalData(), c.Actor.system(), bus)
             erased += reply.data["erased"]
             if not reply.data["more"]:
                 return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
@@ -996,6 +1156,7 @@ def privacy_purge() -> None:
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Each job with its interval, last run and result, and next run."""
     from lyra_bot.app import bootstrap
+    from lyra_bot.bus import Reply
 
     async def body() -> Reply:
         rows = await bootstrap().scheduler.status()
@@ -1044,8 +1205,8 @@ def digest_send(
 
     async def body() -> list[Reply]:
         tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
-        mails = await send(c.SendDigests(tenant_id), Actor.system())
-        actor = Actor.owner(tenant_id) if tenant_id is not None else Actor.system()
+        mails = await send(c.SendDigests(tenant_id), c.Actor.system())
+        actor = c.Actor.owner(tenant_id) if tenant_id is not None else c.Actor.system()
         return [mails, await send(c.PostSlackDigests(max_leads), actor)]
 
     for reply in run(body):
@@ -1057,7 +1218,11 @@ def mail_poll(
     once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
 ) -> None:
     """Read replies from the IMAP inbox (LYRA_IMAP_HOST) and act on them."""
+    import signal
+
     from lyra_bot.app import bootstrap
+    from lyra_bot.config import get_settings
+    from lyra_bot.logs import configure as configure_logging
 
     settings = get_settings()
     if not settings.imap_host:
@@ -1132,6 +1297,7 @@ def report(
     """The owner report: headline figures with the change from the period before, and one
     row per partner, product or region (json: the whole report, docs/reports.md)."""
     from lyra_bot.clock import SystemClock
+    from lyra_bot.domain import DomainError
     from lyra_bot.reports import exports
     from lyra_bot.reports.chart import chart_png
     from lyra_bot.reports.periods import choose_period
@@ -1142,7 +1308,7 @@ def report(
         t = await tenant_by_slug(tenant)
         now = SystemClock().now()
         try:
-            period = choose_period(ZoneInfo(t.timezone), now, week, first, last)
+            period = choose_period(zoneinfo.ZoneInfo(t.timezone), now, week, first, last)
         except DomainError as exc:
             fail(exc.message)
         result = await build_report(t, period, now)
@@ -1152,7 +1318,11 @@ def report(
     if chart is not None and png is not None:
         _write(chart, png)
     if output_format == ReportFormat.table:
-        console = Console(file=output.open("w", encoding="utf-8"), width=200) if output else out
+        from rich.console import Console
+
+        console = (
+            Console(file=output.open("w", encoding="utf-8"), width=200) if output else out.real
+        )
         print_report(console, result, by.value)
         return
     if output_format == ReportFormat.json:
@@ -1180,8 +1350,14 @@ def _write(path: Path, data: bytes) -> None:
 def run_service() -> None:
     """Run Lyra: the HTTP endpoints, the outbox worker and the scheduler, until SIGTERM."""
     from lyra_bot.app import serve
+    from lyra_bot.config import get_settings, secret_key_problem
+    from lyra_bot.logs import configure as configure_logging
 
-    configure_logging(get_settings())
+    settings = get_settings()
+    if problem := secret_key_problem(settings):
+        err.print(f"[red]Error:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    configure_logging(settings)
     try:
         asyncio.run(serve())
     except (OSError, ConnectionError) as exc:
@@ -1210,7 +1386,7 @@ def demo(
         err.print(f"[red]Error:[/red] --locale must be one of {', '.join(LANGUAGES)}.")
         raise typer.Exit(2)
     try:
-        run_demo(database, outbox_dir, out, lang)
+        run_demo(database, outbox_dir, out.real, lang)
     except CliError as exc:
         err.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(exc.code) from None
@@ -1226,7 +1402,7 @@ def gallery(
     """Every mail kind in every language from one seeded story, to review all wording."""
     from lyra_bot.gallery import run_gallery
 
-    run_gallery(out_dir, png, out)
+    run_gallery(out_dir, png, out.real)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class Role(StrEnum):
@@ -81,11 +81,15 @@ class AddLead(Command):
 
 @dataclass(frozen=True)
 class ImportLeads(Command):
-    """A CSV file of leads: all rows are imported, or none."""
+    """A file of leads: all rows are imported, or none. Either CSV text, or the rows an
+    adapter read from a file (``lyra_bot.lead_files.records``: line number, field → text).
+    ``dry_run``: validate and report what would happen, change nothing."""
 
-    csv_text: str
+    csv_text: str = ""
     source: str = "csv"
     allow_duplicates: bool = False
+    records: tuple[tuple[int, dict[str, Any]], ...] = field(default=(), compare=False, repr=False)
+    dry_run: bool = False
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
@@ -126,6 +130,7 @@ class ListLeads(Command):
     writes: ClassVar[bool] = False
     status: str | None = None
     limit: int = 200
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,15 @@ class AnswerContactCheck(Command):
 
     claim_id: int
     answer: str  # yes/no, ja/nein, oui/non
+
+
+@dataclass(frozen=True)
+class ShowContactCheck(Command):
+    """What the answer page shows before the customer confirms (a GET changes nothing: mail
+    filters open links on their own). ``claim_id`` comes from a verified token."""
+
+    writes: ClassVar[bool] = False
+    claim_id: int
 
 
 @dataclass(frozen=True)
@@ -454,6 +468,16 @@ class SetDigests(Command):
 
 
 @dataclass(frozen=True)
+class SentText(Command):
+    """The text of Lyra's own mails to ``recipient`` with these Message-IDs (none: the latest
+    few), line by line: below a reply, what Lyra sent is quoted by definition, marker or not."""
+
+    writes: ClassVar[bool] = False
+    message_ids: tuple[str, ...]
+    recipient: str
+
+
+@dataclass(frozen=True)
 class RecordMail(Command):
     """An inbound mail that carries no partner command: an auto-reply, a bounce, a refusal,
     a customer's or the owner's answer. Recorded, and acted on where useful (a hard bounce
@@ -529,3 +553,51 @@ class SendOwnerReports(Sweep):
     day and time have come, for the last complete week; at most ``batch`` tenants per run."""
 
     batch: int = 2
+
+
+# --- the admin's listings (CLI) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShowPartner(Command):
+    """One partner: entitlements, users, open claims, pool size."""
+
+    writes: ClassVar[bool] = False
+    slug: str
+
+
+@dataclass(frozen=True)
+class ListUsers(Command):
+    """The tenant's users (all, or one partner's)."""
+
+    writes: ClassVar[bool] = False
+    partner_slug: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowUser(Command):
+    writes: ClassVar[bool] = False
+    email: str
+
+
+@dataclass(frozen=True)
+class ListOutbox(Command):
+    """Outbox rows, newest first (an owner sees its tenant's; the system sees all)."""
+
+    writes: ClassVar[bool] = False
+    status: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ShowOutboxMessage(Command):
+    writes: ClassVar[bool] = False
+    message_id: int
+
+
+@dataclass(frozen=True)
+class RetryOutbox(Command):
+    """Dead letters back to pending, to be delivered again: the ones given, or every one."""
+
+    message_ids: tuple[int, ...] = ()

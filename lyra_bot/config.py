@@ -19,6 +19,11 @@ def _templates_dir() -> Path:
 
 TEMPLATES_DIR = _templates_dir()
 
+# The shipped placeholder: anyone who knows it could forge reply, opt-out and check tokens.
+DEFAULT_SECRET_KEY = "change-me-in-production"
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
 
 class Settings(BaseSettings):
     """Process-wide settings; per-owner policy lives on the Tenant row instead."""
@@ -30,7 +35,7 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
 
     # Identity and links
-    secret_key: SecretStr = SecretStr("change-me-in-production")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     secret_key_id: str = "k1"
     old_secret_keys: dict[str, SecretStr] = Field(default_factory=dict)
     public_url: str = "http://127.0.0.1:8080"
@@ -44,6 +49,7 @@ class Settings(BaseSettings):
     api_max_bytes: int = 64 * 1024
     api_rate_per_minute: int = 120
     claims_per_minute: int = 10
+    partner_claims_per_minute: int = 30
     rate_limit_storage: str = "async+memory://"
 
     # Outbound mail
@@ -111,6 +117,26 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         """Slack is on when a bot token is set (an empty value in ``.env`` counts as unset)."""
         return bool(self.slack_bot_token and self.slack_bot_token.get_secret_value().strip())
+
+
+def secret_key_problem(settings: Settings) -> str | None:
+    """One line saying why ``LYRA_SECRET_KEY`` must not sign anything, or None if it may.
+
+    A service refuses to start with it: a missing, shipped or short key lets anyone who
+    guesses it forge reply, opt-out and contact-check tokens."""
+    key = settings.secret_key.get_secret_value()
+    if "secret_key" not in settings.model_fields_set or not key.strip():
+        problem = "LYRA_SECRET_KEY is not set"
+    elif key == DEFAULT_SECRET_KEY:
+        problem = f"LYRA_SECRET_KEY is the shipped placeholder '{DEFAULT_SECRET_KEY}'"
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        problem = (
+            f"LYRA_SECRET_KEY is too short ({len(key)} characters, "
+            f"at least {MIN_SECRET_KEY_LENGTH})"
+        )
+    else:
+        return None
+    return f"{problem}; make one with: {MAKE_SECRET_KEY}"
 
 
 @lru_cache

@@ -7,18 +7,24 @@ failing later with "database is locked" when its read transaction tries to write
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
-from tortoise.connection import get_connection
+from tortoise.connection import get_connection, get_connections
 from tortoise.migrations.api import migrate as migrate_api
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from lyra_bot.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 APP = "models"
 MODEL_MODULES = ["lyra_bot.models"]
@@ -43,6 +49,7 @@ def connection_config(url: str, pool_max: int = 10) -> dict[str, Any]:
             "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": "ON",
             "cache_size": -SQLITE_CACHE_KIB,  # negative: KiB, not pages
+            "secure_delete": "ON",  # erased customer data must not linger in free space
         }
         for key, values in parse_qs(parsed.query).items():
             credentials[key] = values[-1]
@@ -92,6 +99,68 @@ def is_postgres(url: str | None = None) -> bool:
 def dialect() -> str:
     """``sqlite`` or ``postgres`` for the open default connection."""
     return "sqlite" if get_connection("default").capabilities.dialect == "sqlite" else "postgres"
+
+
+@contextlib.asynccontextmanager
+async def transaction(name: str = "default") -> AsyncIterator[BaseDBAsyncClient]:
+    """Tortoise's ``in_transaction`` that always leaves the task's connection context as it
+    found it, and never keeps a connection it could not begin a transaction on.
+
+    Tortoise (1.1.9) points a context variable at the transaction's connection on entry and
+    resets it only after handing the connection back to the pool. When that hand-back raises
+    (the server terminated the connection) the reset is skipped, and when ``BEGIN`` fails the
+    exit never runs at all: every later query of the task then goes to a dead or foreign
+    connection ("connection has been released back to the pool", "another operation is in
+    progress"), and a long-lived loop never recovers. Every transaction in Lyra goes
+    through here.
+    """
+    handler = get_connections()
+    before = handler._get_storage()  # the mapping in force before (replaced, never mutated)
+    context = handler.get(name)._in_transaction()
+    try:
+        try:
+            connection = await context.__aenter__()
+        except BaseException:
+            await _abandon(context)
+            raise
+        try:
+            yield connection
+        except BaseException as exc:
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            await context.__aexit__(None, None, None)
+        except Exception as exc:
+            if not _finalized(context):
+                raise
+            # Committed; only handing the (dead) connection back failed: the pool replaces it.
+            log.warning("transaction committed; its connection could not be released: %s", exc)
+    finally:
+        handler._set_storage(before)
+
+
+def _finalized(context: TransactionContext) -> bool:
+    """True once the transaction committed (or rolled back)."""
+    client = getattr(context, "client", None) or getattr(context, "connection", None)
+    return bool(getattr(client, "_finalized", False))
+
+
+async def _abandon(context: TransactionContext) -> None:
+    """Give back what a transaction that failed to begin had taken (its pooled connection,
+    or SQLite's transaction lock): tortoise's ``__aexit__`` does not run for it."""
+    if not hasattr(context, "token"):  # failed before it took anything
+        return
+    lock = getattr(context, "_trxlock", None)
+    if lock is not None and lock.locked():
+        lock.release()
+        return
+    client = getattr(context, "client", None)
+    pool = getattr(getattr(client, "_parent", None), "_pool", None)
+    if pool is not None and getattr(client, "_connection", None) is not None:
+        try:
+            await pool.release(client._connection)
+        except Exception as exc:  # the connection is dead; the pool replaces it
+            log.debug("releasing a connection that failed to begin: %s", exc)
 
 
 async def try_advisory_xact_lock(connection: Any, name: str) -> bool:
@@ -155,3 +224,53 @@ async def pending_migrations() -> list[str]:
 
     steps = await MigrationExecutor(get_connection("default"), APPS).plan()
     return [f"{step.migration.app_label}.{step.migration.name}" for step in steps]
+
+
+def _like(needle: str) -> str:
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def ids_mentioning(
+    model: Any, column: str, needles: list[str], tenant_id: int | None = None
+) -> list[Any]:
+    """Primary keys of ``model`` rows whose ``column`` (text, or JSON read as text) contains
+    one of ``needles``, case-blind; only the tenant's rows (and rows of no tenant) when the
+    table has a tenant.
+
+    Erasure finds the customer's address in free text and JSON this way: no ORM lookup
+    reads a JSON column as text on both stores."""
+    if not needles:
+        return []
+    meta = model._meta
+    connection = meta.db  # inside a transaction: the transaction's connection
+    sqlite = connection.capabilities.dialect == "sqlite"
+    source = meta.fields_map[column].source_field or column
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return "?" if sqlite else f"${len(params)}"
+
+    scope = ""  # first: "?" parameters are numbered by their place in the text
+    if tenant_id is not None and "tenant_id" in meta.fields_db_projection.values():
+        scope = f'("tenant_id" = {param(tenant_id)} OR "tenant_id" IS NULL) AND '
+    text = f'"{source}"' if sqlite else f'CAST("{source}" AS TEXT)'
+    op = "LIKE" if sqlite else "ILIKE"
+    where = (
+        scope
+        + "("
+        + " OR ".join(f"{text} {op} {param(_like(n))} ESCAPE '\\'" for n in needles)
+        + ")"
+    )
+    sql = f'SELECT "{meta.db_pk_column}" AS pk FROM "{meta.db_table}" WHERE {where}'
+    return [row["pk"] for row in await connection.execute_query_dict(sql, params)]
+
+
+async def release_erased_pages() -> None:
+    """After an erasure commits, on SQLite: copy the write-ahead log into the database file
+    and truncate it, so erased values survive neither in old log frames nor (with
+    ``secure_delete``, which zeroes freed cells and pages) in the file's free space."""
+    connection = get_connection("default")
+    if connection.capabilities.dialect == "sqlite":
+        await connection.execute_query("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -190,7 +192,12 @@ def run_demo(database: Path, outbox_dir: Path, console: Console, locale: str = "
     for old in outbox_dir.rglob("*.eml"):
         old.unlink()
     settings = get_settings().model_copy(
-        update={"database_url": f"sqlite://{database}", "outbox_dir": outbox_dir}
+        # a key of its own: the demo's links must not be forgeable with the shipped placeholder
+        update={
+            "database_url": f"sqlite://{database}",
+            "outbox_dir": outbox_dir,
+            "secret_key": SecretStr(secrets.token_urlsafe(48)),
+        }
     )
     asyncio.run(_run(settings, console, locale))
     mails = sorted(outbox_dir.rglob("*.eml"))

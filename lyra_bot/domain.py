@@ -8,9 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
+
+from lyra_bot import amounts
+from lyra_bot.amounts import Amount
 
 
 class LeadStatus(StrEnum):
@@ -198,17 +202,21 @@ def normalize_ref(raw: str, prefix: str = REF_PREFIX) -> str:
     return f"{match.group(1).upper()}-{int(match.group(2))}"
 
 
-def parse_amount(raw: str | Decimal | int | float | None) -> Decimal | None:
-    """Parse a positive amount; ``None`` or empty means no amount."""
+def parse_amount(
+    raw: str | Decimal | int | float | None, locale: str | None = "en"
+) -> Amount | None:
+    """A non-negative amount in any channel's words (see ``lyra_bot.amounts``), with the
+    currency it names, if any; ``None`` or empty means no amount."""
     if raw is None or raw == "":
         return None
+    if isinstance(raw, Decimal | int | float):
+        raw = str(raw)
     try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
+        return amounts.parse_amount(raw, locale)
+    except amounts.AmountError:
+        if raw.strip().startswith(("-", "−")):
+            raise InvalidInput(f"'{raw}' is not a positive amount.") from None
         raise InvalidInput(f"'{raw}' is not an amount.") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(f"'{raw}' is not a positive amount.")
-    return value.quantize(Decimal("0.01"))
 
 
 OUTCOME_WORDS: dict[str, Outcome] = {
@@ -335,6 +343,17 @@ _REGION_RE = re.compile(r"^(\*|[A-Z0-9]{2,8}(-[A-Z0-9]{1,8})*)$")
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
+@lru_cache(maxsize=1024)
+def known_region(code: str) -> bool:
+    """An ISO 3166-1 country (``CH``) or ISO 3166-2 subdivision (``CH-ZH``) code: a lead in
+    "Narnia" would match no partner and reach nobody."""
+    import pycountry  # its tables load on first use; most processes never validate a lead
+
+    if "-" in code:
+        return pycountry.subdivisions.get(code=code) is not None
+    return pycountry.countries.get(alpha_2=code) is not None
+
+
 def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise one lead's fields; raise ``InvalidInput`` naming every problem.
 
@@ -360,8 +379,11 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     out["region"] = out["region"].upper()
     if not out["region"]:
         problems.append("region is missing")
-    elif not _REGION_RE.match(out["region"]):
-        problems.append(f"region '{out['region']}' is not a region code like CH or CH-ZH")
+    elif not _REGION_RE.match(out["region"]) or not known_region(out["region"]):
+        problems.append(
+            f"region '{out['region']}' is not a region code like CH or CH-ZH "
+            "(an ISO 3166 country or subdivision)"
+        )
     out["email"] = out["email"].lower()
     if out["email"] and not _EMAIL_RE.match(out["email"]):
         problems.append(f"email '{out['email']}' is not an email address")

@@ -14,6 +14,10 @@ from tortoise.models import Model
 
 from lyra_bot.domain import ClaimState, ExtensionStatus, LeadStatus, OutboxStatus
 
+# Each model sets ``_no_comments``: without it Tortoise parses this whole file once per model
+# (inspect.getsource) looking for ``#:`` field comments, which we do not write; that was half
+# a second of every CLI command's start-up.
+
 
 def default_work_days() -> list[int]:
     return [0, 1, 2, 3, 4]
@@ -25,6 +29,8 @@ def default_reminder_hours() -> list[int]:
 
 class Tenant(Model):
     """An owner organisation (manufacturer or distributor) and its policy."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     slug = fields.CharField(max_length=64, unique=True)
@@ -84,6 +90,8 @@ class Tenant(Model):
 class Partner(Model):
     """A reseller or branch. It sees leads whose product and region it is entitled to."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name="partners", on_delete=fields.CASCADE
@@ -107,6 +115,8 @@ class Partner(Model):
 
 class User(Model):
     """A person: a partner user when ``partner`` is set, otherwise the owner's staff."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -135,6 +145,8 @@ class User(Model):
 
 class Lead(Model):
     """A sales lead. Teaser fields may be shown in the pool, private fields may not."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -192,6 +204,8 @@ class Lead(Model):
 class Claim(Model):
     """One partner holding one lead, from claim until feedback, lapse, release or withdrawal."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name="claims", on_delete=fields.CASCADE
@@ -236,6 +250,8 @@ class Claim(Model):
 class Feedback(Model):
     """The outcome a partner reported for a claim. A claim may collect several (contacted, won)."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name="feedback", on_delete=fields.CASCADE
@@ -275,6 +291,8 @@ class Feedback(Model):
 class LeadHide(Model):
     """Keeps a lead out of one partner's pool until ``until`` (after that partner let it lapse)."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name=False, on_delete=fields.CASCADE
@@ -297,6 +315,8 @@ class LeadHide(Model):
 
 class AuditEvent(Model):
     """Append-only history of every transition. Reports are computed from these rows."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.BigIntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -329,6 +349,8 @@ class AuditEvent(Model):
 
 class OutboxMessage(Model):
     """A message to deliver, written in the same transaction as the change that caused it."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.BigIntField(primary_key=True)
     tenant: fields.ForeignKeyNullableRelation[Tenant] = fields.ForeignKeyField(
@@ -363,6 +385,8 @@ class OutboxMessage(Model):
 class Disclosure(Model):
     """Append-only: customer data handed to a person (who, which lead, which fields, how, when)."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.BigIntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name=False, on_delete=fields.CASCADE
@@ -390,6 +414,8 @@ class Disclosure(Model):
 
 class Extension(Model):
     """A partner's request for more time on a claim, and what became of it."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -435,6 +461,8 @@ class Extension(Model):
 class ContactCheck(Model):
     """Asking a customer, once per claim, whether the partner got in touch."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name=False, on_delete=fields.CASCADE
@@ -467,6 +495,8 @@ class ContactCheck(Model):
 class JobRun(Model):
     """The last and next run of each scheduler job, shared by every instance of the service."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     name = fields.CharField(max_length=64, primary_key=True)
     last_started_at = fields.DatetimeField(null=True)
     last_run_at = fields.DatetimeField(null=True)
@@ -480,6 +510,8 @@ class JobRun(Model):
 
 class ApiKey(Model):
     """A tenant's key for the intake API. Only its SHA-256 is kept, the key is shown once."""
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -501,6 +533,8 @@ class ApiKey(Model):
 class InboundKey(Model):
     """An inbound message already handled, with the reply it got, so a re-delivery is a no-op."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.BigIntField(primary_key=True)
     key = fields.CharField(max_length=255, unique=True)
     command = fields.CharField(max_length=40)
@@ -518,6 +552,8 @@ class MailBounce(Model):
 
     Cleared when a mail from that address is accepted again.
     """
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -548,6 +584,8 @@ class SlackMessageStatus(StrEnum):
 class SlackChannel(Model):
     """A Slack channel linked to a partner: digests there show that partner's pool."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.IntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name=False, on_delete=fields.CASCADE
@@ -574,6 +612,8 @@ class SlackMessage(Model):
     between is not missed. ``content_hash`` is what Slack shows now: unchanged renders are
     not sent again.
     """
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.BigIntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -606,6 +646,8 @@ class SlackMessage(Model):
 class SlackMessageLead(Model):
     """Which leads a posted Slack message shows, in order."""
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     id = fields.BigIntField(primary_key=True)
     message: fields.ForeignKeyRelation[SlackMessage] = fields.ForeignKeyField(
         "models.SlackMessage", related_name="leads", on_delete=fields.CASCADE
@@ -630,6 +672,8 @@ class Lease(Model):
     The holder renews it well before it expires; another instance takes it over once it has.
     """
 
+    _no_comments = True  # no '#:' field comments (see the note at the top)
+
     name = fields.CharField(max_length=64, primary_key=True)
     holder = fields.CharField(max_length=200)
     expires_at = fields.DatetimeField()
@@ -644,6 +688,8 @@ class SlackInbox(Model):
     Stored before the ack, so a process killed after it loses nothing: another instance (or
     the next start) takes over rows whose holder has not finished them in time.
     """
+
+    _no_comments = True  # no '#:' field comments (see the note at the top)
 
     id = fields.UUIDField(primary_key=True)
     body = fields.TextField()

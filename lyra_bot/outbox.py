@@ -21,6 +21,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, parseaddr
@@ -29,11 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import RetryCallState, wait_exponential, wait_random
 from tortoise.expressions import F, Q
-from tortoise.transactions import in_transaction
 
 from lyra_bot.clock import Clock, SystemClock
 from lyra_bot.config import Settings
-from lyra_bot.db import dialect
+from lyra_bot.db import dialect, transaction
 from lyra_bot.domain import InvalidInput, OutboxStatus
 from lyra_bot.logs import correlation
 from lyra_bot.logs import current as current_correlation
@@ -341,22 +341,36 @@ class OutboxWorker:
         return sum(counts)
 
     async def _drain(self, channel: str) -> int:
+        """Deliver batch after batch; each row is marked sent as soon as it is delivered, so
+        a failure later in a batch (or a crash) never has a delivered row delivered again."""
         handled = 0
+        loop = asyncio.get_running_loop()
         while rows := await self._take(channel):
-            sent = [row for row in rows if await self._deliver(row)]
-            await self._mark_sent(sent)
-            handled += len(rows)
+            # Rows are ours until their lease ends; past (most of) it another worker may take
+            # them, so the rest of the batch is left to whoever takes it next.
+            lease_ends = loop.time() + 0.8 * self.settings.outbox_lease_seconds
+            for row in rows:
+                if loop.time() >= lease_ends:
+                    break
+                if await self._deliver(row):
+                    await self._mark_sent(row, lease_ends)
+                handled += 1
         return handled
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._lane(channel, stop) for channel in self.transports))
 
     async def _lane(self, channel: str, stop: asyncio.Event) -> None:
+        """Passes until ``stop``. Each pass runs as a task of its own, in a copy of the lane's
+        context: whatever a pass leaves in its context (a transaction whose connection the
+        database cut) dies with it, so the next pass starts clean."""
         wake = self._wakes[channel]
         while not stop.is_set():
             wake.clear()  # before draining, so a commit during the pass wakes the next one
             try:
-                await self._drain(channel)
+                await asyncio.create_task(
+                    self._drain(channel), name=f"outbox-{channel}", context=copy_context()
+                )
             except Exception:
                 log.exception("outbox %s lane pass failed; retrying", channel)
             waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -372,7 +386,7 @@ class OutboxWorker:
 
     async def _take(self, channel: str) -> list[OutboxMessage]:
         now = self.clock.now()
-        async with in_transaction("default"):
+        async with transaction():
             query = (
                 OutboxMessage.filter(
                     status=OutboxStatus.PENDING,
@@ -392,7 +406,11 @@ class OutboxWorker:
         return rows
 
     async def _deliver(self, row: OutboxMessage) -> bool:
-        """Hand one row to its transport; a failure is recorded here, a success by the caller."""
+        """Hand one row to its transport; a failure is recorded here, a success by the caller.
+
+        Recording a failure may fail too (the database is away): that is logged and the row
+        stays taken until its lease ends, then it is tried again. It was not delivered, so
+        nothing is sent twice, and the rest of the batch goes on."""
         transport = self.transports[row.channel]
         name = getattr(transport, "name", row.channel)
         origin = f"{row.correlation_id}/" if row.correlation_id else ""
@@ -402,44 +420,62 @@ class OutboxWorker:
             except Exception as exc:
                 if not isinstance(exc, PermanentError | Waiting):
                     self.metrics.transport_failed(name, exc)
-                await self._failed(row, exc)
+                try:
+                    await self._failed(row, exc)
+                except Exception:
+                    log.exception("outbox %s: recording its failure failed", row.id)
                 return False
             self.metrics.transport_ok(name)
             log.debug("outbox %s (%s) delivered via %s", row.id, row.kind, name)
             return True
 
-    async def _mark_sent(self, rows: list[OutboxMessage]) -> None:
-        """One UPDATE for a batch of delivered rows (a crash before it re-sends them, with
-        the same Message-IDs, which is the at-least-once promise anyway)."""
-        if not rows:
-            return
+    async def _mark_sent(self, row: OutboxMessage, lease_ends: float) -> None:
+        """Record one delivered row, retrying while the database is away and the row is
+        still ours (its lease), so a short outage does not make it be delivered again."""
+        loop = asyncio.get_running_loop()
+        pause = 0.05
+        while True:
+            try:
+                # A task of its own: a try on a connection the database cut leaves nothing
+                # behind for the next one.
+                await asyncio.create_task(self._record_sent(row), context=copy_context())
+                return
+            except Exception as exc:
+                if loop.time() + pause >= lease_ends:
+                    raise
+                log.warning("outbox %s delivered, not yet recorded (%s); trying again", row.id, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    async def _record_sent(self, row: OutboxMessage) -> None:
         now = self.clock.now()
-        disclosures = [
-            Disclosure(
-                tenant_id=row.tenant_id,
-                lead_id=row.discloses["lead_id"],
-                user_id=row.discloses.get("user_id"),
-                recipient=row.recipient,
-                fields_shown=row.discloses["fields"],
-                channel=row.channel,
-                purpose=row.kind,
-                at=now,
-            )
-            for row in rows
-            if row.discloses and row.tenant_id is not None
-        ]
-        async with in_transaction("default"):
-            await OutboxMessage.filter(id__in=[row.id for row in rows]).update(
-                status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, locked_until=None
-            )
-            if disclosures:
-                await Disclosure.bulk_create(disclosures)
-        self.delivered += len(rows)
+        sent = OutboxMessage.filter(id=row.id, status=OutboxStatus.PENDING)
+        update = {
+            "status": OutboxStatus.SENT,
+            "sent_at": now,
+            "attempts": F("attempts") + 1,
+            "locked_until": None,
+        }
+        if row.discloses and row.tenant_id is not None:
+            async with transaction():
+                if await sent.update(**update):
+                    await Disclosure.create(
+                        tenant_id=row.tenant_id,
+                        lead_id=row.discloses["lead_id"],
+                        user_id=row.discloses.get("user_id"),
+                        recipient=row.recipient,
+                        fields_shown=row.discloses["fields"],
+                        channel=row.channel,
+                        purpose=row.kind,
+                        at=now,
+                    )
+        else:
+            await sent.update(**update)
+        self.delivered += 1
         self.last_success = now
-        for row in rows:
-            self.metrics.delivered.labels(row.channel).inc()
-            latency = (now - row.created_at).total_seconds()
-            self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
+        self.metrics.delivered.labels(row.channel).inc()
+        latency = (now - row.created_at).total_seconds()
+        self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
         if isinstance(exc, Waiting):
@@ -460,7 +496,7 @@ class OutboxWorker:
             log.error(
                 "outbox %s (%s) is dead after %d attempts: %s", row.id, row.kind, attempts, error
             )
-            async with in_transaction("default"):
+            async with transaction():
                 await OutboxMessage.filter(id=row.id).update(
                     status=OutboxStatus.DEAD, attempts=attempts, last_error=error, locked_until=None
                 )

@@ -10,6 +10,16 @@ not input); every value given at call time is a bound parameter.
 
     LEAD = Prepared(lambda p: Lead.filter(tenant_id=p.tenant_id, ref=p.ref).limit(1))
     lead = await LEAD.first(tenant_id=1, ref="L-1042")
+
+This module reaches into Tortoise's internals, so pyproject.toml pins ``tortoise-orm ~=1.1.9``
+(1.1.x patch releases only). Before allowing another version, check that these still exist
+and mean the same, then run ``tests/test_prepared.py`` and ``bench/claims.py`` on both stores:
+``AwaitableQuery._make_query()`` and ``.query`` (a pypika query with our ``Parameter``
+placeholders intact in ``get_sql()``), ``_select_related_idx`` on a queryset,
+``db.executor_class(model=, db=, select_related_idx=)`` with ``execute_select(sql, values)``,
+``executor.regular_columns`` and ``_prepare_insert_statement(columns, ignore_conflicts=True)``,
+``Model._choose_db(for_write=)``, ``db.capabilities.dialect``, ``Field.to_db_value(value,
+instance)`` and ``db.execute_many``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Rate limits: requests per API key, claims per partner user (moving one-minute windows).
+"""Rate limits: requests per API key, claims per partner user and per partner (moving
+one-minute windows).
 
 Built on the ``limits`` library. The default storage is the process's memory, so each
 ``lyra-bot run`` instance counts on its own; point ``LYRA_RATE_LIMIT_STORAGE`` at a shared
@@ -14,13 +15,13 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from typing import Any
-
-from limits import RateLimitItem, RateLimitItemPerMinute, strategies
-from limits.aio import strategies as aio_strategies
-from limits.storage import storage_from_string
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from lyra_bot.config import Settings
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 
 class RateLimits:
@@ -28,14 +29,31 @@ class RateLimits:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.api = _per_minute(settings.api_rate_per_minute)
-        self.claims = _per_minute(settings.claims_per_minute)
         self._limiter: Any = None
+
+    @cached_property
+    def api(self) -> RateLimitItem | None:
+        """Requests a minute per intake API key."""
+        return _per_minute(self.settings.api_rate_per_minute)
+
+    @cached_property
+    def claims(self) -> RateLimitItem | None:
+        """Claims a minute per partner user."""
+        return _per_minute(self.settings.claims_per_minute)
+
+    @cached_property
+    def partner_claims(self) -> RateLimitItem | None:
+        """Claims a minute per partner, all its users together."""
+        return _per_minute(self.settings.partner_claims_per_minute)
 
     @property
     def limiter(self) -> Any:
         """A moving-window limiter on the configured storage (sync in memory, else async)."""
         if self._limiter is None:  # built lazily: the async storage wants a running loop
+            from limits import strategies
+            from limits.aio import strategies as aio_strategies
+            from limits.storage import storage_from_string
+
             uri = self.settings.rate_limit_storage
             if uri.removeprefix("async+").startswith("memory://"):
                 storage = storage_from_string(uri.removeprefix("async+"))
@@ -60,4 +78,9 @@ class RateLimits:
 
 
 def _per_minute(amount: int) -> RateLimitItem | None:
-    return RateLimitItemPerMinute(amount) if amount > 0 else None
+    if amount <= 0:
+        return None
+    # imported here: `limits` is 50 modules, and most processes never count a request
+    from limits import RateLimitItemPerMinute
+
+    return RateLimitItemPerMinute(amount)

@@ -18,7 +18,7 @@ def lyra_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         LYRA_DATABASE_URL=database_url,
         LYRA_OUTBOX_DIR=str(tmp_path / "outbox"),
-        LYRA_SECRET_KEY="test-secret",
+        LYRA_SECRET_KEY="test-secret-" + "x" * 32,
         LYRA_MAIL_FROM="Lyra <lyra@lyra.test>",
         LYRA_INBOUND_ADDRESS="leads@lyra.test",
         COLUMNS="200",

@@ -27,7 +27,7 @@ from lyra_bot.clock import FrozenClock
 from lyra_bot.config import Settings
 from lyra_bot.db import close_db, init_db, tortoise_config, upgrade
 
-pytest_plugins = ["tests.mailservers", "tests.api_harness"]
+pytest_plugins = ["tests.mailservers", "tests.api_harness", "tests.instants"]
 
 PG_ADMIN_URL = os.environ.get(
     "LYRA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"

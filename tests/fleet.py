@@ -36,7 +36,7 @@ from tests.slack_fake import SECRET, TEAM, TOKEN, FakeSlack, SlackSender
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "fleet-webhook-secret"
-SECRET_KEY = "fleet-secret"
+SECRET_KEY = "fleet-secret-0123456789abcdefghijklmnopqrstuv"
 CHANNEL = "C0FLEET"
 RUN = "from lyra_bot.cli import main; main(['run'])"
 

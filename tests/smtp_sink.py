@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 from aiosmtpd.controller import Controller
-from lyra_bot.adapters.email_out import build_mime
+from lyra_bot.adapters.email.smtp import build_mime
 
 from lyra_bot.config import Settings
 from lyra_bot.models import OutboxMessage

@@ -7,23 +7,33 @@ checks they still exist); the rest are proven in this module.
 from __future__ import annotations
 
 import dataclasses
+import html
 import importlib
 import json
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from limits import RateLimitItemPerMinute
 from lyra_bot.adapters.api import ROUTES
-from lyra_bot.adapters.email_out import mime_bytes
+from lyra_bot.adapters.email.smtp import mime_bytes
 
 from lyra_bot import commands as c
+from lyra_bot import tokens
+from lyra_bot.app import build_web_app
 from lyra_bot.config import Settings
-from lyra_bot.models import ApiKey, AuditEvent, Claim, Lead, OutboxMessage
+from lyra_bot.models import ApiKey, AuditEvent, Claim, ContactCheck, Lead, OutboxMessage, User
 from lyra_bot.ratelimit import RateLimits
 from tests.api_harness import Api, api_key
 from tests.email_helpers import address_for, reply_mail
 from tests.slack_harness import ALPINE_CHANNEL, slack  # noqa: F401
+from tests.world import build_world
 
 PROVEN_ELSEWHERE = {
     "forged reply token (guessed, tampered, garbage)": [
@@ -67,6 +77,16 @@ PROVEN_ELSEWHERE = {
     ],
     "API requests per key": [
         "tests/test_api.py::test_requests_per_key_are_limited_with_retry_after",
+    ],
+    "link scanner answering the contact check (GET acts)": [
+        "tests/test_contact_checks.py::test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing",
+    ],
+    "one token, several powers (purpose inside the MAC)": [
+        "tests/test_tokens.py::test_a_token_works_only_for_its_purpose",
+    ],
+    "erase misses data (columns, JSON, SQLite free pages and WAL)": [
+        "tests/test_privacy.py::test_erase_leaves_no_trace_in_any_column_or_in_the_sqlite_files",
+        "tests/test_privacy.py::test_every_text_and_json_column_is_classified_for_erasure",
     ],
 }
 
@@ -427,6 +447,212 @@ async def test_claims_per_minute_are_limited_on_every_channel_with_a_clear_answe
 
 
 def test_a_limit_of_zero_means_no_limit():
-    settings = Settings(_env_file=None, claims_per_minute=0, api_rate_per_minute=0)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, claims_per_minute=0, partner_claims_per_minute=0, api_rate_per_minute=0
+    )
     limits = RateLimits(settings)
-    assert limits.claims is None and limits.api is None
+    assert limits.claims is None and limits.partner_claims is None and limits.api is None
+
+
+async def test_a_partner_cannot_sweep_the_pool_by_spreading_claims_over_its_users(slack):  # noqa: F811
+    """The per-partner limit counts every user of the partner on every channel; a mail with
+    several refused claims gets one "too fast" answer, not one per line."""
+    services = slack.services
+    services.bus.rate_limits.partner_claims = RateLimitItemPerMinute(2)
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+
+    await slack.click("U0MIA", "lyra.claim", "L-1001", message_ts=ts)  # alpine: 1 of 2
+    await slack.settle()
+    to = await address_for(services.settings, services.clock, "max@alpine.example")
+    outcome = await services.mail.process(
+        reply_mail("Max <max@alpine.example>", to, "CLAIM L-1002\nCLAIM L-1003\nCLAIM L-1004")
+    )
+    assert [r.code for _, r in outcome.results] == ["claimed", "rate_limited", "rate_limited"]
+    assert {r.data["per"] for _, r in outcome.results[1:]} == {"partner"}
+    answers = await OutboxMessage.filter(recipient="max@alpine.example", kind__startswith="answer")
+    assert len(answers) == 1, [a.payload["text"] for a in answers]
+    assert "partner is claiming too fast: at most 2 claims a minute" in answers[0].payload["text"]
+    # Mia (under her own limit) is refused too: her partner has used its minute.
+    await slack.click("U0MIA", "lyra.claim", "L-1003", message_ts=ts)
+    await slack.settle()
+    assert any(
+        "partner is claiming too fast" in json.dumps(e) for e in slack.ephemerals_to("U0MIA")
+    )
+    claims = await Claim.all().prefetch_related("lead", "user")
+    assert sorted((cl.lead.ref, cl.user.email) for cl in claims) == [
+        ("L-1001", "mia@alpine.example"),
+        ("L-1002", "max@alpine.example"),
+    ]
+
+
+# --- one-click links: link scanners, and one purpose per token -----------------------------
+
+LINK_RE = re.compile(r"https?://[^\s\"'<>]+")
+ACTING = ("/check/", "/privacy/opt-out/", "/email/unsubscribe/")
+
+
+@pytest.fixture
+async def http(services) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(build_web_app(services)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def _mails_with_every_link(world: Any, services: Any, clock: Any) -> Claim:
+    """A digest (unsubscribe link), a claim (the customer's opt-out link) and, three days
+    later, the customer's contact check (yes / no links)."""
+    await world.ok(c.SendDigests(world.tenant_id), world.owner)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    claim = await Claim.get(lead__ref="L-1001", tenant_id=world.tenant_id)
+    clock.set(claim.check_due_at)
+    assert (await services.scheduler.run_job("customer-contact-check")).count == 1
+    return claim
+
+
+async def _links_in(**filters: Any) -> list[str]:
+    """The paths of Lyra's links in the matching mails (text, HTML and headers)."""
+    found: set[str] = set()
+    for row in await OutboxMessage.filter(channel="email", **filters):
+        payload = row.payload or {}
+        parts = [payload.get("text", ""), payload.get("html", "")]
+        parts += list((payload.get("headers") or {}).values())
+        for part in parts:
+            for url in LINK_RE.findall(html.unescape(str(part))):
+                if url.startswith("http://127.0.0.1:8080/"):
+                    found.add(urlsplit(url).path)
+    return sorted(found)
+
+
+async def _state(world: Any) -> tuple[Any, ...]:
+    return (
+        await AuditEvent.all().count(),
+        await OutboxMessage.all().count(),
+        list(await ContactCheck.all().values_list("answer", flat=True)),
+        list(await User.all().order_by("id").values_list("digest_enabled", flat=True)),
+        list(await Lead.all().order_by("id").values_list("opted_out_at", "status")),
+    )
+
+
+async def test_a_link_scanner_opening_every_link_changes_nothing_then_the_click_works(
+    services, clock, http
+):
+    """Mail filters (Safe Links, Mimecast, Proofpoint) fetch every link in a mail before the
+    person sees it: GET and HEAD of every link change nothing; the person's own click shows a
+    page whose form (no JavaScript) POSTs, and only that acts."""
+    world = await build_world(services.bus)
+    claim = await _mails_with_every_link(world, services, clock)
+    paths = await _links_in()
+    acting = [p for p in paths if p.startswith(ACTING)]
+    assert {p.split("/")[1] for p in acting} == {"check", "privacy", "email"}, paths
+    before = await _state(world)
+    for path in paths:
+        for _ in range(2):
+            assert (await http.get(path)).status < 500
+        assert (await http.head(path)).status < 500
+    assert await _state(world) == before
+
+    check = [p for p in await _links_in(kind="contact_check.customer") if p.endswith("/yes")]
+    opt_out = [p for p in await _links_in(kind="claim.customer") if "/opt-out/" in p]
+    unsubscribe = [
+        p
+        for p in await _links_in(kind="digest", recipient="mia@alpine.example")
+        if "/unsubscribe/" in p
+    ]
+    for [path] in (check, opt_out, unsubscribe):
+        page = await http.get(path)
+        assert page.status == 200 and '<form method="post"' in await page.text(), path
+        assert (await http.post(path)).status == 200, path
+    assert (await ContactCheck.get(claim_id=claim.id)).answer == "yes"
+    assert not (await User.get(email="mia@alpine.example")).digest_enabled
+    assert (await Lead.get(id=claim.lead_id)).opted_out_at is not None
+
+
+async def test_a_token_opens_only_the_door_it_was_made_for(services, clock, http):
+    """Whoever sees a reply address (a partner's, the customer's, the contact check's) cannot
+    unsubscribe, opt out or answer a contact check with it, and no link is a reply address."""
+    world = await build_world(services.bus)
+    await _mails_with_every_link(world, services, clock)
+    replies = {
+        kind: tokens.token_in((await OutboxMessage.get(kind=kind)).payload["reply_to"])
+        for kind in ("claim.customer", "contact_check.customer")
+    }
+    mia = await OutboxMessage.get(kind="digest", recipient="mia@alpine.example")
+    replies["digest"] = tokens.token_in(mia.payload["reply_to"])
+    before = await _state(world)
+    for token in replies.values():
+        for path in (
+            f"/email/unsubscribe/{token}",
+            f"/privacy/opt-out/{token}",
+            f"/check/{token}/yes",
+            f"/check/{token}/no",
+        ):
+            for method in (http.get, http.post):
+                resp = await method(path)
+                assert resp.status in {400, 404}, (path, resp.status)
+    assert await _state(world) == before
+    # ... and a link's token is no reply address.
+    [link] = [p for p in await _links_in(kind="digest", recipient="mia@alpine.example")]
+    unsubscribe = link.rsplit("/", 1)[1]
+    outcome = await services.mail.process(
+        reply_mail(
+            "mia@alpine.example",
+            tokens.reply_address(services.settings, unsubscribe),
+            "CLAIM L-1002",
+        )
+    )
+    assert outcome.reason == "token_invalid"
+    assert not await Claim.filter(lead__ref="L-1002").exists()
+
+
+async def test_an_unidentified_sender_learns_nothing_about_the_tenant(services, clock):
+    """A stranger writing to a partner's reply address (or answering a stale mail) is told
+    why nothing happened, in neutral words: no tenant name, no owner address."""
+    world = await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    old = tokens.issue(
+        services.settings,
+        "u",
+        world.tenant_id,
+        (await User.get(email="mia@alpine.example")).id,
+        None,
+        clock.now() - timedelta(days=40),
+    )
+    for sender, address, reason in (
+        ("spy@evil.example", to, "wrong_sender"),
+        ("spy2@evil.example", tokens.reply_address(services.settings, old), "token_expired"),
+    ):
+        outcome = await services.mail.process(reply_mail(sender, address, "CLAIM L-1001"))
+        assert outcome.reason == reason
+        [answer] = await OutboxMessage.filter(recipient=sender)
+        seen = json.dumps(answer.payload).lower()
+        assert "acme" not in seen, (reason, answer.payload["text"])
+    assert await Claim.all().count() == 0
+
+
+async def test_references_never_outrank_another_users_valid_reply_address(services, clock):
+    """Mia writes to Eve's (another partner's) reply address and her References carry one of
+    her own Message-IDs: refused as sent to someone else. References only speak for a mail
+    whose address carries no valid token."""
+    from tests.world import build_world
+
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1002"), "mia@alpine.example")
+    own = await OutboxMessage.filter(recipient="mia@alpine.example", kind="claim.partner").first()
+    assert own is not None
+    eve_address = await address_for(services.settings, clock, "eve@romandie.example")
+    mia = "Mia <mia@alpine.example>"
+
+    attack = reply_mail(mia, eve_address, "claim L-1001", references=own.message_id)
+    outcome = await services.mail.process(attack)
+    assert (outcome.status, outcome.reason) == ("failed", "wrong_sender")
+    assert await Claim.filter(lead__ref="L-1001").count() == 0
+
+    inbound = services.settings.inbound_address
+    plain = reply_mail(mia, inbound, "claim L-1001", references=own.message_id)
+    outcome = await services.mail.process(plain)
+    assert outcome.status == "processed"
+    claim = await Claim.get(lead__ref="L-1001").prefetch_related("user")
+    assert claim.user.email == "mia@alpine.example"

@@ -82,7 +82,7 @@ def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
     mine = cli_json(env, "claims", "--as", "u@alpine.example")
     assert mine["claims"][0]["email"] == "anna@huber.example"
     out = cli(
-        env, "lead", "feedback", "L-1001", "won", "--amount", "12000", "--as", "u@alpine.example"
+        env, "lead", "feedback", "L-1001", "won", "--amount", "12'000", "--as", "u@alpine.example"
     )
     assert "recorded as won" in out.stdout
 
@@ -101,8 +101,11 @@ def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
     assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 6
     leads = cli_json(env, "lead", "list")["leads"]
     assert {lead["ref"]: lead["status"] for lead in leads} == {"L-1001": "closed", "L-1002": "open"}
-    shown = cli(env, "lead", "show", "L-1001").stdout
-    assert "anna@huber.example" in shown and '"outcome": "won"' in shown
+    shown = cli(env, "lead", "show", "L-1001").stdout  # a panel, times in Zurich time
+    assert "anna@huber.example" in shown and "Feedback (1)" in shown and " won " in shown
+    assert "CET" in shown or "CEST" in shown
+    data = cli_json(env, "lead", "show", "L-1001")
+    assert data["feedback"][0]["outcome"] == "won" and data["lead"]["ref"] == "L-1001"
     partners = cli_json(env, "partner", "list")["partners"]
     assert partners[0]["active_claims"] == 0 and partners[0]["pool"] == 1
 
@@ -145,6 +148,74 @@ def test_bad_import_names_the_line_and_imports_nothing(env, tmp_path):
     proc = cli(env, "lead", "import", str(bad), ok=False)
     assert proc.returncode == 1 and "line 3: region is missing" in proc.stderr
     assert len(cli_json(env, "lead", "list")["leads"]) == 2
+
+
+def test_excel_export_with_semicolons_imports_after_a_dry_run(env, tmp_path):
+    export = tmp_path / "Excel export.csv"
+    export.write_bytes(
+        "Produkt;Region;Firma;Contact Name;E-Mail;Telefon\r\n"
+        "Firewall;CH-ZH;Bäckerei AG;Jürg Meier;jm@baeckerei.example;\r\n"
+        "VPN;CH-VD;Société SA;Luc Favre;;+41 21 555 00 00\r\n".encode("utf-8-sig")
+    )
+    dry = cli(env, "lead", "import", str(export), "--dry-run").stdout
+    assert "Dry run: would import 2 lead(s), 2 into the pool" in dry
+    assert len(cli_json(env, "lead", "list")["leads"]) == 2
+    assert "Imported 2 lead(s)" in cli(env, "lead", "import", str(export)).stdout
+    leads = cli_json(env, "lead", "list")["leads"]
+    assert [lead["region"] for lead in leads[:2]] == ["CH-VD", "CH-ZH"]
+
+
+def test_listings_page_with_a_total_and_records_show_as_panels_or_json(env):
+    page = cli(env, "lead", "list", "--limit", "1").stdout
+    assert "1 of 2 lead(s)" in page and "Showing 1–1 of 2 leads; next: --offset 1." in page
+    rest = cli_json(env, "lead", "list", "--limit", "1", "--offset", "1")
+    assert (rest["total"], [lead["ref"] for lead in rest["leads"]]) == (2, ["L-1001"])
+    assert "Showing" not in cli(env, "lead", "list").stdout  # everything shown: no caption
+
+    policy = cli_json(env, "tenant", "show", "acme")["policy"]
+    assert (policy["cap_open_claims"], policy["locale"]) == (2, "en")
+    partner = cli_json(env, "partner", "show", "alpine")["partner"]
+    assert [u["email"] for u in partner["users"]] == ["u@alpine.example"]
+    assert partner["pool"] == 2 and partner["products"] == ["Firewall", "VPN"]
+    assert "u@alpine.example" in cli(env, "partner", "show", "alpine").stdout
+    users = cli_json(env, "user", "list")["users"]
+    assert [(u["email"], u["partner"]) for u in users] == [("u@alpine.example", "alpine")]
+    user = cli_json(env, "user", "show", "U@alpine.example")["user"]
+    assert (user["partner"], user["active_claims"]) == ("alpine", 0)
+    missing = cli(env, "user", "show", "nobody@x.example", ok=False)
+    assert missing.returncode == 1 and "There is no user nobody@x.example" in missing.stderr
+
+    cli(env, "lead", "claim", "L-1001", "--as", "u@alpine.example")
+    claims = cli(env, "claims", "--as", "u@alpine.example").stdout
+    due = cli_json(env, "claims", "--as", "u@alpine.example")["claims"][0]["due_at"]
+    assert due.endswith("+00:00")  # JSON keeps UTC
+    assert ("CET" in claims or "CEST" in claims) and due[:10] in claims  # the table: Zurich
+
+
+def test_dead_letters_are_shown_and_sent_again(env, tmp_path):
+    cli(env, "lead", "claim", "L-1001", "--as", "u@alpine.example")
+    queued = cli_json(env, "outbox", "list", "--status", "pending")["total"]
+    assert queued >= 3  # the claim's mails to owner, partner and customer at least
+    nowhere = {**env, "LYRA_SMTP_HOST": "127.0.0.1", "LYRA_SMTP_PORT": "9"}
+    nowhere["LYRA_OUTBOX_MAX_ATTEMPTS"] = "1"
+    cli(nowhere, "outbox", "deliver")
+    dead = cli_json(env, "outbox", "list", "--status", "dead")
+    # each dead letter is also told to the owner, in a notice that died the same way
+    total = dead["total"]
+    assert total >= queued and {m["status"] for m in dead["messages"]} == {"dead"}
+    first = dead["messages"][0]["id"]
+    shown = cli_json(env, "outbox", "show", str(first))["message"]
+    assert shown["status"] == "dead" and shown["last_error"] and shown["payload"]
+    assert f"Message {first}: dead" in cli(env, "outbox", "show", str(first)).stdout
+    refused = cli(env, "outbox", "retry", ok=False)
+    assert refused.returncode == 1 and "--all" in refused.stderr
+    assert "1 dead message(s) queued again" in cli(env, "outbox", "retry", str(first)).stdout
+    again = cli(env, "outbox", "retry", str(first), ok=False)
+    assert again.returncode == 1 and f"Not a dead message: {first}" in again.stderr
+    retried = cli(env, "outbox", "retry", "--all").stdout
+    assert f"{total - 1} dead message(s) queued again" in retried
+    assert cli_json(env, "outbox", "list", "--status", "dead")["total"] == 0
+    assert f"Delivered {total} message(s)" in cli(env, "outbox", "deliver").stdout
 
 
 def test_store_problems_exit_2(tmp_path):

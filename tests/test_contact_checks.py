@@ -109,7 +109,16 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
     assert head.status == 405  # a link checker's HEAD is not an answer
     assert (await ContactCheck.get(claim_id=claim.id)).answer is None
 
-    resp = await http.get(links["no"])
+    # A mail filter's GET (Safe Links, Mimecast) shows the question and changes nothing.
+    for _ in range(2):
+        scanned = await http.get(links["no"])
+        assert scanned.status == 200
+        question = await scanned.text()
+        assert '<form method="post">' in question and "No, Alpine has not contacted me" in question
+    assert (await ContactCheck.get(claim_id=claim.id)).answer is None
+    assert await OutboxMessage.filter(kind="contact_check.owner").count() == 0
+
+    resp = await http.post(links["no"])  # the customer presses the button
     assert resp.status == 200
     page = await resp.text()
     # The customer (in Zürich) reads the page in German.
@@ -125,9 +134,9 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
 
     clock.advance(hours=2)
     for link in (links["no"], links["yes"]):
-        again = await http.get(link)
-        assert again.status == 409
-        assert "bereits geantwortet" in await again.text()  # German: she lives in Zürich
+        for again in (await http.get(link), await http.post(link)):
+            assert again.status == 409
+            assert "bereits geantwortet" in await again.text()  # German: she lives in Zürich
     check = await ContactCheck.get(claim_id=claim.id)
     assert check.answer == "no" and check.answered_at == claim.check_due_at
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 1
@@ -141,7 +150,10 @@ async def test_yes_link_records_confirmed_contact_without_alerting(services, clo
     row = await OutboxMessage.get(kind="contact_check.customer")
     assert row.payload["subject"].startswith("Hat Alpine Sie")  # the customer's language
 
-    resp = await http.get(links["yes"])
+    question = await http.get(links["yes"])
+    assert "Ja, Alpine hat mich kontaktiert" in await question.text()
+    assert (await ContactCheck.get(claim_id=claim.id)).answer is None
+    resp = await http.post(links["yes"])
     assert resp.status == 200
     assert "Vielen Dank" in await resp.text()
     assert (await ContactCheck.get(claim_id=claim.id)).answer == "yes"
@@ -165,13 +177,19 @@ async def test_bad_expired_and_foreign_links_get_a_clear_page_and_change_nothing
     user_token = tokens.issue(services.settings, "u", world.tenant_id, claim.id, None, clock.now())
     resp = await http.get(f"/check/{user_token}/yes")
     assert resp.status == 400  # signed by us, but not a contact-check link
+    row = await OutboxMessage.get(kind="contact_check.customer")
+    reply_token = tokens.token_in(row.payload["reply_to"])
+    for method in (http.get, http.post):  # the check's reply address is not a link token
+        resp = await method(f"/check/{reply_token}/yes")
+        assert resp.status == 400
 
     resp = await http.get(f"/check/{token}/maybe")
     assert resp.status == 400 and "not valid" in await resp.text()
 
     clock.advance(days=31)
-    resp = await http.get(links["no"])
-    assert resp.status == 410 and "expired" in await resp.text()
+    for method in (http.get, http.post):
+        resp = await method(links["no"])
+        assert resp.status == 410 and "expired" in await resp.text()
     assert (await ContactCheck.get(claim_id=claim.id)).answer is None
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from lyra_bot.adapters.email_out import build_mime
+from lyra_bot.adapters.email.smtp import build_mime
 
 from lyra_bot import commands as c
 from lyra_bot.models import OutboxMessage

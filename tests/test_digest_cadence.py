@@ -174,3 +174,25 @@ async def test_two_instances_running_the_digest_sweep_concurrently_send_each_dig
             [(r, "2026-11-03") for r in ACME | {"gus@gamma.example"}]
             + [(r, "2026-11-04") for r in ("mia@alpine.example", "max@alpine.example")]
         )
+
+
+async def test_start_up_sends_todays_digests_only_when_due_at_each_instant(
+    services, clock, instant
+):
+    """The catch-up at start-up (what ``lyra-bot run`` does first) at each shared instant,
+    then the sweep five minutes later: digests exactly when a working day's digest time has
+    come in Zurich, and once a day."""
+    clock.set(instant.at - timedelta(days=1))  # the leads are news since yesterday
+    await build_world(services.bus)
+    everyone = ACME | {"gus@gamma.example"}  # globex works the same days at the same time
+
+    async def digests() -> Counter[str]:
+        return Counter(r.recipient for r in await OutboxMessage.filter(kind="digest"))
+
+    clock.set(instant.at)
+    await services.scheduler.run_due()
+    assert await digests() == ({r: 1 for r in everyone} if instant.digests_due() else {})
+    later = timedelta(minutes=5)
+    clock.advance(minutes=5)
+    await services.scheduler.run_due()  # its next interval, the same day
+    assert await digests() == ({r: 1 for r in everyone} if instant.digests_due(later) else {})

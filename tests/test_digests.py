@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lyra_bot.adapters.email_commands import parse_line
-from lyra_bot.adapters.email_in import html_to_text
+from lyra_bot.adapters.email.grammar import parse_line
+from lyra_bot.adapters.email.parsing import html_to_text
 
 from lyra_bot import commands as c
 from lyra_bot.models import OutboxMessage, User

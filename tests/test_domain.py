@@ -55,7 +55,9 @@ def test_bad_refs_are_refused(raw):
 
 
 def test_amounts():
-    assert parse_amount("12000") == Decimal("12000.00")
+    assert parse_amount("12000") == (Decimal("12000.00"), None)
+    assert parse_amount("12'000 CHF", "de") == (Decimal("12000.00"), "CHF")
+    assert parse_amount(Decimal("12.5")) == (Decimal("12.50"), None)
     assert parse_amount(None) is None and parse_amount("") is None
     for bad in ("-1", "abc", "NaN", "Infinity"):
         with pytest.raises(InvalidInput):

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from lyra_bot.adapters.email_out import mime_bytes
+from lyra_bot.adapters.email.smtp import mime_bytes
 
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import bootstrap, build_web_app, serve
-from lyra_bot.clock import SystemClock
 from lyra_bot.domain import OutboxStatus
 from lyra_bot.models import Claim, Lead, OutboxMessage, User
 from lyra_bot.outbox import thread_root
@@ -192,19 +191,23 @@ async def test_poller_waits_with_idle_and_stops_promptly(store, clock, smtp_serv
     world = await build_world(services.bus)
     mia = await User.get(email="mia@alpine.example")
     token = tokens.issue(services.settings, "u", world.tenant_id, mia.id, None, clock.now())
-    stop = asyncio.Event()
+    stop, waiting = asyncio.Event(), asyncio.Event()
+    wait = poller._wait
+
+    async def wait_and_tell(stop: asyncio.Event) -> None:
+        waiting.set()  # polled the empty inbox; from here on only IDLE can bring the mail
+        await wait(stop)
+
+    poller._wait = wait_and_tell  # type: ignore[method-assign]
     task = asyncio.create_task(poller.run_forever(stop))
     try:
-        await asyncio.sleep(0.3)  # let it connect and enter IDLE
+        await asyncio.wait_for(waiting.wait(), 10)
         raw = reply_mail(
             "mia@alpine.example", tokens.reply_address(services.settings, token), "claim L-1002"
         )
         await asyncio.to_thread(dovecot.append, raw)
-        for _ in range(100):
-            if await Claim.filter(lead__ref="L-1002").exists():
-                break
-            await asyncio.sleep(0.05)
-        assert await Claim.filter(lead__ref="L-1002").exists()
+        # IDLE answers at once; a 300 s IDLE timeout and a 10 s lease renewal would not.
+        await until(lambda: Claim.filter(lead__ref="L-1002").exists(), limit=5)
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
@@ -271,29 +274,52 @@ async def test_one_click_unsubscribe(store, clock):
     assert not (await User.get(email="mia@alpine.example")).digest_enabled
 
 
-async def test_lyra_bot_run_polls_imap_and_sends_over_smtp(store, smtp_server, dovecot):
+async def test_lyra_bot_run_polls_imap_and_sends_over_smtp(
+    store, smtp_server, dovecot, instant, instant_clock
+):
+    """``serve`` as ``lyra-bot run`` runs it, scheduler on, at each shared instant: the
+    claim mailed in over IMAP is answered once, whatever the start-up sweeps also send."""
+    clock = instant_clock
     settings = mail_settings(store, smtp_server, dovecot, http_port=free_port())
-    services = bootstrap(settings, SystemClock())
+    services = bootstrap(settings, clock)
     world = await build_world(services.bus)
     await services.worker.close()
     mia = await User.get(email="mia@alpine.example")
-    now = SystemClock().now()
-    token = tokens.issue(settings, "u", world.tenant_id, mia.id, None, now)
+    token = tokens.issue(settings, "u", world.tenant_id, mia.id, None, clock.now())
     raw = reply_mail("mia@alpine.example", tokens.reply_address(settings, token), "claim L-1004")
     await asyncio.to_thread(dovecot.append, raw)
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop, clock=clock, ready=ready))
     try:
-        for _ in range(200):
-            if smtp_server.to("mia@alpine.example"):
-                break
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(ready.wait(), 30)
+        await until(lambda: Claim.filter(lead__ref="L-1004").exists())
+        await until(delivered)
+        rows = {r.message_id: r for r in await OutboxMessage.filter(recipient="mia@alpine.example")}
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-    # The claim mail (the answer to her reply may arrive too, depending on timing).
-    [claim_mail] = [m for m in smtp_server.to("mia@alpine.example") if "is yours" in m["Subject"]]
+    to_mia = [str(m["Message-ID"]) for m in smtp_server.to("mia@alpine.example")]
+    assert sorted(to_mia) == sorted(rows)  # each row once, nothing else
+    digests = [r for r in rows.values() if r.kind == "digest"]
+    assert len(digests) == int(instant.digests_due())  # the start-up sweep, only when due
+    [claim_mail] = [
+        m for m in smtp_server.to("mia@alpine.example") if rows[m["Message-ID"]].kind != "digest"
+    ]
     assert "L-1004" in claim_mail["Subject"]
+
+
+async def delivered() -> bool:
+    """Every queued row sent (the claim's mails and whatever the start-up sweeps queued)."""
+    return not await OutboxMessage.filter(status=OutboxStatus.PENDING).exists()
+
+
+async def until(check, limit: float = 10.0) -> None:
+    """Wait for a condition (polled), not for a guessed time."""
+    for _ in range(int(limit / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {limit} s")
 
 
 def test_cli_mail_poll_once_and_digest_send(tmp_path, dovecot, smtp_server, sqlite_template):
@@ -310,7 +336,7 @@ def test_cli_mail_poll_once_and_digest_send(tmp_path, dovecot, smtp_server, sqli
         "LYRA_IMAP_PASSWORD": dovecot.password,
         "LYRA_IMAP_TLS": "none",
         "LYRA_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "LYRA_SECRET_KEY": "cli-secret",
+        "LYRA_SECRET_KEY": "cli-secret-0123456789abcdefghijklmnopqrstuv",
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess:

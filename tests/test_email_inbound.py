@@ -339,3 +339,33 @@ async def test_customer_answers_the_contact_check_by_reply(services, clock):
     assert "Alpine" in ack.payload["text"]
     again = await services.mail.process(raw)
     assert again.duplicate
+
+
+async def test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker(services, clock):
+    """A client that dropped the marker and the quote marks: the answer Lyra sent is still
+    known as Lyra's, so nothing from its first lines on is obeyed."""
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    await services.mail.process(reply_mail(MIA, to, "help"))
+    [answer] = await answers_to("mia@alpine.example")
+    pasted = "\n".join(
+        line for line in answer.payload["text"].splitlines() if "##- Lyra -##" not in line
+    )
+    body = f"mine\n\n{pasted}\nclaim L-1004"
+    outcome = await services.mail.process(reply_mail(MIA, to, body, references=answer.message_id))
+    assert [d for d, _ in outcome.results] == ["ListMine"]
+    # No References at all (a client that drops them): the latest mails Lyra sent Mia count.
+    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    assert [d for d, _ in outcome.results] == ["ListMine"]
+    assert await Claim.all().count() == 0
+
+
+async def test_a_command_in_doubt_stops_the_whole_mail_and_the_answer_asks(services, clock):
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    body = "claim L-1004\n\nLyra <lyra@lyra.test> Mon, 2 Nov 2026 10:00\nclaim L-1003"
+    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    assert (outcome.verdict, outcome.results[0][0]) == ("unsure", "")
+    assert await Claim.all().count() == 0
+    [answer] = await answers_to("mia@alpine.example")
+    assert "so I did nothing" in answer.payload["text"]

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from lyra_bot.db import close_db, init_db
@@ -477,3 +479,107 @@ async def test_postgres_restart_service_recovers_without_its_own_restart(private
         await assert_claimed_once(r, range(15))
         await assert_delivered_once(r)
         assert instance.alive and instance.proc.pid == pid  # type: ignore[union-attr]
+
+
+# --- database connections terminated -------------------------------------------------------
+
+
+async def terminate_backends(database_url: str) -> int:
+    """``pg_terminate_backend`` on every connection to the test database but this one (the
+    instances' pools and the test's own): the server itself keeps answering."""
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        return await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+
+async def delivered_counts(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """``lyra_outbox_delivered_total`` per channel, as this instance's ``/metrics`` shows it."""
+    async with session.get(base + "/metrics") as response:
+        text = await response.text()
+    found = re.findall(r'^lyra_outbox_delivered_total\{channel="(\w+)"\} (\S+)$', text, re.M)
+    return {channel: float(value) for channel, value in found}
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one-instance", "two-instances"])
+async def test_database_connections_terminated_mid_load_lose_and_double_nothing(
+    database_url, tmp_path, count
+):
+    """Twice during a stream of reply mails and Slack clicks every connection to the database
+    is terminated. Each instance's mail lane and Slack lane deliver again within 10 s (its own
+    ``/metrics`` counters move: the other instance's poll cannot stand in for a dead lane),
+    every accepted request took effect once, and nothing was delivered twice."""
+    mails_n, clicks_n = 20, 20
+    load = mails_n + clicks_n
+    users = load + 2 * count  # then a probe mail and a probe click per instance
+    async with rig(database_url, tmp_path, None, users, users) as r:
+        w, settings = r.world, r.settings
+        assert w is not None
+        instances = [await r.start(name) for name in "ab"[:count]]
+        bases = [i.base for i in instances]
+        sender = SlackSender("")
+        sends = [webhook_send(reply_mail(settings, w, i, f"Claim {w.refs[i]}")[1]) for i in
+                 range(mails_n)]  # fmt: skip
+        sends += [slack_send(click(sender, w, i, w.refs[i])) for i in range(mails_n, load)]
+        random.Random(18).shuffle(sends)
+        accepted: list[int] = []
+        cut_at: list[float] = []
+
+        async def stream() -> None:
+            async with aiohttp.ClientSession() as session:
+                for n, send in enumerate(sends):
+                    rotate = bases[n % count :] + bases[: n % count]  # each instance in turn
+                    status, _ = await send_until_accepted(session, send, lambda r=rotate: r)
+                    accepted.append(status)
+                    await asyncio.sleep(0.03)
+
+        async def cutter() -> None:
+            for after in (load // 3, 2 * load // 3):
+                await wait_for(lambda n=after: _async(len(accepted) >= n), 60, f"{after} requests")
+                terminated = await terminate_backends(database_url)
+                cut_at.append(time.monotonic())
+                print(f"terminated {terminated} connections after {after} requests")
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(stream(), cutter())
+            # Right after the second cut (the database answers again at once): each instance
+            # gets a probe mail and a probe click, and must deliver on both lanes itself.
+            before = [await delivered_counts(session, base) for base in bases]
+            for k, base in enumerate(bases):
+                probe_mail = reply_mail(settings, w, load + 2 * k, f"Claim {w.refs[load + 2 * k]}")
+                probe_click = click(sender, w, load + 2 * k + 1, w.refs[load + 2 * k + 1])
+                for send in (webhook_send(probe_mail[1]), slack_send(probe_click)):
+                    status, _ = await send_until_accepted(session, send, lambda b=base: [b])
+                    assert status == 200
+            recovered: dict[tuple[str, str], float] = {}
+            deadline = cut_at[-1] + 10
+            while len(recovered) < 2 * count and time.monotonic() < deadline:
+                for k, base in enumerate(bases):
+                    now = await delivered_counts(session, base)
+                    for channel in ("email", "slack"):
+                        if now.get(channel, 0) > before[k].get(channel, 0):
+                            recovered.setdefault((base, channel), time.monotonic() - cut_at[-1])
+                await asyncio.sleep(0.1)
+        print(f"lanes delivering again after the cut: {sorted(recovered.values())} s")
+        assert len(recovered) == 2 * count, (recovered, r.logs())
+        assert all(status == 200 for status in accepted), accepted
+
+        await close_db()  # the test's own connections were terminated too
+        await init_db(r.settings)
+        await wait_for(lambda: _async_not(SlackInbox.exists()), 30, "stored clicks handled")
+        await assert_delivered_once(r)
+        d = await deliveries(received(r.smtp), r.slack)
+        assert (d.mail_resent, d.slack_resent) == (0, 0), d
+        await assert_claimed_once(r, range(users))
+        answers = OutboxMessage.filter(kind="slack.answer", dedupe_key__endswith=":answer").exclude(
+            dedupe_key__endswith=":similar:answer"
+        )
+        answered = [p["args"]["user"] for p in await answers.values_list("payload", flat=True)]
+        clickers = [*range(mails_n, load), *(load + 2 * k + 1 for k in range(count))]
+        assert sorted(answered) == sorted(w.slack_ids[i] for i in clickers), answered
+        for instance in instances:
+            assert instance.alive

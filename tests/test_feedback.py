@@ -49,6 +49,17 @@ async def test_won_feedback_closes_claim_and_mails_all_three(bus):
     assert await AuditEvent.filter(kind="feedback.given", lead_id=claim.lead_id).count() == 1
 
 
+async def test_an_amount_in_any_channel_s_words_names_its_currency(bus):
+    """The Slack modal, the CLI and the API pass the partner's text: "12.000,50 €" is EUR."""
+    world = await _claimed(bus)
+    won = c.GiveFeedback("L-1001", "won", "12.000,50 €", "CHF")
+    refused = await world.do(won, "mia@alpine.example")
+    assert not refused.ok and refused.data.get("field") == "currency"
+    await world.ok(c.GiveFeedback("L-1001", "won", "12.000,50 €"), "mia@alpine.example")
+    feedback = await Feedback.get()
+    assert (feedback.amount, feedback.currency) == (Decimal("12000.50"), "EUR")
+
+
 async def test_feedback_frees_the_slot(bus):
     world = await _claimed(bus)
     await world.ok(c.ClaimLead("L-1002"), "mia@alpine.example")

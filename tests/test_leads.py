@@ -36,7 +36,7 @@ async def test_import_all_rows(bus):
     text = HEADER + (
         'Router,CH-ZH,Retail,10-50,"Two routers, quickly",Shop AG,Eva Ott,eva@shop.example,'
         "044 111 11 11\n"
-        "Router,CH-BS,,,,,,,\n"
+        "Router,CH-BS,,,,,,,061 222 22 22\n"
         "\n"
     )
     seen = []
@@ -68,9 +68,9 @@ async def test_import_with_one_bad_row_imports_nothing_and_names_the_line(bus):
 
 async def test_import_reports_bad_header_and_multiline_rows(bus):
     world = await build_world(bus)
-    reply = await world.do(c.ImportLeads("produkt,region\nX,CH\n"), world.owner)
+    reply = await world.do(c.ImportLeads("colour,region\nX,CH\n"), world.owner)
     assert reply.message.startswith("line 1:") and "missing column(s): product" in reply.message
-    assert "unknown column(s): produkt" in reply.message
+    assert "unknown column(s): colour" in reply.message
     text = (
         HEADER.strip()
         + ",address\n"
@@ -123,9 +123,9 @@ async def test_duplicates_of_live_leads_are_held_not_pooled(bus):
 async def test_explicit_refs_are_kept_and_never_reused(bus):
     world = await build_world(bus)
     await world.ok(c.AddLead("VPN", "CH", ref="l-1007"), world.owner)
-    refs = (
-        await world.ok(c.ImportLeads(HEADER + "VPN,CH,,,,,,,\nVPN,CH,,,,,,,\n"), world.owner)
-    ).data["refs"]
+    rows = "VPN,CH,,,,,,a@x.example,\nVPN,CH,,,,,,,044 1\n"
+    refs = (await world.ok(c.ImportLeads(HEADER + rows), world.owner)).data["refs"]
     assert refs == ["L-1006", "L-1008"]
-    clash = await world.do(c.ImportLeads("ref,product,region\nL-1008,VPN,CH\n"), world.owner)
+    text = "ref,product,region,email\nL-1008,VPN,CH,b@x.example\n"
+    clash = await world.do(c.ImportLeads(text), world.owner)
     assert "already used: L-1008" in clash.message

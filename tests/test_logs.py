@@ -110,7 +110,7 @@ async def test_mail_claim_logs_json_with_the_request_id_and_no_contact_data(
     assert [r["message"] for r in by_id["claim"]][-1].startswith("POST /inbound/email -> 200")
     assert any(r["message"].startswith("ClaimLead via email") for r in by_id["claim"])
     assert any("inbound mail via webhook: accepted" in r["message"] for r in by_id["claim"])
-    refusal = [r for r in by_id["refused"] if r["logger"] == "lyra_bot.adapters.email_inbound"]
+    refusal = [r for r in by_id["refused"] if r["logger"] == "lyra_bot.adapters.email.processing"]
     assert any("wrong_sender" in r["message"] and "[email]" in r["message"] for r in refusal)
     assert any(
         "inbound mail via webhook: accepted (customer)" in r["message"] for r in by_id["customer"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from lyra_bot.adapters.imap_poller import ImapPoller
+from lyra_bot.adapters.email.imap import ImapPoller
 from prometheus_client.parser import text_string_to_metric_families
 
 from lyra_bot import commands as c

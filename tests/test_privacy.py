@@ -3,23 +3,38 @@ retention, data subject requests and the customer's opt-out link."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from lyra_bot.handlers.notify import opt_out_url
-from tortoise import Tortoise
+from tortoise import Tortoise, fields
+from tortoise.fields.data import CharEnumFieldInstance
 
 from lyra_bot import commands as c
 from lyra_bot.app import build_web_app
 from lyra_bot.bus import UnitOfWork
 from lyra_bot.domain import ClaimState, LeadStatus
-from lyra_bot.models import AuditEvent, Claim, Disclosure, Feedback, Lead, OutboxMessage, Tenant
+from lyra_bot.models import (
+    AuditEvent,
+    Claim,
+    ContactCheck,
+    Disclosure,
+    Feedback,
+    Lead,
+    MailBounce,
+    OutboxMessage,
+    Tenant,
+)
+from lyra_bot.privacy import CUSTOMER_DATA
 from lyra_bot.reports import exports
 from lyra_bot.reports.periods import parse_week
 from lyra_bot.reports.report import build_report
+from tests.email_helpers import reply_mail
 from tests.world import CUSTOMERS, build_world
 
 ANNA = CUSTOMERS[0]  # Firewall, CH-ZH, Huber Maschinen AG, Anna Huber, anna@…, phone
@@ -334,3 +349,131 @@ async def test_opt_out_link_is_signed_and_works_once(services, clock):
     finally:
         await server.close()
     assert (await Lead.get(tenant_id=world.tenant_id, ref="L-1002")).status == LeadStatus.OPEN
+
+
+# --- erasure reaches every column: one registry --------------------------------------------
+
+TEXT_FIELDS = (fields.CharField, fields.TextField, fields.JSONField)
+
+
+def test_every_text_and_json_column_is_classified_for_erasure(store):
+    """A new column that can hold text cannot be forgotten by erasure: it must be listed in
+    ``CUSTOMER_DATA``, as erased or with the reason it never holds customer data."""
+    seen: dict[str, set[str]] = {}
+    for name, model in Tortoise.apps["models"].items():
+        for field_name, field in model._meta.fields_map.items():
+            if isinstance(field, TEXT_FIELDS) and not isinstance(field, CharEnumFieldInstance):
+                seen.setdefault(name, set()).add(field_name)
+    listed = {name: set(columns) for name, columns in CUSTOMER_DATA.items() if columns}
+    missing = {
+        n: sorted(c - listed.get(n, set())) for n, c in seen.items() if c - listed.get(n, set())
+    }
+    assert not missing, f"classify these columns in lyra_bot.privacy.CUSTOMER_DATA: {missing}"
+    stale = {n: sorted(c - seen.get(n, set())) for n, c in listed.items() if c - seen.get(n, set())}
+    assert not stale, f"CUSTOMER_DATA lists columns no model has: {stale}"
+
+
+async def _everything_about_anna(world, services, clock) -> None:
+    """Anna's data in every place Lyra keeps something: her lead, the claim's mails, her own
+    mails (recorded, forwarded, answered), a contact check, a bounce, partners' free text."""
+    mia = "mia@alpine.example"
+    await world.ok(c.ClaimLead("L-1001"), mia)
+    await world.ok(c.RequestExtension("L-1001", 2, "Anna Huber is on holiday"), mia)
+    customer_mail = await OutboxMessage.get(kind="claim.customer")
+    await services.mail.process(
+        reply_mail(
+            "Anna Huber <anna@huber.example>",
+            customer_mail.payload["reply_to"],
+            "Please call me on +41 44 555 01 01",
+            subject="Re: your enquiry",
+        )
+    )
+    await services.mail.process(  # a new mail, answering nothing: refused, recorded
+        reply_mail("anna@huber.example", "leads@lyra.test", "Hello?", subject="Anna Huber here")
+    )
+    claim = await Claim.get(lead__ref="L-1001", tenant_id=world.tenant_id)
+    clock.set(claim.check_due_at)
+    assert (await services.scheduler.run_job("customer-contact-check")).count == 1
+    check_mail = await OutboxMessage.get(kind="contact_check.customer")
+    await services.mail.process(
+        reply_mail("anna@huber.example", check_mail.payload["reply_to"], "NO")
+    )
+    await services.bus.dispatch(
+        c.RecordMail(
+            "bounce",
+            "mailer-daemon@huber.example",
+            reason="550 5.1.1 <anna@huber.example>: mailbox unavailable",
+            bounced=("anna@huber.example",),
+            bounce_status="5.1.1",
+            original_id=customer_mail.message_id,
+        ),
+        c.Actor.system(),
+    )
+    await world.ok(
+        c.GiveFeedback("L-1001", "lost", reason="Anna Huber chose a competitor", note="n/a"), mia
+    )
+    await world.ok(c.ClaimLead("L-1002"), mia)  # another customer; a note that names Anna
+    await world.ok(
+        c.GiveFeedback("L-1002", "won", "500", note="referred by anna@huber.example"), mia
+    )
+    await services.worker.run_once()
+
+
+async def _stored_everywhere() -> str:
+    """Every value of every column of every table (JSON as text), case-folded."""
+    parts = []
+    for model in Tortoise.apps["models"].values():
+        for row in await model.all().values():
+            parts += [json.dumps(v, default=str, ensure_ascii=False) for v in row.values()]
+    return "\n".join(parts).casefold()
+
+
+def _sqlite_files(url: str) -> list[Path]:
+    if not url.startswith("sqlite://"):
+        return []
+    path = Path(url.split("://", 1)[1])
+    return [path, path.with_name(path.name + "-wal")]
+
+
+async def _where(value: str) -> list[str]:
+    """Which table, column and row still hold ``value`` (for a failure's message)."""
+    found = []
+    for name, model in Tortoise.apps["models"].items():
+        for row in await model.all().values():
+            for column, v in row.items():
+                text = json.dumps(v, default=str, ensure_ascii=False)
+                if value.casefold() in text.casefold():
+                    found.append(f"{name}.{column}: {text[:300]}")
+    return found
+
+
+async def test_erase_leaves_no_trace_in_any_column_or_in_the_sqlite_files(services, clock):
+    world = await build_world(services.bus)
+    await _everything_about_anna(world, services, clock)
+    anna = _values_of(ANNA)  # (every customer of the world lives at "Street 1")
+    before = await _stored_everywhere()
+    for value in anna:
+        assert value.casefold() in before, value  # the scenario put each value somewhere
+    assert await ContactCheck.exists(email="anna@huber.example")
+    assert await MailBounce.exists(address="anna@huber.example")
+    files = _sqlite_files(services.settings.database_url)
+    if files:
+        raw = b"".join(f.read_bytes().lower() for f in files if f.exists())
+        assert all(v.casefold().encode() in raw for v in anna)  # the file scan can see them
+
+    erased = await world.ok(c.EraseCustomerData("anna@huber.example"), world.owner)
+    assert erased.data["erased"] == ["L-1001"]
+
+    stored = await _stored_everywhere()
+    for value in anna:
+        assert value.casefold() not in stored, (value, await _where(value))
+    assert "marc@keller.example" in stored  # other customers untouched
+    note = await Feedback.get(lead__ref="L-1002", lead__tenant_id=world.tenant_id)
+    assert note.note == "referred by [erased]" and note.amount == 500  # facts stay
+    for file in files:  # the database file and its write-ahead log, free pages included
+        raw = file.read_bytes().lower() if file.exists() else b""
+        for value in anna:
+            assert value.casefold().encode() not in raw, (file.name, value)
+    if files:
+        pragma = await Tortoise.get_connection("default").execute_query_dict("PRAGMA secure_delete")
+        assert pragma == [{"secure_delete": 1}]

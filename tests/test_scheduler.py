@@ -148,7 +148,10 @@ async def test_feedback_stops_reminders(services, clock):
     assert await OutboxMessage.filter(kind="reminder.partner").count() == 0
 
 
-async def test_service_down_over_a_deadline_expires_the_claim_at_start_up_once(services, clock):
+async def test_service_down_over_a_deadline_expires_the_claim_at_start_up_once(
+    services, clock, instant
+):
+    clock.set(instant.at)
     world = await build_world(services.bus)
     await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
     claim = await claim_of(world, "L-1001")
@@ -274,8 +277,9 @@ async def test_two_instances_running_every_sweep_concurrently_send_each_mail_onc
 
 
 async def test_lyra_run_starts_the_scheduler_catches_up_and_serves_links(
-    database_url, tmp_path, clock
+    database_url, tmp_path, instant_clock
 ):
+    clock = instant_clock
     port = free_port()
     settings = make_settings(database_url, tmp_path, http_port=port)
     await init_db(settings)

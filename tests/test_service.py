@@ -9,6 +9,10 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
+from lyra_bot.app import describe_instance
+from lyra_bot.config import Settings
 from tests.cli_helpers import LYRA, cli, lyra_env
 
 
@@ -82,6 +86,57 @@ def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigte
     records = [json.loads(line) for line in output.splitlines()]  # LYRA_LOG_FORMAT=json
     assert records and all("correlation_id" in r for r in records)
     assert not [r for r in records if r["logger"] == "lyra.access"]  # probes: DEBUG only
+    started = [r["message"] for r in records if r["message"].startswith("Lyra instance ")]
+    assert len(started) == 1, output
+    for part in (f"store sqlite://{tmp_path}", "mail writing mail to ", "IMAP off", "Slack off"):
+        assert part in started[0], started[0]
+    assert "scheduler on" in started[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (None, "is not set"),
+        ("change-me-in-production", "placeholder"),
+        ("short-but-not-empty", "too short (19 characters, at least 32)"),
+    ],
+)
+def test_run_refuses_a_missing_default_or_short_secret_key_in_one_line(tmp_path, key, says):
+    env = lyra_env(f"sqlite://{tmp_path / 'run.db'}", tmp_path, LYRA_HTTP_PORT=str(free_port()))
+    env.pop("LYRA_SECRET_KEY")
+    if key is not None:
+        env["LYRA_SECRET_KEY"] = key
+    proc = cli(env, "run", ok=False, cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], proc.stderr
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(48))"' in lines[0]
+    assert not (tmp_path / "run.db").exists()  # refused before touching the store
+
+
+def test_the_start_up_line_names_the_store_without_its_password_and_the_transports():
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url="postgres://lyra:hunter2secret@db.internal:5432/lyra",
+        smtp_host="mail.example",
+        smtp_port=587,
+        smtp_tls="starttls",
+        imap_host="imap.example",
+        slack_bot_token="xoxb-1",  # type: ignore[arg-type]
+        scheduler_enabled=False,
+        instance_id="web-1",
+    )
+    line = describe_instance(settings)
+    assert "hunter2secret" not in line
+    assert line.startswith("Lyra instance web-1: ")
+    for part in (
+        "store postgres://lyra@db.internal:5432/lyra",
+        "mail SMTP mail.example:587 (starttls)",
+        "IMAP imap.example:993 INBOX",
+        "Slack on",
+        "scheduler off",
+    ):
+        assert part in line, line
 
 
 def test_demo_tells_the_whole_story(tmp_path):

@@ -70,7 +70,7 @@ async def test_modal_validation_errors_come_back_in_the_modal(slack):  # noqa: F
     assert await Feedback.all().count() == 0
     assert slack.fake.of("chat.postEphemeral") == []
 
-    status, body = await submit(slack, meta, outcome="won", amount="12000", note="signed")
+    status, body = await submit(slack, meta, outcome="won", amount="12'000", note="signed")
     assert (status, body) == (200, "")
     await slack.settle()
     feedback = await Feedback.get()
@@ -95,8 +95,9 @@ async def test_modal_of_someone_who_does_not_hold_the_lead(slack):  # noqa: F811
 
 
 def test_validate_feedback_uses_the_domain_rules():
-    assert validate_feedback({"outcome": "gewonnen", "amount": "1'000"}) == {
-        "amount": "'1'000' is not an amount."
+    assert validate_feedback({"outcome": "gewonnen", "amount": "12'000"}) == {}  # as in mail
+    assert validate_feedback({"outcome": "gewonnen", "amount": "1'0"}) == {
+        "amount": "'1'0' is not an amount."
     }
     assert validate_feedback({"outcome": "perdu", "currency": "eur"}) == {}
     assert "outcome" in validate_feedback({"outcome": "maybe"})

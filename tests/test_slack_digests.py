@@ -58,7 +58,9 @@ async def test_digest_shows_teasers_with_a_claim_button_per_lead(slack):  # noqa
 
 async def test_big_digest_is_split_at_fifty_blocks_and_new_leads_follow_later(slack):  # noqa: F811
     world = slack.world
-    csv = "product,region,need\n" + "".join(f"VPN,CH-BE,need {i}\n" for i in range(120))
+    csv = "product,region,need,email\n" + "".join(
+        f"VPN,CH-BE,need {i},c{i}@x.example\n" for i in range(120)
+    )
     await world.ok(c.ImportLeads(csv), world.owner)
 
     await slack.digests()

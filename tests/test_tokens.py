@@ -56,3 +56,28 @@ def test_expiry_and_key_rotation():
     retired = _settings(secret_key="new", secret_key_id="k2")
     with pytest.raises(TokenInvalid):
         tokens.verify(retired, token, NOW)
+
+
+def test_a_token_works_only_for_its_purpose():
+    """The purpose is inside the MAC: a reply address cannot unsubscribe, a contact check's
+    reply address cannot answer through the links, and no link is a reply address."""
+    settings = _settings()
+    made = {
+        "reply": tokens.issue(settings, "u", 7, 12, None, NOW),
+        "unsubscribe": tokens.issue(settings, "u", 7, 12, None, NOW, purpose="unsubscribe"),
+        "check": tokens.issue(settings, "k", 7, 3, 5, NOW, purpose="check"),
+        "opt-out": tokens.issue(settings, "c", 7, 5, 5, NOW, days=365, purpose="opt-out"),
+        "reply-k": tokens.issue(settings, "k", 7, 3, 5, NOW),
+        "reply-c": tokens.issue(settings, "c", 7, 5, 5, NOW),
+    }
+    for name, token in made.items():
+        own = name.split("-")[0] if name.startswith("reply") else name
+        for purpose in tokens.PURPOSES:
+            if purpose == own:
+                assert tokens.verify(settings, token, NOW, purpose).tenant_id == 7
+            else:
+                with pytest.raises(TokenInvalid):
+                    tokens.verify(settings, token, NOW, purpose)
+    assert made["unsubscribe"].rsplit(".", 1)[0] == made["reply"].rsplit(".", 1)[0]
+    with pytest.raises(ValueError):
+        tokens.issue(settings, "c", 7, 5, 5, NOW, purpose="unsubscribe")

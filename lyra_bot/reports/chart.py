@@ -9,13 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # never a GUI backend, also if pyplot gets imported elsewhere
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from lyra_bot.domain import Outcome
 from lyra_bot.reports.labels import labels as labels_for
 from lyra_bot.reports.report import Report
@@ -35,6 +28,14 @@ CLAIMS_COLOR, LAPSES_COLOR = "#2f80ed", "#d64545"
 
 def render_png(report: Report) -> bytes:
     """The chart of ``report`` as PNG bytes (CPU work: call it through ``chart_png``)."""
+    # matplotlib is imported here, not with the module: it costs half a second, and every
+    # process that registers the report handlers (each CLI command) would pay it.
+    import matplotlib
+
+    matplotlib.use("Agg")  # never a GUI backend, also if pyplot gets imported elsewhere
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     words = labels_for(report.tenant.locale)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=(3, 2))

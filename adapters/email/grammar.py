@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from lyra_bot import commands as c
+from lyra_bot.amounts import read_amount
 from lyra_bot.domain import InvalidInput, normalize_ref
 
 # canonical keyword -> spellings (accent-free, lower case; words may be joined by space,
@@ -92,32 +93,6 @@ _REF_RE = re.compile(r"(?<![\w@/.+=%?&#~])([A-Za-z]{1,6})-?(\d{1,9})(?![\w@])")
 _BARE_NUMBER_RE = re.compile(r"^#?(\d{3,9})(?![\w.,'’])")
 _ATTEMPT_RE = re.compile(r"^([^\W\d_]{3,20})[\s:,.-]*[A-Za-z]{1,6}-?\d{1,9}\b")
 
-_CURRENCIES = {
-    "chf": "CHF",
-    "fr.": "CHF",
-    "fr": "CHF",
-    "sfr.": "CHF",
-    "sfr": "CHF",
-    "franken": "CHF",
-    "eur": "EUR",
-    "€": "EUR",
-    "euro": "EUR",
-    "euros": "EUR",
-    "usd": "USD",
-    "$": "USD",
-    "gbp": "GBP",
-    "£": "GBP",
-}
-_CUR = r"(?:chf|sfr\.?|fr\.?|franken|eur|euros?|usd|gbp|€|\$|£)"
-_AMOUNT_RE = re.compile(
-    rf"^(?P<cur1>{_CUR})?\s*"
-    r"(?P<num>\d{1,3}(?:[ '’.,]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
-    r"(?:\s*(?P<mult>k|tsd|mio|m)(?![\w]))?"
-    rf"(?:\s*(?P<cur2>{_CUR}(?![\w])|[A-Z]{{3}}(?![\w])|-{{1,2}}|\.-))?",
-    re.IGNORECASE,
-)
-
-
 @dataclass(frozen=True)
 class ParsedCommand:
     """One command read from a line: ready for the bus, or an error to explain."""
@@ -155,6 +130,14 @@ class ParsedCommand:
         return cmd.kind
 
 
+_REPLY_PREFIXES = ("re:", "aw:", "antw:", "ré:", "réf:", "sv:", "wg:", "fw:", "fwd:", "tr:")
+
+
+def is_reply(subject: str) -> bool:
+    """A subject of a reply or forward: its words are the original's, not commands."""
+    return subject.strip().lower().startswith(_REPLY_PREFIXES)
+
+
 def normalize_line(line: str) -> str:
     """NFKC (non-breaking and odd spaces become spaces), dash variants become ``-``."""
     return unicodedata.normalize("NFKC", line).translate(_INVISIBLE).translate(_DASHES).strip()
@@ -174,16 +157,19 @@ def _clean_rest(text: str) -> str:
 
 
 def parse_lines(
-    text: str, default_ref: str | None = None, prefix: str = "L-"
+    text: str, default_ref: str | None = None, prefix: str = "L-", locale: str | None = "en"
 ) -> list[ParsedCommand]:
-    """Every command in ``text`` (the new text of a reply), in order."""
+    """Every command in ``text`` (the new text of a reply), in order; amounts are read in
+    the writer's ``locale`` first."""
     found: list[ParsedCommand] = []
     for raw in text.splitlines():
-        found.extend(parse_line(raw, default_ref, prefix))
+        found.extend(parse_line(raw, default_ref, prefix, locale))
     return found
 
 
-def parse_line(raw: str, default_ref: str | None = None, prefix: str = "L-") -> list[ParsedCommand]:
+def parse_line(
+    raw: str, default_ref: str | None = None, prefix: str = "L-", locale: str | None = "en"
+) -> list[ParsedCommand]:
     """The commands on one line (CLAIM may name several leads); empty when it is prose."""
     line = normalize_line(raw)
     body = _NUMBERING.sub("", _LEAD_IN.sub("", line))
@@ -211,7 +197,7 @@ def parse_line(raw: str, default_ref: str | None = None, prefix: str = "L-") -> 
         if ref is None:
             return [_missing_ref(keyword, shown, "RELEASE", prefix)]
         return [ParsedCommand(keyword, shown, c.ReleaseClaim(ref, reason=_clean_rest(rest)[:500]))]
-    return [_feedback(keyword, rest, shown, default_ref, prefix)]
+    return [_feedback(keyword, rest, shown, default_ref, prefix, locale)]
 
 
 _POLITE = {"please", "bitte", "svp", "s'il vous plait", "merci", "thanks", "danke"}
@@ -349,7 +335,7 @@ def _take_ref(
 
 
 def _feedback(
-    keyword: str, rest: str, shown: str, default_ref: str | None, prefix: str
+    keyword: str, rest: str, shown: str, default_ref: str | None, prefix: str, locale: str | None
 ) -> ParsedCommand:
     word = {
         "won": "WON",
@@ -372,7 +358,7 @@ def _feedback(
         if not rest:
             return ParsedCommand(keyword, shown, error="missing_amount", data={"example": example})
         try:
-            amount, currency, note = parse_amount(rest)
+            amount, currency, note = parse_amount(rest, locale)
         except ValueError:
             token = rest.split()[0][:40]
             if not any(ch.isdigit() for ch in token):
@@ -399,37 +385,11 @@ def _feedback(
     return ParsedCommand(keyword, shown, c.GiveFeedback(ref, keyword, note=rest[:2000]))
 
 
-def parse_amount(text: str) -> tuple[Decimal, str | None, str]:
+def parse_amount(text: str, locale: str | None = "en") -> tuple[Decimal, str | None, str]:
     """``12000``, ``12'000``, ``12.000 €``, ``12,000 EUR``, ``CHF 12k`` → (amount, currency,
-    the rest of the line). Raises ``ValueError`` when the text does not start with one."""
-    match = _AMOUNT_RE.match(text.strip())
-    if not match:
+    the rest of the line), read by the parser every channel uses (``lyra_bot.amounts``).
+    Raises ``ValueError`` when the text does not start with a positive amount."""
+    amount, rest = read_amount(text, locale)
+    if amount.value <= 0:
         raise ValueError(text)
-    number = match.group("num")
-    decimals = ""
-    grouped = re.fullmatch(r"\d{1,3}(?:[ '’.,]\d{3})+(?:[.,]\d{1,2})?", number)
-    tail = re.search(r"[.,](\d{1,2})$", number)
-    if tail and (not grouped or len(number) - tail.start() <= 3):
-        decimals = tail.group(1)
-        number = number[: tail.start()]
-    digits = re.sub(r"\D", "", number)
-    try:
-        value = Decimal(f"{digits}.{decimals or '0'}")
-    except InvalidOperation:
-        raise ValueError(text) from None
-    multiplier = (match.group("mult") or "").lower()
-    if multiplier in {"k", "tsd"}:
-        value *= 1000
-    elif multiplier in {"m", "mio"}:
-        value *= 1_000_000
-    rest = text.strip()[match.end() :]
-    if rest and (rest[0].isalnum() and not rest[0].isspace()):
-        raise ValueError(text)  # "12x000": not an amount followed by a note
-    currency = None
-    for group in ("cur1", "cur2"):
-        raw = (match.group(group) or "").strip()
-        if raw and raw not in {"-", "--", ".-"}:
-            currency = _CURRENCIES.get(raw.lower(), raw.upper())
-    if value <= 0 or value >= Decimal("1e12"):
-        raise ValueError(text)
-    return value.quantize(Decimal("0.01")), currency, _clean_rest(rest)
+    return amount.value, amount.currency, _clean_rest(rest)

@@ -1,19 +1,15 @@
-"""Reading an inbound mail: MIME, who wrote it, whether a machine did, and the new text.
+"""Reading an inbound mail: MIME, charsets, who wrote it, whether a machine did.
 
 Nothing here touches the database; ``read_mail`` turns raw bytes into a ``ParsedMail`` and
-never raises, whatever the bytes. Commands are read later (``email_commands``) and only from
-``ParsedMail.text``: the lines the sender wrote above the first quote.
-
-The cut is deliberately a set of explicit rules (our marker, ``>`` quotes, "On … wrote:"
-headers in three languages, Outlook header blocks, forwarding separators, signatures) rather
-than a general reply-parsing library: those libraries also cut at heuristic signatures
-("- item" lists, "Thanks,"), which would silently drop commands, and none of them knows our
-marker or bottom-posting. HTML is converted with ``inscriptis`` after the quote containers of
-the common clients are removed with ``lxml``.
+never raises, whatever the bytes. The body is split into new and quoted text by ``quotes``;
+commands are read later (``grammar``) and only from ``ParsedMail.text``. HTML is converted
+with ``inscriptis`` after the quote containers of the common clients are removed with
+``lxml``.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import hashlib
@@ -32,6 +28,7 @@ import lxml.html
 from inscriptis import Inscriptis
 from inscriptis.model.config import ParserConfig
 from lxml import etree
+from lyra_bot.adapters.email.quotes import split_body
 
 log = logging.getLogger(__name__)
 
@@ -51,54 +48,6 @@ def _header_factory(name: str, value: str) -> BaseHeader:
 
 
 POLICY = policy.default.clone(header_factory=_header_factory)
-
-MARKER = "##- Lyra -##"
-_MARKER_RE = re.compile(r"##-\s*Lyra\s*-##", re.IGNORECASE)
-_QUOTED_RE = re.compile(r"^[ \t]*>")
-_ATTRIBUTION_RES = (
-    re.compile(r"^on\b.{0,400}\bwrote\s*:$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"^am\b.{0,400}\bschrieb\b.{0,300}:$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"^le\b.{0,400}\ba\s+[ée]crit\s*:$", re.IGNORECASE | re.DOTALL),
-    re.compile(
-        r"^.{0,300}<[^<>\s]+@[^<>\s]+>.{0,80}\b(wrote|schrieb|a\s+[ée]crit)\s*:$", re.I | re.S
-    ),
-)
-_ATTRIBUTION_START = re.compile(r"^(on|am|le)\b|<[^<>\s]+@", re.IGNORECASE)
-_FIELD = r"^[*\s]*{names}\s*\*?\s*:"
-_FROM_RE = re.compile(_FIELD.format(names=r"(from|von|de|from\s+name)"), re.IGNORECASE)
-_HEADER_RE = re.compile(
-    _FIELD.format(
-        names=r"(sent|date|to|subject|cc|gesendet|datum|an|betreff|envoy[ée]|[àa]|objet|"
-        r"envoy[ée]\s+le|reply-to)"
-    ),
-    re.IGNORECASE,
-)
-_ONE_LINE_HEADER_RE = re.compile(
-    r"^[*\s]*(from|von|de)\s*:.{1,300}\b(sent|gesendet|envoy[ée]|date|datum)\s*:", re.IGNORECASE
-)
-_SEPARATOR_RES = (
-    re.compile(
-        r"^-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|"
-        r"forwarded message|weitergeleitete nachricht|message transf[ée]r[ée])\s*-{2,}$",
-        re.IGNORECASE,
-    ),
-    re.compile(r"^[_=]{10,}$"),
-    re.compile(r"^-{5,}$"),
-    re.compile(
-        r"^(begin forwarded message|anfang der weitergeleiteten nachricht|"
-        r"d[ée]but du message r[ée]exp[ée]di[ée])\s*:?$",
-        re.IGNORECASE,
-    ),
-)
-_SIGNATURE_RES = (
-    re.compile(r"^--\s*$"),
-    re.compile(
-        r"^(sent from my|sent from mail for|sent from outlook|get outlook for|"
-        r"von meinem .{1,40} gesendet|gesendet von meinem|gesendet mit|"
-        r"envoy[ée] de mon|envoy[ée] depuis mon|obtenir outlook pour|holen sie sich outlook)",
-        re.IGNORECASE,
-    ),
-)
 
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(auto(matic)?[\s-]*(reply|response|antwort)|auto:|autoreply|out of (the )?office|"
@@ -137,7 +86,28 @@ _CUT_FROM = (
     "//*[contains(., '##- Lyra -##') and not(.//*[contains(., '##- Lyra -##')])]",
 )
 _INSCRIPTIS = ParserConfig(display_links=False, display_images=False)
-_CHARSET_FALLBACKS = ("utf-8", "windows-1252", "latin-1")
+_CHARSET_FALLBACKS = ("utf-8", "windows-1252")
+# What browsers do (WHATWG Encoding): these labels mean windows-1252, whose bytes 0x80-0x9F
+# are "€", "‚", "„", "…", "–", "—", curly quotes; Windows clients send them under these labels.
+_MEANS_1252 = frozenset(
+    {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "iso_8859-1", "latin-1", "latin1", "l1",
+     "cp819", "ibm819", "iso-ir-100", "csisolatin1", "x-cp1252", "cp1252", "windows-1252"}
+)  # fmt: skip
+
+
+def _windows_1252(error: UnicodeError) -> tuple[str, int]:
+    """The five bytes windows-1252 leaves undefined decode to the C1 control of that number
+    (as browsers do), so one stray byte cannot make a whole part fall back to latin-1."""
+    assert isinstance(error, UnicodeDecodeError)
+    return chr(error.object[error.start]), error.start + 1
+
+
+codecs.register_error("lyra-1252", _windows_1252)
+# An RFC 2047 word labelled iso-8859-1 decodes 0x80 to U+0080: read those C1 controls as the
+# windows-1252 characters they were meant to be (no one writes C1 controls in a subject).
+_C1_AS_1252 = {
+    b: bytes([b]).decode("windows-1252", errors="lyra-1252") for b in range(0x80, 0xA0)
+}
 # Characters lxml refuses (controls, lone surrogates, non-characters); no mail client means them.
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
@@ -164,7 +134,8 @@ class ParsedMail:
     machine: str | None = None  # auto_reply | bounce | receipt | own | list
     machine_reason: str = ""
     text: str = ""  # the new text: above the first quote, without signature
-    quoted: str = ""  # everything else of the body
+    quoted: str = ""  # everything else of the body (the doubtful part included)
+    doubtful: str = ""  # below a weak sign of a quote: its commands stop the mail
     bounce: Bounce | None = None
     size: int = 0
     problems: list[str] = field(default_factory=list)
@@ -189,7 +160,9 @@ def read_mail(raw: bytes, own_addresses: set[str] | frozenset[str] = frozenset()
             mail.bounce = read_bounce(msg)
         return mail
     body = body_text(msg, ctype, params)
-    mail.text, mail.quoted = split_reply(body)
+    split = split_body(body)
+    mail.text, mail.doubtful = split.text, split.doubtful
+    mail.quoted = "\n".join(x for x in (split.doubtful, split.quoted) if x)
     return mail
 
 
@@ -211,7 +184,7 @@ def _headers(msg: Message, name: str) -> list[str]:
             value = _undo_surrogates(" ".join(str(raw).split()))
             if "=?" in value:
                 with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
-                    value = str(make_header(decode_header(value)))
+                    value = str(make_header(decode_header(value))).translate(_C1_AS_1252)
             values.append(value)
     return values
 
@@ -221,12 +194,10 @@ def _undo_surrogates(value: str) -> str:
     if value.isascii() or not _SURROGATE_RE.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
-    for charset in ("utf-8", "windows-1252"):
-        try:
-            return data.decode(charset)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("windows-1252", errors="lyra-1252")
 
 
 def _header(msg: Message, name: str) -> str:
@@ -439,10 +410,13 @@ def _part_text(part: Message, charset: str | None = None) -> str:
         return payload if isinstance(payload, str) else ""
     declared = (charset if charset is not None else part.get_content_charset() or "").lower()
     candidates = [declared] if declared else []
-    if declared in {"us-ascii", "ascii", "iso-8859-1", "latin-1", "windows-1252"}:
-        candidates.insert(0, "utf-8")  # mislabelled UTF-8 is common; real latin-1 rarely parses
+    if declared in _MEANS_1252:
+        # Mislabelled UTF-8 is common (and real 8-bit text rarely parses as UTF-8).
+        candidates = ["utf-8"]
     for charset in [*candidates, *_CHARSET_FALLBACKS]:
         try:
+            if charset == "windows-1252":
+                return data.decode("windows-1252", errors="lyra-1252")
             return data.decode(charset)
         except (LookupError, UnicodeDecodeError):
             continue
@@ -514,87 +488,6 @@ def _cut_from(element: etree._Element) -> None:
         node = parent
     if element.getparent() is not None:
         element.getparent().remove(element)
-
-
-# --- the cut --------------------------------------------------------------------------
-
-
-def split_reply(body: str) -> tuple[str, str]:
-    """(new text, quoted text). New text: lines above the first quote, minus ``>`` lines,
-    minus a signature. Bottom-posted and inline replies keep the lines written below a
-    ``>`` quote that was introduced by an attribution line."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    new: list[str] = []
-    quoted: list[str] = []
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
-        stripped = _clean(line)
-        if _QUOTED_RE.match(line):
-            quoted.append(line)
-            i += 1
-            continue
-        if _MARKER_RE.search(line) or _is_separator(stripped) or _is_signature(stripped):
-            quoted.extend(lines[i:])
-            break
-        if _header_block_at(lines, i):
-            quoted.extend(lines[i:])
-            break
-        span = _attribution_at(lines, i)
-        if span:
-            j = i + span
-            while j < n and not lines[j].strip():
-                j += 1
-            if j < n and _QUOTED_RE.match(lines[j]):
-                quoted.extend(lines[i:j])
-                i = j
-                continue
-            quoted.extend(lines[i:])
-            break
-        new.append(line)
-        i += 1
-    return "\n".join(new).strip(), "\n".join(quoted)
-
-
-def _clean(line: str) -> str:
-    return line.replace("\xa0", " ").replace("\u200b", "").strip()
-
-
-def _is_separator(line: str) -> bool:
-    return any(regex.match(line) for regex in _SEPARATOR_RES)
-
-
-def _is_signature(line: str) -> bool:
-    return any(regex.match(line) for regex in _SIGNATURE_RES)
-
-
-def _header_block_at(lines: list[str], i: int) -> bool:
-    """An Outlook-style header block (From:/Sent:/To:/Subject: in en/de/fr) starts here."""
-    line = _clean(lines[i])
-    if _ONE_LINE_HEADER_RE.match(line):
-        return True
-    if not _FROM_RE.match(line):
-        return False
-    following = [_clean(x) for x in lines[i + 1 : i + 7] if x.strip()]
-    return any(_HEADER_RE.match(x) for x in following[:5])
-
-
-def _attribution_at(lines: list[str], i: int) -> int:
-    """Lines (1-3) forming an "On … wrote:" header that starts at line ``i``, else 0."""
-    first = _clean(lines[i])
-    if not first or not _ATTRIBUTION_START.search(first):
-        return 0
-    joined = ""
-    for span in range(1, 4):
-        if i + span - 1 >= len(lines):
-            break
-        part = _clean(lines[i + span - 1])
-        joined = f"{joined} {part}".strip() if joined else part
-        if len(joined) > 600:
-            break
-        if any(regex.match(joined) for regex in _ATTRIBUTION_RES):
-            return span
-    return 0
 
 
 def address_of(value: str) -> str:

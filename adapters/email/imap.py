@@ -30,7 +30,7 @@ from imap_tools import (
     MailBoxUnencrypted,
     MailMessage,
 )
-from lyra_bot.adapters.email_inbound import MailProcessor
+from lyra_bot.adapters.email.processing import MailProcessor
 
 from lyra_bot.config import Settings
 from lyra_bot.lease import Lease

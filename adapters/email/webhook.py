@@ -13,7 +13,7 @@ import html
 import logging
 
 from aiohttp import web
-from lyra_bot.adapters.email_inbound import MailProcessor
+from lyra_bot.adapters.email.processing import MailProcessor
 
 from lyra_bot import commands as c
 from lyra_bot import tokens
@@ -87,7 +87,9 @@ async def _user_of(request: web.Request) -> User | None:
     settings = request.app[SETTINGS]
     bus = request.app[BUS]
     try:
-        token = tokens.verify(settings, request.match_info["token"], bus.clock.now())
+        token = tokens.verify(
+            settings, request.match_info["token"], bus.clock.now(), purpose="unsubscribe"
+        )
     except DomainError:
         return None
     if token.kind != "u":

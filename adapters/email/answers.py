@@ -1,0 +1,195 @@
+"""Answers to a mail's sender: text, threading and the reply address for the next mail.
+
+Each answer is queued in the outbox inside the transaction of the command it answers, so a
+second delivery of the same mail (same key) writes nothing new. Error answers are limited to
+one per address, kind and day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lyra_bot.adapters.email.grammar import is_reply
+from lyra_bot.adapters.email.identity import Identity
+from lyra_bot.adapters.email.parsing import ParsedMail
+from lyra_bot.handlers import digests, notify
+
+from lyra_bot import tokens
+from lyra_bot.bus import Reply, UnitOfWork
+from lyra_bot.models import Partner, Tenant
+from lyra_bot.outbox import mail
+from lyra_bot.render import one_line, pick_locale
+
+
+@dataclass
+class Context:
+    """Everything an answer needs to know about the mail it answers."""
+
+    mail: ParsedMail
+    key: str
+    tenant: Tenant | None = None
+    identity: Identity | None = None
+    locale: str = "en"
+
+
+def reply_address(uow: UnitOfWork, ctx: Context) -> str | None:
+    identity = ctx.identity
+    if identity is None or identity.kind != "u" or identity.user is None:
+        return None
+    lead_id = identity.lead.id if identity.lead else None
+    token = tokens.issue(
+        uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now
+    )
+    return tokens.reply_address(uow.settings, token)
+
+def thread_headers(ctx: Context) -> dict[str, str]:
+    parsed = ctx.mail
+    if parsed.message_id.endswith("@lyra.invalid>"):
+        return {}
+    refs = [*reversed(parsed.references[:8]), parsed.message_id]
+    return {"In-Reply-To": parsed.message_id, "References": " ".join(dict.fromkeys(refs))}
+
+def answer(
+    uow: UnitOfWork,
+    ctx: Context,
+    code: str,
+    data: dict[str, Any],
+    message: str,
+    key: str,
+    *,
+    error: bool,
+    command: str = "",
+) -> None:
+    """Queue one answer to the sender. Errors: at most one per address, kind and day."""
+    sender = ctx.mail.sender
+    tenant = ctx.tenant
+    reply_to = reply_address(uow, ctx)
+    identity = ctx.identity
+    similar = [
+        {**lead, "claim_url": digests.mailto(reply_to, f"CLAIM {lead['ref']}")}
+        for lead in data.get("similar") or []
+        if reply_to
+    ]
+    if error:
+        ref = data.get("ref") if code not in {"no_command", "quoted_only"} else ""
+        digest = hashlib.sha256(f"{sender}|{code}|{ref or ''}".encode()).hexdigest()[:24]
+        dedupe = f"error:{tenant.id if tenant else 0}:{digest}:{day(uow.now, tenant)}"
+    else:
+        dedupe = f"answer:{key}"
+    mail(
+        uow,
+        tenant_id=tenant.id if tenant else None,  # type: ignore[arg-type]
+        kind="answer.error" if error else "answer",
+        to=sender,
+        template="reply",
+        locale=ctx.locale,
+        context={
+            "subject": re_subject(ctx.mail.subject),
+            "code": code,
+            "data": data,
+            "message": message,
+            "command": one_line(command)[:200],
+            "similar": similar,
+            "show_help": bool(data.get("show_help")) or code == "help",
+            "user": {"name": identity.user.name or identity.user.email}
+            if identity and identity.user
+            else None,
+            "tenant": {"name": tenant.name} if tenant and identity else None,
+            "token": bool(reply_to),
+        },
+        dedupe_key=dedupe[:200],
+        lead_id=identity.lead.id if identity and identity.lead else None,
+        reply_to=reply_to,
+        headers=thread_headers(ctx),
+    )
+
+async def answer_pool(uow: UnitOfWork, ctx: Context, key: str) -> None:
+    identity = ctx.identity
+    assert identity is not None and identity.user is not None and identity.partner
+    found = await digests.digest_for(uow, identity.tenant, identity.partner, identity.user)
+    if found is None:
+        answer(uow, ctx, "pool_empty", {}, "", key, error=False)
+        return
+    context, token = found
+    context["in_reply"] = True
+    digests.queue_digest(
+        uow,
+        identity.tenant,
+        identity.partner,
+        identity.user,
+        context,
+        token,
+        f"answer:{key}",
+        headers=thread_headers(ctx),
+        kind="answer",
+    )
+
+def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
+    identity = ctx.identity
+    assert identity is not None and identity.user is not None and identity.partner
+    tenant = identity.tenant
+    claims = [
+        {**item, "due_at": when(item.get("due_at"))}
+        for item in reply.data.get("claims", [])
+    ]
+    mail(
+        uow,
+        tenant_id=tenant.id,
+        kind="answer",
+        to=ctx.mail.sender,
+        template="mine",
+        locale=ctx.locale,
+        context={
+            "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
+            "partner": {"name": identity.partner.name},
+            "user": {"name": identity.user.name or identity.user.email},
+            "claims": claims,
+        },
+        dedupe_key=f"answer:{key}"[:200],
+        reply_to=reply_address(uow, ctx),
+        headers=thread_headers(ctx),
+    )
+
+
+async def complete(ctx: Context) -> None:
+    """Read what only an answer needs: the partner (name, language) and the locale."""
+    identity = ctx.identity
+    if identity is None:
+        ctx.locale = pick_locale(ctx.tenant.locale if ctx.tenant else None)
+        return
+    if identity.kind == "u" and identity.partner is None and identity.user is not None:
+        identity.partner = await Partner.get(id=identity.user.partner_id)
+    ctx.locale = locale_of(identity)
+
+
+def locale_of(identity: Identity) -> str:
+    if identity.kind in {"c", "k"} and identity.lead is not None:
+        return notify.customer_locale(identity.tenant, identity.lead)
+    if identity.kind == "u":
+        return notify.user_locale(identity.tenant, identity.partner, identity.user)
+    return pick_locale(identity.tenant.locale)
+
+
+def when(value: Any) -> datetime | None:
+    """Reply data holds times as ISO text (it is made JSON-safe)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value
+
+
+def re_subject(subject: str) -> str:
+    subject = one_line(subject)[:200] or "Lyra"
+    return subject if is_reply(subject) else f"Re: {subject}"
+
+
+def day(now: datetime, tenant: Tenant | None) -> str:
+    zone = ZoneInfo(tenant.timezone) if tenant else ZoneInfo("UTC")
+    return now.astimezone(zone).strftime("%Y-%m-%d")

@@ -1,0 +1,245 @@
+"""The partner's modals: feedback on a lead, and asking for more time.
+
+A modal opens from a button or ``/lyra feedback`` (``views.open`` needs the trigger within
+3 s of the click); its submission is a command through the bus whose refusals show in the
+modal itself, field by field, and whose success is answered like any other command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from lyra_bot.adapters.slack import blocks
+from lyra_bot.adapters.slack.answers import (
+    NOT_OFFERED,
+    PARTNERS_ONLY,
+    Answers,
+    Where,
+    channel_of,
+    request_key,
+)
+from lyra_bot.adapters.slack.home import Home
+from lyra_bot.adapters.slack.identity import SlackPerson
+from lyra_bot.adapters.slack.transport import slack_error
+from lyra_bot.handlers.common import lead_by_ref
+from slack_sdk.errors import SlackApiError
+
+from lyra_bot.bus import Reply, UnitOfWork
+from lyra_bot.commands import GiveFeedback, RequestExtension, Role
+from lyra_bot.domain import (
+    DomainError,
+    InvalidInput,
+    parse_amount,
+    parse_currency,
+    parse_outcome,
+    teaser,
+)
+from lyra_bot.models import Lead, SlackMessage, Tenant
+
+log = logging.getLogger(__name__)
+
+Spawn = Callable[[Callable[[], Awaitable[Any]]], None]
+
+
+def validate_feedback(values: Mapping[str, str]) -> dict[str, str]:
+    """Field errors of a feedback modal, by block id (the rules that need no database)."""
+    errors: dict[str, str] = {}
+    checks = (
+        ("outcome", lambda v: parse_outcome(v)),
+        ("amount", lambda v: parse_amount(v)),
+        ("currency", lambda v: parse_currency(v, "XXX")),
+    )
+    if not values.get("outcome"):
+        errors["outcome"] = "Please choose an outcome."
+    for block_id, check in checks:
+        if values.get(block_id) and block_id not in errors:
+            try:
+                check(values[block_id])
+            except InvalidInput as exc:
+                errors[block_id] = blocks.clip(exc.message, 150)
+    return errors
+
+
+class Modals:
+    """Opens the modals and takes their submissions."""
+
+    def __init__(self, answers: Answers, home: Home, spawn: Spawn) -> None:
+        self.answers, self.home, self._spawn = answers, home, spawn
+        self.bus, self.client = answers.bus, answers.client
+
+    # --- feedback ------------------------------------------------------------------------
+
+    async def feedback_clicked(self, body: dict[str, Any]) -> None:
+        person = SlackPerson.from_body(body)
+        action = (body.get("actions") or [{}])[0]
+        where = Where(person.user_id, channel_of(body))
+        clicked = await self.answers.clicked_message(body)
+        hint = clicked.tenant_id if clicked else await self.answers.channel_tenant(where.channel)
+        from_home = (body.get("view") or {}).get("type") == "home"
+        await self.open_feedback(
+            body, person, str(action.get("value") or ""), where, hint, clicked, from_home
+        )
+
+    async def open_feedback(
+        self,
+        body: Mapping[str, Any],
+        person: SlackPerson,
+        raw_ref: str,
+        where: Where,
+        hint: int | None,
+        clicked: SlackMessage | None,
+        from_home: bool = False,
+    ) -> None:
+        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
+            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or "", "h": int(from_home)}
+            return blocks.feedback_modal(teaser(lead), tenant.currency, json.dumps(meta))
+
+        failed = "Lyra could not open the feedback form. Try `/lyra feedback {ref}` again."
+        await self._open_lead_modal(body, person, raw_ref, where, hint, clicked, view, failed)
+
+    async def feedback_submitted(self, ack: Any, body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            tenant_id, lead_id = int(meta["t"]), int(meta["l"])
+            channel, from_home = str(meta.get("c") or "") or None, bool(meta.get("h"))
+        except (ValueError, KeyError, TypeError):
+            await _errors(ack, {"outcome": "This form is out of date. Please open it again."})
+            return
+        values = blocks.modal_values(view.get("state") or {})
+        errors = validate_feedback(values)
+        if errors:
+            await _errors(ack, errors)
+            return
+        person = SlackPerson.from_body(body)
+        identity = await self.answers.identify(person, tenant_id)
+        actor = identity.actor
+        lead = await Lead.get_or_none(id=lead_id, tenant_id=tenant_id)
+        if actor is None or actor.tenant_id != tenant_id or lead is None:
+            await _errors(ack, {"outcome": identity.problem or NOT_OFFERED})
+            return
+        key, where = request_key(body), Where(person.user_id, channel)
+        cmd = GiveFeedback(
+            lead.ref,
+            values["outcome"],
+            values.get("amount") or None,
+            values.get("currency") or None,
+            values.get("reason", ""),
+            values.get("note", ""),
+        )
+
+        async def respond(reply: Reply, uow: UnitOfWork) -> None:
+            if reply.ok:  # errors are shown in the modal itself
+                content = blocks.text_answer(reply.message)
+                self.answers.queue_answer(uow, key, where, content, tenant_id)
+
+        reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
+        if not reply.ok:
+            field = str(reply.data.get("field") or "outcome")
+            await _errors(ack, {field: blocks.clip(reply.message, 150)})
+            return
+        await ack()
+        if from_home and not reply.data.get("duplicate"):
+            self._spawn(lambda: self.home.publish(person.user_id, actor))
+
+    # --- more time: the partner asks ------------------------------------------------------
+
+    async def extend_clicked(self, body: dict[str, Any]) -> None:
+        """Ask for more time: open the modal (days, reason) for a lead the clicker holds."""
+        person = SlackPerson.from_body(body)
+        action = (body.get("actions") or [{}])[0]
+        where = Where(person.user_id, channel_of(body))
+        hint = await self.answers.channel_tenant(where.channel)
+
+        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
+            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or ""}
+            return blocks.extension_modal(
+                teaser(lead),
+                tenant.extension_max_days,
+                tenant.extension_auto_days,
+                json.dumps(meta),
+            )
+
+        failed = "Lyra could not open the form. Reply EXTEND {ref} <days> to any Lyra mail."
+        raw_ref = str(action.get("value") or "")
+        await self._open_lead_modal(body, person, raw_ref, where, hint, None, view, failed)
+
+    async def extend_submitted(self, ack: Any, body: dict[str, Any]) -> None:
+        """The modal sent: ``RequestExtension`` through the bus; refusals show in the modal."""
+        view = body.get("view") or {}
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            tenant_id, lead_id = int(meta["t"]), int(meta["l"])
+            channel = str(meta.get("c") or "") or None
+        except (ValueError, KeyError, TypeError):
+            await _errors(ack, {"days": "This form is out of date. Please open it again."})
+            return
+        values = blocks.modal_values(view.get("state") or {})
+        raw_days = values.get("days", "")
+        if not raw_days.isdigit() or int(raw_days) < 1:
+            await _errors(ack, {"days": "Say how many days, as a whole number like 3."})
+            return
+        person = SlackPerson.from_body(body)
+        identity = await self.answers.identify(person, tenant_id)
+        actor = identity.actor
+        lead = await Lead.get_or_none(id=lead_id, tenant_id=tenant_id)
+        if actor is None or actor.tenant_id != tenant_id or lead is None:
+            await _errors(ack, {"days": identity.problem or NOT_OFFERED})
+            return
+        key, where = request_key(body), Where(person.user_id, channel)
+        cmd = RequestExtension(lead.ref, int(raw_days), values.get("reason", ""))
+
+        async def respond(reply: Reply, uow: UnitOfWork) -> None:
+            if reply.ok:  # errors are shown in the modal itself
+                content = blocks.text_answer(reply.message)
+                self.answers.queue_answer(uow, key, where, content, tenant_id)
+
+        reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
+        if not reply.ok:
+            await _errors(ack, {"days": blocks.clip(reply.message, 150)})
+            return
+        await ack()
+
+    # --- opening ---------------------------------------------------------------------------
+
+    async def _open_lead_modal(
+        self,
+        body: Mapping[str, Any],
+        person: SlackPerson,
+        raw_ref: str,
+        where: Where,
+        hint: int | None,
+        clicked: SlackMessage | None,
+        view: Callable[[Tenant, Lead], dict[str, Any]],
+        failed: str,
+    ) -> None:
+        """Open a partner's modal about one lead (``views.open`` needs the trigger within 3 s
+        of the click); ``failed`` (with ``{ref}``) answers when Slack will not open it."""
+        answers = self.answers
+        key = request_key(body)
+        if not await answers.first_delivery(key):
+            return
+        actor = await answers.checked(await answers.identify(person, hint), key, where, clicked)
+        if actor is None:
+            return
+        if actor.role != Role.PARTNER:
+            await answers.say(key, where, PARTNERS_ONLY, actor.tenant_id)
+            return
+        try:
+            lead = await lead_by_ref(actor.tenant_id or 0, raw_ref)
+        except DomainError as exc:
+            await answers.say(key, where, exc.message, actor.tenant_id)
+            return
+        tenant = await Tenant.get(id=actor.tenant_id)
+        try:
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view(tenant, lead))
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", slack_error(exc))
+            await answers.say(key, where, failed.format(ref=lead.ref), tenant.id)
+
+
+async def _errors(ack: Any, errors: dict[str, str]) -> None:
+    await ack(response_action="errors", errors=errors)

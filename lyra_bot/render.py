@@ -54,6 +54,7 @@ OUTCOME_WORDS: dict[str, str] = {
 }
 CHANNEL_WORDS: dict[str, str] = {"email": N_("email"), "slack": N_("Slack")}
 BOUNCE_WORDS: dict[str, str] = {"hard": N_("permanent failure"), "soft": N_("temporary failure")}
+LABEL = N_("%(label)s:")  # French puts a space before the colon: "%(label)s :"
 KIND_WORDS: dict[str, str] = {  # the first part of an outbox kind: "claim.customer" → claim
     "claim": N_("claim notice"),
     "feedback": N_("feedback notice"),
@@ -237,6 +238,7 @@ class Renderer:
         env.filters["outcome"] = lambda code: words.word(OUTCOME_WORDS, code)
         env.filters["channel"] = lambda code: words.word(CHANNEL_WORDS, code)
         env.filters["bounce"] = lambda code: words.word(BOUNCE_WORDS, code)
+        env.globals["colon"] = lambda label: words.gettext(LABEL) % {"label": label}
         env.filters["mail_kind"] = lambda kind: words.word(
             KIND_WORDS, str(kind or "").split(".")[0]
         )

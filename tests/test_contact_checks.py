@@ -114,7 +114,9 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
         scanned = await http.get(links["no"])
         assert scanned.status == 200
         question = await scanned.text()
-        assert '<form method="post">' in question and "No, Alpine has not contacted me" in question
+        # In German: the customer's lead is in Zürich.
+        assert '<form method="post">' in question
+        assert "Nein, Alpine hat mich nicht kontaktiert" in question
     assert (await ContactCheck.get(claim_id=claim.id)).answer is None
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 0
 

@@ -1296,7 +1296,8 @@ def report(
 ) -> None:
     """The owner report: headline figures with the change from the period before, and one
     row per partner, product or region (json: the whole report, docs/reports.md)."""
-    from lyra_bot.clock import SystemClock
+    from lyra_bot.clock import clock_for
+    from lyra_bot.config import get_settings
     from lyra_bot.domain import DomainError
     from lyra_bot.reports import exports
     from lyra_bot.reports.chart import chart_png
@@ -1306,7 +1307,7 @@ def report(
 
     async def body() -> tuple[Any, bytes | None]:
         t = await tenant_by_slug(tenant)
-        now = SystemClock().now()
+        now = clock_for(get_settings().clock_start).now()
         try:
             period = choose_period(zoneinfo.ZoneInfo(t.timezone), now, week, first, last)
         except DomainError as exc:

@@ -15,6 +15,22 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class ShiftedClock:
+    """The system clock moved so that it read ``start`` when this was made, running at
+    real speed from there (``LYRA_CLOCK_START``: rehearse a Monday morning or a holiday)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._offset = start.astimezone(UTC) - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+
+def clock_for(start: datetime | None) -> Clock:
+    """The process's clock: the system's, or shifted to start at ``start`` when one is set."""
+    return ShiftedClock(start) if start is not None else SystemClock()
+
+
 class FrozenClock:
     """A clock that only moves when told to."""
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     slack_digest_max_leads: int = 200
     # An acked Slack request not handled this long after it was taken is taken over (seconds)
     slack_recover_seconds: float = 30.0
+
+    # Start this process's clock at this instant (ISO 8601 with offset), then let it run:
+    # for rehearsals and tests, never in production; unset = the system clock
+    clock_start: AwareDatetime | None = None
 
     # This process's name in leases (default: host:pid:random, unique per process)
     instance_id: str = ""

@@ -143,6 +143,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "commentaires",
         "commenti",
     ),
+    "locale": ("locale", "language", "sprache", "langue", "lingua", "customer language"),
     "legal_basis": ("legal basis", "rechtsgrundlage", "base légale", "base giuridica"),
     "consent_source": ("consent source", "einwilligungsquelle", "source du consentement"),
     "consent_at": ("consent at", "consent date", "einwilligung am", "date du consentement"),

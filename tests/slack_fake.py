@@ -48,6 +48,7 @@ class FakeSlack:
     errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     rate_limits: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     channels_gone: set[str] = field(default_factory=set)
+    raw: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     url: str = ""
     _runner: web.AppRunner | None = None
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -74,6 +75,10 @@ class FakeSlack:
     def fail_next(self, method: str, error: str) -> None:
         """The next call of ``method`` answers ``{"ok": false, "error": error}``."""
         self.errors[method].append(error)
+
+    def answer_raw_next(self, method: str, body: str, content_type: str) -> None:
+        """The next call of ``method`` answers ``body`` as is (a proxy's page, broken JSON)."""
+        self.raw[method].append((body, content_type))
 
     def rate_limit_next(self, method: str, retry_after: int = 1) -> None:
         """The next call of ``method`` answers HTTP 429 with ``Retry-After``."""
@@ -134,6 +139,9 @@ class FakeSlack:
             )
         if self.errors[method]:
             return web.json_response({"ok": False, "error": self.errors[method].pop(0)})
+        if self.raw[method]:
+            body, content_type = self.raw[method].pop(0)
+            return web.Response(body=body.encode(), headers={"Content-Type": content_type})
         return web.json_response(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import dataclasses
 import html
 import importlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -28,10 +29,20 @@ from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.app import build_web_app
 from lyra_bot.config import Settings
-from lyra_bot.models import ApiKey, AuditEvent, Claim, ContactCheck, Lead, OutboxMessage, User
+from lyra_bot.models import (
+    ApiKey,
+    AuditEvent,
+    Claim,
+    ContactCheck,
+    Lead,
+    OutboxMessage,
+    SlackInbox,
+    User,
+)
 from lyra_bot.ratelimit import RateLimits
 from tests.api_harness import Api, api_key
 from tests.email_helpers import address_for, reply_mail
+from tests.slack_fake import SlackSender
 from tests.slack_harness import ALPINE_CHANNEL, slack  # noqa: F401
 from tests.world import build_world
 
@@ -53,6 +64,12 @@ PROVEN_ELSEWHERE = {
     "spoofed From": [
         "tests/test_email_inbound.py::test_colleague_answering_a_forwarded_digest_is_refused",
         "tests/test_email_inbound.py::test_corpus_through_the_bus",  # spoofed_sender.eml
+    ],
+    "a command hidden in the quoted mail (any client, any language, no quote marks)": [
+        "tests/test_email_parse.py::test_commands_never_come_from_quoted_text",
+        "tests/test_email_parse.py::test_corpus_mail_yields_exactly_the_expected_commands",
+        "tests/test_email_inbound.py::test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker",
+        "tests/test_email_inbound.py::test_a_command_in_doubt_stops_the_whole_mail_and_the_answer_asks",
     ],
     "Slack bad signature, stale timestamp, unsigned": [
         "tests/test_slack_claims.py::test_forged_or_stale_requests_get_401_and_change_nothing",
@@ -656,3 +673,93 @@ async def test_references_never_outrank_another_users_valid_reply_address(servic
     assert outcome.status == "processed"
     claim = await Claim.get(lead__ref="L-1001").prefetch_related("user")
     assert claim.user.email == "mia@alpine.example"
+
+
+# --- Slack: the installation's workspace only; unreadable bodies and answers ---------------
+
+
+async def test_a_signed_request_from_another_workspace_never_links_or_acts(slack):  # noqa: F811
+    """One Slack app may be installed in several workspaces, all signing with its secret:
+    a request from a workspace that is not the installation's (``auth.test``) does nothing,
+    and a profile from another workspace never links a partner user by its email."""
+    world, fake = slack.world, slack.fake
+    await world.ok(c.AddUser("zoe@alpine.example", "Zoe", "alpine"), world.owner)
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+    evil = SlackSender(slack.sender.url, team="T0EVIL")
+    fake.add_user("U0ZOE", "zoe@alpine.example", team="T0EVIL")
+    lookups = len(fake.of("users.info"))
+
+    for body in (
+        evil.action_body("U0ZOE", "lyra.claim", "L-1001", channel=ALPINE_CHANNEL, message_ts=ts),
+        evil.command_body("U0ZOE", "claim L-1001", channel=ALPINE_CHANNEL),
+        evil.event_body("U0ZOE"),
+    ):
+        status, _ = await evil.post(slack.session, body)
+        assert status == 200
+    await slack.settle()
+    assert len(fake.of("users.info")) == lookups  # refused before any profile lookup
+    # From our workspace's id, but the profile says the person belongs to another one.
+    fake.add_user("U0ZOE2", "zoe@alpine.example", team="T0EVIL")
+    await slack.click("U0ZOE2", "lyra.claim", "L-1001", message_ts=ts)
+    await slack.settle()
+    zoe = await User.get(email="zoe@alpine.example")
+    assert zoe.slack_user_id is None
+    assert await Claim.all().count() == 0
+    # Zoe's own account in the installation's workspace links and claims.
+    fake.add_user("U0ZOE3", "zoe@alpine.example")
+    await slack.click("U0ZOE3", "lyra.claim", "L-1001", message_ts=ts)
+    await slack.settle()
+    zoe = await User.get(email="zoe@alpine.example")
+    assert (zoe.slack_team_id, zoe.slack_user_id) == ("T0LYRA", "U0ZOE3")
+    assert await Claim.filter(user_id=zoe.id).count() == 1
+
+
+async def test_a_signed_but_unreadable_body_is_acked_logged_once_and_never_retried(
+    slack,  # noqa: F811
+    caplog,
+):
+    bodies = [
+        ("payload=%7Bnot+json", False),
+        ("payload=%5B1%2C2%5D", False),  # a JSON list, not an object
+        ("{not json", True),
+        ('"just a string"', True),
+        ("[]", True),
+    ]
+    caplog.set_level(logging.WARNING)
+    for body, json_body in bodies:
+        status, _ = await slack.sender.post(slack.session, body, json_body=json_body)
+        assert status == 200, body
+    await slack.settle()
+    assert await SlackInbox.all().count() == 0
+    assert await slack.app.recover(older_than=0) == 0  # nothing stored to try again
+    dropped = [r for r in caplog.records if "unreadable body" in r.getMessage()]
+    assert len(dropped) == len(bodies)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_users_info_answer_that_is_not_json_is_a_failed_lookup(slack, caplog):  # noqa: F811
+    """Slack (or a proxy before it) answering ``users.info`` with text, broken JSON or a JSON
+    list: the person is told to try again, nothing raises, nothing is retried for ever."""
+    world, fake = slack.world, slack.fake
+    await world.ok(c.AddUser("ina@alpine.example", "Ina", "alpine"), world.owner)
+    fake.add_user("U0INA", "ina@alpine.example")
+    ts = {m.channel_id: m.ts for m in await slack.digests()}[ALPINE_CHANNEL]
+    caplog.set_level(logging.WARNING)
+    for body, content_type in (
+        ("upstream timed out", "text/plain"),
+        ('{"ok": tru', "application/json"),
+        ("[1, 2]", "application/json"),
+        ("<html>Bad gateway</html>", "text/html"),
+    ):
+        fake.answer_raw_next("users.info", body, content_type)
+        status, _ = await slack.click("U0INA", "lyra.claim", "L-1002", message_ts=ts)
+        assert status == 200
+        await slack.settle()
+        assert await SlackInbox.all().count() == 0, body
+        assert (await User.get(email="ina@alpine.example")).slack_user_id is None, body
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert all(e["user"] == "U0INA" for e in slack.ephemerals_to("U0INA"))
+    assert len(slack.ephemerals_to("U0INA")) == 4
+    await slack.click("U0INA", "lyra.claim", "L-1002", message_ts=ts)  # Slack answers again
+    await slack.settle()
+    assert (await User.get(email="ina@alpine.example")).slack_user_id == "U0INA"

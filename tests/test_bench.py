@@ -50,3 +50,19 @@ def test_report_benchmark_prints_one_json_object_last():
         assert key in result, key
     assert result["statements"] == result["statements_at_200_partners"]  # not per partner
     assert result["audit_events"] >= 10_000 and result["claims_in_week"] > 0
+
+
+def test_cli_benchmark_prints_its_ratios_last():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cli.py"), "--runs", "1", "--leads", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["pool_leads_shown"] == 8  # the demo's three open leads for Alpine + 5
+    for key in ("typer_ms", "help_ms", "pool_ms", "help_ratio", "pool_ratio", "ok"):
+        assert key in result, key
+    assert result["help_ratio"] > 0 and result["pool_ratio"] > result["help_ratio"]

@@ -369,3 +369,15 @@ async def test_a_command_in_doubt_stops_the_whole_mail_and_the_answer_asks(servi
     assert await Claim.all().count() == 0
     [answer] = await answers_to("mia@alpine.example")
     assert "so I did nothing" in answer.payload["text"]
+
+
+async def test_a_euro_sign_sent_as_windows_1252_under_an_iso_8859_1_label_is_eur(services, clock):
+    """Windows clients label windows-1252 text iso-8859-1: byte 0x80 is "€", not CHF."""
+    world = await build_world(services.bus)
+    await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    raw = reply_mail(MIA, to, "placeholder").split(b"\n\n")[0].replace(b"utf-8", b"iso-8859-1")
+    raw = raw.replace(b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: 8bit")
+    await services.mail.process(raw + b"\n\nWON L-1001 12000 \x80\n")
+    feedback = await Feedback.get()
+    assert (str(feedback.amount), feedback.currency) == ("12000.00", "EUR")

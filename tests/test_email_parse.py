@@ -168,6 +168,27 @@ SEPARATORS = [
     "##- Lyra -## Please type your reply above this line.",
     "-- ",
     "Sent from my iPhone",
+    # Europe's other clients, by words and by structure (issue 14, item 8)
+    "Da: Lyra <lyra@lyra.test>\nInviato: lunedì 2 novembre 2026 10:00\nA: mia\nOggetto: lead",
+    "Il giorno lun 2 nov 2026 alle ore 10:00 Lyra <lyra@lyra.test> ha\nscritto:",
+    "-----Mensaje original-----\nDe: Lyra\nEnviado el: lunes, 2 de noviembre de 2026 10:00",
+    "De: Lyra <lyra@lyra.test>\nEnviado: lunes\nPara: mia\nAsunto: leads",
+    "El lun, 2 nov 2026 a las 10:00, Lyra (<lyra@lyra.test>) escribió:",
+    "Från: Lyra <lyra@lyra.test>\nSkickat: den 2 november 2026 10:00\nTill: mia\nÄmne: leads",
+    "2 nov. 2026 kl. 10:00 skrev Lyra <lyra@lyra.test>:",
+    "Fra: Lyra\nSendt: mandag 2. november 2026 10:00\nTil: mia\nEmne: leads",
+    "Den man. 2. nov. 2026 kl. 10.00 skrev Lyra <lyra@lyra.test>:",
+    "-----Oprindelig meddelelse-----",
+    "Van: Lyra <lyra@lyra.test>\nVerzonden: maandag 2 november 2026 10:00\nAan: mia",
+    "Op ma 2 nov 2026 om 10:00 schreef Lyra <lyra@lyra.test>:",
+    "Od: Lyra <lyra@lyra.test>\nWysłano: poniedziałek, 2 listopada 2026 10:00\nDo: mia",
+    "W dniu 2.11.2026 o 10:00, Lyra pisze:",
+    "Em seg., 2 de nov. de 2026 às 10:00, Lyra <lyra@lyra.test> escreveu:",
+    "Lähettäjä: Lyra\nLähetetty: maanantai 2. marraskuuta 2026 10.00\nVastaanottaja: mia",
+    "No: Lyra\nNosūtīts: pirmdiena, 2026. gada 2. novembris 10:00\nKam: Mia\nTēma: leadi",
+    "*-------- Original Message --------*",
+    "---- On Mon, 02 Nov 2026 10:00:00 +0100 Lyra <lyra@lyra.test> wrote ----",
+    "2026-11-02 10:00 GMT+01:00 Lyra <lyra@lyra.test>:",
 ]
 
 
@@ -181,12 +202,12 @@ def _mail(body: str, html: bool = False) -> bytes:
     return head.encode() + body.encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     new=st.lists(LINE, max_size=6),
     quoted=st.lists(QCOMMAND, min_size=1, max_size=5),
     separator=st.sampled_from(SEPARATORS),
-    quote_prefix=st.sampled_from(["> ", ">", "", "> > "]),
+    quote_prefix=st.sampled_from(["> ", ">", "", "> > ", "| ", "|"]),
     bound=st.booleans(),
 )
 def test_commands_never_come_from_quoted_text(new, quoted, separator, quote_prefix, bound):

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from lyra_bot import commands as c
 from lyra_bot.app import describe_instance
+from lyra_bot.bus import Bus
+from lyra_bot.clock import FrozenClock
+from lyra_bot.commands import Actor
 from lyra_bot.config import Settings
+from lyra_bot.db import close_db, init_db
 from tests.cli_helpers import LYRA, cli, lyra_env
 
 
@@ -39,44 +47,57 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigterm(tmp_path):
+async def _set_up(db: Path, when: datetime) -> None:
+    """What an admin did before the service started: a tenant, a partner, a user, a lead."""
+    settings = Settings(_env_file=None, database_url=f"sqlite://{db}")  # type: ignore[call-arg]
+    await init_db(settings, migrate=True)
+    try:
+        bus = Bus(settings, FrozenClock(when))
+        tenant = await bus.dispatch(c.AddTenant("acme", "Acme", "o@acme.example"), Actor.system())
+        owner = Actor.owner(tenant.data["id"])
+        for cmd in (
+            c.AddPartner("alpine", "Alpine", ("*",), ("CH",)),
+            c.AddUser("mia@alpine.example", "Mia", "alpine"),
+            c.AddLead("VPN", "CH-ZH", email="c@x.example"),
+        ):
+            assert (await bus.dispatch(cmd, owner)).ok
+    finally:
+        await close_db()
+
+
+def test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigterm(
+    tmp_path, instant
+):
+    """At each shared instant (``LYRA_CLOCK_START``: every process's clock starts there): the
+    admin set things up an hour before; the service starts, catches up (the day's digest only
+    when it is due), and delivers what another process queues while it runs."""
     port = free_port()
     env = lyra_env(
         f"sqlite://{tmp_path / 'run.db'}",
         tmp_path,
         LYRA_HTTP_PORT=str(port),
         LYRA_LOG_FORMAT="json",
+        LYRA_CLOCK_START=instant.at.isoformat(),
     )
+    asyncio.run(_set_up(tmp_path / "run.db", instant.at - timedelta(hours=1)))
     service = subprocess.Popen(
         [LYRA, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    mails = tmp_path / "outbox"
+    digests = int(instant.digests_due())
     try:
         wait_for(lambda: _healthy(port) or service.poll() is not None)
         assert service.poll() is None, service.stdout.read()
         # an admin works in another process while the service runs (same SQLite file)
-        cli(env, "tenant", "add", "acme", "--name", "Acme", "--owner-email", "o@acme.example")
-        cli(
-            env,
-            "partner",
-            "add",
-            "alpine",
-            "--name",
-            "Alpine",
-            "--products",
-            "*",
-            "--regions",
-            "CH",
-        )
-        cli(env, "user", "add", "mia@alpine.example", "--partner", "alpine")
-        cli(env, "lead", "add", "--product", "VPN", "--region", "CH-ZH", "--email", "c@x.example")
         cli(env, "lead", "claim", "L-1001", "--as", "mia@alpine.example")
-        wait_for(lambda: len(list((tmp_path / "outbox").rglob("*.eml"))) == 3)
+        wait_for(lambda: len(list(mails.rglob("*.eml"))) == 3 + digests)
+        assert len([m for m in mails.rglob("*.eml") if "digest" in m.name]) == digests
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
             ready = json.load(resp)
             assert resp.status == 200 and ready["status"] == "ready", ready
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
-        assert 'lyra_outbox_delivered_total{channel="email"} 3.0' in metrics
+        assert f'lyra_outbox_delivered_total{{channel="email"}} {3.0 + digests}' in metrics
         assert 'lyra_commands_total{kind="ExpireOverdue",result="ok"}' in metrics
     finally:
         service.send_signal(signal.SIGTERM)

@@ -25,6 +25,7 @@ from aiohttp import web
 from lyra_bot.adapters.slack.answers import Answers, Where, request_key
 from lyra_bot.adapters.slack.endpoint import Endpoint, request_kind
 from lyra_bot.adapters.slack.home import Home
+from lyra_bot.adapters.slack.identity import installation_guard
 from lyra_bot.adapters.slack.inbox import MAX_ATTEMPTS, DurableInbox, GroupCommit
 from lyra_bot.adapters.slack.listeners import Listeners, report_command
 from lyra_bot.adapters.slack.modals import Modals, validate_feedback
@@ -77,7 +78,7 @@ class SlackApp:
         self.inbox = DurableInbox(
             settings,
             self.verifier,
-            bus.metrics,
+            bus,
             self.holder,
             spawn=lambda work: self._spawn(work),
             dispatch=lambda body, query, headers: self._dispatch(body, query, headers),
@@ -86,6 +87,7 @@ class SlackApp:
             self.bolt, self.verifier, bus.metrics, self._accept, self.workers.touch
         )
         answers = Answers(bus, settings, clock, self.client)
+        self.bolt.use(installation_guard(answers.installed))  # before every listener
         home = Home(answers)
         modals = Modals(answers, home, spawn=lambda work: self._spawn(work))
         Listeners(answers, modals, home).register(self.bolt)

@@ -5,6 +5,10 @@ commands and events are answered with an empty 200 straight away (a Claim button
 within milliseconds; Slack gives up after 3 s) and handed to ``accept``, which stores and
 queues them for bolt. Requests whose ack carries an answer (modal submissions, the URL
 check …) go through bolt before the response.
+
+A signed request whose body bolt cannot read (not JSON, a payload that is no JSON object)
+is acknowledged with an empty 200, logged once and dropped: it is never stored, so it is
+never tried again, and bolt never raises over it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
@@ -73,6 +78,11 @@ class Endpoint:
         signature = headers.get("X-Slack-Signature", "")
         if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, signature):
             return kind, web.json_response({"error": "invalid request"}, status=401)
+        if bolt_request(body, query, headers) is None:
+            log.warning(
+                "signed Slack request with an unreadable body (%d bytes) dropped", len(body)
+            )
+            return "malformed", web.Response(status=200)
         if _empty_ack(body):
             await self._accept(body, query, headers)
             return kind, web.Response(status=200)
@@ -80,19 +90,33 @@ class Endpoint:
 
     async def dispatch_now(self, body: str, query: str, headers: Any) -> web.Response:
         """Bolt handles the request and its answer is the HTTP response."""
-        bolt_request = AsyncBoltRequest(body=body, query=query, headers=headers)
-        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+        request = bolt_request(body, query, headers)
+        if request is None:
+            return web.Response(status=200)
+        return await to_aiohttp_response(await self.bolt.async_dispatch(request))
 
     async def dispatch(self, body: str, query: str, headers: Any) -> int:
         """Bolt handles a request already acked; returns its status (5xx: Lyra failed)."""
-        response = await self.bolt.async_dispatch(
-            AsyncBoltRequest(body=body, query=query, headers=headers)
-        )
+        request = bolt_request(body, query, headers)
+        if request is None:  # stored before bodies were checked at the door: drop it
+            log.warning("stored Slack request with an unreadable body dropped")
+            return 200
+        response = await self.bolt.async_dispatch(request)
         if response.status >= 400:
             log.warning("Slack request not handled: %s %s", response.status, response.body)
         else:
             log.debug("Slack request handled: %s", response.status)
         return response.status
+
+
+def bolt_request(body: str, query: str, headers: Any) -> AsyncBoltRequest | None:
+    """The request as bolt reads it, or None when its body cannot be read: bolt parses
+    the body (and looks into it) while building the request, outside any error handling."""
+    try:
+        request = AsyncBoltRequest(body=body, query=query, headers=headers)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, BoltError):
+        return None
+    return request if isinstance(request.body, dict) else None
 
 
 def request_kind(body: str) -> str:

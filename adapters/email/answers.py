@@ -20,7 +20,7 @@ from lyra_bot.adapters.email.parsing import ParsedMail
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork
 from lyra_bot.outbox import mail
-from lyra_bot.render import local_time, mailto, one_line, pick_locale
+from lyra_bot.render import mailto, one_line, pick_locale
 
 
 @dataclass

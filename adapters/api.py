@@ -65,7 +65,9 @@ class LeadIn(BaseModel):
     phone: str = _text("phone")
     address: str = _text("address")
     notes: str = _text("notes")
-    locale: str | None = Field(None, max_length=LIMITS["locale"], description="de, fr or en.")
+    locale: str | None = Field(
+        None, max_length=LIMITS["locale"], description="de, fr, it or en (else from the region)."
+    )
     legal_basis: Literal["", "consent", "legitimate_interest"] = Field(
         "",
         description="Why the customer may be contacted. consent needs consent_source and "

@@ -18,7 +18,6 @@ from aiohttp import web
 from lyra_bot import tokens
 from lyra_bot.commands import Actor, AnswerContactCheck, ShowContactCheck
 from lyra_bot.domain import DomainError, TokenExpired, TokenInvalid, parse_yes_no
-from lyra_bot.phrases import moment
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
@@ -80,10 +79,7 @@ async def contact_check(request: web.Request, services: Services, confirm: bool)
         if reply.ok:
             reply.data = {**reply.data, "answer": "yes" if contacted else "no"}
     locale = reply.data.get("locale") or _browser_locale(request)
-    data = dict(reply.data)
-    if data.get("answered_at"):
-        data["answered_at"] = moment(data["answered_at"], locale, data.get("tz"))
-    return _page(services, reply.code, locale, data)
+    return _page(services, reply.code, locale, reply.data)
 
 
 def _page(services: Services, state: str, locale: str, data: dict[str, Any]) -> web.Response:

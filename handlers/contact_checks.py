@@ -127,6 +127,7 @@ async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str
         "tenant": tenant.name,
         "partner": check.partner.name,
         "product": lead.product,
+        "tz": tenant.timezone,
     }
     return check, page
 

@@ -452,6 +452,10 @@ PHRASES: dict[str, Phrase] = {
             "(an ISO 3166 country or subdivision)"
         )
     ),
+    "text_too_long": P(N_("%(field)s is longer than %(max)d characters.")),
+    "bad_url": P(N_("'%(value)s' is not a web address (https://…).")),
+    "not_a_choice": P(N_("'%(value)s' is not one of %(choices)s.")),
+    "bad_lead_locale": P(N_("locale '%(value)s' is not a supported language (%(choices)s)")),
     "bad_lead_email": P(N_("email '%(value)s' is not an email address")),
     "missing_columns": P(N_("missing columns: %(fields_list)s")),
     "unknown_columns": P(

@@ -23,7 +23,7 @@ from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork
 from lyra_bot.outbox import mail
 from lyra_bot.phrases import say
-from lyra_bot.render import local_time, mailto, one_line, pick_locale
+from lyra_bot.render import mailto, one_line, pick_locale
 
 
 @dataclass
@@ -138,6 +138,7 @@ def _shown(ctx: Context, result: Result, reply_to: str | None) -> dict[str, Any]
         "text": say(result.code, result.data, ctx.locale, tz),
         "ok": result.ok,
         "lead": lead,
+        "similar_text": say("similar_intro", {}, ctx.locale),
         "similar": [
             {**item, "claim_url": mailto(reply_to, f"CLAIM {item['ref']}")}
             for item in result.data.get("similar") or []
@@ -150,10 +151,7 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
     identity = ctx.identity
     assert identity is not None and identity.user is not None and identity.partner
     tenant = identity.tenant
-    claims = [
-        {**item, "due": local_time(tenant.timezone, when(item.get("due_at")))}
-        for item in reply.data.get("claims", [])
-    ]
+    claims = [{**item, "due_at": when(item.get("due_at"))} for item in reply.data.get("claims", [])]
     mail(
         uow,
         tenant_id=tenant.id,
@@ -163,6 +161,7 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
         locale=ctx.locale,
         context={
             "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
             "partner": {"name": identity.partner.name},
             "user": {"name": identity.user.name or identity.user.email},
             "claims": claims,

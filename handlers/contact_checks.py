@@ -133,9 +133,7 @@ async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str
 
 
 def _already(check: ContactCheck, page: dict[str, Any]) -> AlreadyAnswered:
-    return AlreadyAnswered(
-        **page, answer=check.answer, answered_at=check.answered_at, tz=check.tenant.timezone
-    )
+    return AlreadyAnswered(**page, answer=check.answer, answered_at=check.answered_at)
 
 
 @handles(ShowContactCheck)

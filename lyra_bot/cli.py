@@ -1020,7 +1020,20 @@ def outbox_retry(
 
 async def outbox_actor(tenant: str | None) -> Actor:
     """The tenant's owner with --tenant, else the system (every tenant's messages)."""
-    return c.Actor.owner((await tenant_by_slug(tenant)).id) if tenant else c.Actor.system()
+    if tenant:
+        return c.Actor.owner((await tenant_by_slug(tenant)).id)
+    await common_zone()
+    return c.Actor.system()
+
+
+async def common_zone() -> None:
+    """Tables of every tenant's rows (outbox, jobs) show times in the tenants' zone when
+    they all share one (else in UTC, labelled so)."""
+    from lyra_bot.models import Tenant
+
+    zones = await Tenant.all().distinct().limit(2).values_list("timezone", flat=True)
+    if len(zones) == 1:
+        _ZONE.append(zoneinfo.ZoneInfo(zones[0]))
 
 
 @outbox_app.command("deliver")
@@ -1129,6 +1142,7 @@ def jobs_list(as_json: JsonOpt = False) -> None:
 
     async def body() -> Reply:
         rows = await bootstrap().scheduler.status()
+        await common_zone()
         return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
 
     show(

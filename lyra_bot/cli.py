@@ -704,9 +704,11 @@ def lead_import(
     except OSError as exc:
         fail_now(f"cannot read {path}: {exc.strerror or exc}")
     try:
-        found = lead_files.records(lead_files.read_file(data, path.name))
+        table = lead_files.read_file(data, path.name)
+        found = lead_files.records(table)
     except DomainError as exc:
         fail_now(exc.message)
+    found_in_xlsx = table.encoding == "xlsx"
 
     async def body() -> Reply:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -725,7 +727,7 @@ def lead_import(
                 progress.update(task, completed=done, total=total or len(found))
 
             cmd = c.ImportLeads(
-                source=path.suffix.lstrip(".").lower() or "csv",
+                source="xlsx" if found_in_xlsx else "csv",
                 allow_duplicates=allow_duplicates,
                 records=tuple(found),
                 dry_run=dry_run,

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lyra_bot.handlers import notify
 
-from bench.common import throwaway_database
+from bench.common import CpuMeter, database_name, throwaway_database
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.commands import Actor
@@ -121,6 +121,16 @@ async def run(work: Work, concurrency: int, one: Callable[[str, Actor], Awaitabl
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - start
+
+
+async def measured(
+    url: str, work: Work, concurrency: int, one: Callable[[str, Actor], Awaitable[Any]]
+) -> tuple[float, float]:
+    """(attempts per second, CPU ms per attempt: this process + the PostgreSQL backends)."""
+    meter = await CpuMeter(database_name(url)).start()
+    seconds = await run(work, concurrency, one)
+    await meter.stop()
+    return len(work) / seconds, (meter.app + meter.pg) / len(work) * 1000
 
 
 async def outcome(tenant_id: int) -> tuple[int, int]:
@@ -326,7 +336,7 @@ class _Refused(Exception):
 # --- the runs ---------------------------------------------------------------------------
 
 
-async def orm_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int]:
+async def orm_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int, float]:
     async with throwaway_database(kind) as url:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -344,13 +354,13 @@ async def orm_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int]
                 assert reply.ok or reply.code in {"lead_taken", "already_yours"}, reply.message
 
             work = contended(refs, actors, args.contention)
-            seconds = await run(work, args.concurrency, one)
-            return (len(work) / seconds, *await outcome(tenant_id))
+            rate, cpu = await measured(url, work, args.concurrency, one)
+            return (rate, *await outcome(tenant_id), cpu)
         finally:
             await close_db()
 
 
-async def raw_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int]:
+async def raw_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int, float]:
     async with throwaway_database(kind) as url:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -363,8 +373,8 @@ async def raw_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int]
             tenant_id, actors, refs = await seed(args.leads, args.partners)
             raw = RawSql(settings, kind)
             work = contended(refs, actors, args.contention)
-            seconds = await run(work, args.concurrency, raw.attempt)
-            return (len(work) / seconds, *await outcome(tenant_id))
+            rate, cpu = await measured(url, work, args.concurrency, raw.attempt)
+            return (rate, *await outcome(tenant_id), cpu)
         finally:
             await close_db()
 
@@ -381,14 +391,16 @@ async def main() -> None:
     args = parser.parse_args()
 
     await raw_run(args.db, args)  # warm-up: imports, template cache, OS page cache
-    raw_rates, orm_rates, doubles = [], [], 0
+    raw_rates, orm_rates, raw_cpu, orm_cpu, doubles = [], [], [], [], 0
     for _ in range(args.rounds):  # alternate, so machine noise hits both paths alike
-        rate, claims, double = await raw_run(args.db, args)
+        rate, claims, double, cpu = await raw_run(args.db, args)
         raw_rates.append(rate)
+        raw_cpu.append(cpu)
         doubles += double
         assert claims == args.leads, claims
-        rate, claims, double = await orm_run(args.db, args)
+        rate, claims, double, cpu = await orm_run(args.db, args)
         orm_rates.append(rate)
+        orm_cpu.append(cpu)
         doubles += double
         assert claims == args.leads, claims
     orm_per_s, raw_per_s = max(orm_rates), max(raw_rates)
@@ -402,6 +414,11 @@ async def main() -> None:
                 "raw_per_s": round(raw_per_s, 1),
                 "ratio": round(orm_per_s / raw_per_s, 3),
                 "double_claims": doubles,
+                # CPU per attempt (this process + PostgreSQL backends): steadier than
+                # throughput on a busy machine; cpu_ratio = raw CPU / ORM CPU.
+                "orm_cpu_ms": round(min(orm_cpu), 4),
+                "raw_cpu_ms": round(min(raw_cpu), 4),
+                "cpu_ratio": round(min(raw_cpu) / min(orm_cpu), 3),
             }
         )
     )

@@ -29,7 +29,7 @@ from lyra_bot.domain import (
     is_entitled,
 )
 from lyra_bot.models import Claim, Lead, LeadHide
-from lyra_bot.prepared import Prepared
+from lyra_bot.prepared import Prepared, insert
 
 # The claim path's queries, built once (see lyra_bot.prepared).
 _HOLDS = Prepared(
@@ -101,7 +101,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     lead.status = LeadStatus.CLAIMED
     calendar = calendar_of(tenant)
     due_at = calendar.deadline(uow.now, tenant.claim_deadline_hours)
-    claim = await Claim.create(
+    claim = Claim(
         tenant_id=tenant.id,
         lead_id=lead.id,
         partner_id=partner.id,
@@ -112,6 +112,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         next_remind_at=next_reminder_at(tenant, calendar, due_at, uow.now),
         check_due_at=check_due_at(tenant, calendar, lead, uow.now),
     )
+    await insert(claim)
     uow.audit(
         "lead.claimed",
         tenant.id,
@@ -127,7 +128,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         "claimed",
         f"You have claimed {lead.ref}. "
         f"Please give feedback by {notify.local_time(tenant, claim.due_at)}.",
-        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id},
+        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id, "lead_id": lead.id},
     )
 
 

@@ -44,6 +44,7 @@ from lyra_bot.models import (
 )
 from lyra_bot.privacy import (
     CUSTOMER_DATA,
+    DELETE,
     MARKER,
     Erase,
     mentions_replaced,
@@ -305,6 +306,9 @@ async def _erase_rows(
             by_address = Q(**{f"{column}__in": addresses})
             mine = by_address if mine is None else mine | by_address
     if mine is None:
+        return
+    if any(rule.to is DELETE for rule in erase.values()):
+        await model.filter(mine).delete()
         return
     constants = {f: r.to for f, r in erase.items() if r.to is not None and not callable(r.to)}
     computed = {f: r.to for f, r in erase.items() if callable(r.to)}

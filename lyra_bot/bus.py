@@ -25,7 +25,7 @@ from lyra_bot.db import transaction, try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
-from lyra_bot.prepared import insert_skipping_duplicates
+from lyra_bot.prepared import insert, insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
 from lyra_bot.render import Renderer
@@ -147,8 +147,8 @@ class UnitOfWork:
 
     async def flush(self) -> None:
         self.event_counts.update(event.kind for event in self.events)
-        if len(self.events) == 1:  # the common case; save() reuses Tortoise's cached INSERT
-            await self.events[0].save()
+        if len(self.events) == 1:  # the common case: one row through the cached INSERT
+            await insert(self.events[0])
         elif self.events:
             await AuditEvent.bulk_create(self.events, batch_size=500)
         self.events = []
@@ -285,6 +285,38 @@ class Bus:
             if fields:
                 await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
+    async def remember(self, key: str, command: str = "request") -> bool:
+        """Record the key of a request that changes nothing in Lyra (help, a form opened),
+        so a retry of it is ignored: False when the key was recorded before."""
+        try:
+            async with transaction():
+                if await InboundKey.exists(key=key):
+                    return False
+                await InboundKey.create(
+                    key=key,
+                    command=command,
+                    tenant_id=None,
+                    reply=None,
+                    created_at=self.clock.now(),
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def send(self, actor: Actor, write: Callable[[UnitOfWork], object]) -> bool:
+        """Outbox rows written outside any command (the answer to a request that changes
+        nothing), in their own transaction; False when their dedupe key was queued before."""
+        uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
+        write(uow)
+        try:
+            async with transaction():
+                await uow.flush()
+        except IntegrityError:
+            return False
+        for callback in self.after_commit:
+            callback(uow)
+        return True
+
     async def _record_error(
         self,
         key: str | None,
@@ -369,8 +401,16 @@ def _result(reply: Reply) -> str:
     return "ok" if reply.ok else "refused"
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
     """Make handler data storable as JSON (datetimes, decimals, enums)."""
+    kind = type(value)
+    if kind in _PLAIN:  # most values: answered before the isinstance chain
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

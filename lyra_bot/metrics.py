@@ -152,12 +152,21 @@ class Metrics:
             registry=r,
         )
         self.transports: dict[str, TransportHealth] = {}
+        self._command_children: dict[tuple[str, str], Any] = {}
+        self._timer_children: dict[str, Any] = {}
 
     # --- updates ---------------------------------------------------------------------
 
     def command(self, kind: str, result: str, seconds: float) -> None:
-        self.commands.labels(kind, result).inc()
-        self.command_seconds.labels(kind).observe(seconds)
+        # Every dispatch counts here: the labelled children are looked up once, not per call.
+        counter = self._command_children.get((kind, result))
+        if counter is None:
+            counter = self._command_children[kind, result] = self.commands.labels(kind, result)
+        timer = self._timer_children.get(kind)
+        if timer is None:
+            timer = self._timer_children[kind] = self.command_seconds.labels(kind)
+        counter.inc()
+        timer.observe(seconds)
 
     def committed(self, events: Tally[str], channel: str) -> None:
         """Audit events of one committed transaction: claims and lapses."""

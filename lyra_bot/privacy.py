@@ -89,6 +89,11 @@ class Erase:
     mentions: bool = False
 
 
+DELETE = object()
+"""``Erase(to=DELETE)``: the customer's rows are deleted (a row that says nothing once the
+value is gone, and whose value is unique, so a marker in two rows would collide)."""
+
+
 def _keep(why: str) -> str:
     return why
 
@@ -172,7 +177,7 @@ CUSTOMER_DATA: dict[str, dict[str, Erase | str]] = {
         "reply": Erase(None, mentions=True),  # e.g. "Mail from <address> recorded."
     },
     "MailBounce": {
-        "address": Erase(address=True),
+        "address": Erase(DELETE, address=True),  # unique per tenant
         "reason": Erase(mentions=True),
         **dict.fromkeys(("status", "kind"), OURS),
     },

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 
@@ -20,6 +23,21 @@ class RenderedMail:
     subject: str
     text: str
     html: str
+
+
+def local_time(timezone: str, when: datetime | str | None) -> str:
+    """A stored UTC time (or its ISO text in reply data) in the tenant's time zone."""
+    if when is None:
+        return ""
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    return when.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def mailto(address: str, command: str) -> str:
+    """A link that opens a reply with ``command`` in subject and body, ready to send."""
+    encoded = quote(command)
+    return f"mailto:{address}?subject={encoded}&body={encoded}"
 
 
 def one_line(value: Any) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from lyra_bot import commands as c
 from lyra_bot.domain import LeadStatus
-from lyra_bot.models import Lead, OutboxMessage, User
+from lyra_bot.models import Claim, Lead, LeadHide, OutboxMessage, User
 from lyra_bot.prepared import Prepared, insert_skipping_duplicates
 from tests.world import build_world
 
@@ -80,3 +80,46 @@ async def test_insert_skipping_duplicates_keeps_the_first_row(bus, clock):
     assert rows[0].payload == {"subject": "Grüße", "n": [1, 2]}
     assert rows[0].next_attempt_at == clock.now() + timedelta(minutes=1)
     assert await OutboxMessage.all().count() == before + 3
+
+
+def _state(obj: object) -> dict:
+    """What a model holds: every attribute, related models compared the same way."""
+    return {
+        k: _state(v) if hasattr(v, "_meta") else v
+        for k, v in vars(obj).items()
+        if k != "_await_when_save"
+    }
+
+
+CLAIM = Prepared(
+    lambda p: Claim.filter(lead_id=p.lead_id).select_related("lead", "partner", "user", "tenant")
+)
+HIDE = Prepared(lambda p: LeadHide.filter(lead_id=p.lead_id).only("until"))
+
+
+async def test_prepared_models_hold_what_tortoise_loads(bus, clock):
+    """Prepared queries build models themselves: the same values and types (aware UTC
+    datetimes, JSON, enums, a null relation, a partial ``.only()`` model) as Tortoise's own."""
+    world = await build_world(bus)
+    await world.ok(c.ClaimLead(world.refs[0]), "mia@alpine.example")
+    await world.ok(c.ReleaseClaim(world.refs[0], "no time"), "mia@alpine.example")
+    lead = await Lead.get(tenant_id=world.tenant_id, ref=world.refs[0])
+
+    [claim] = await CLAIM.all(lead_id=lead.id)
+    expected = await Claim.get(lead_id=lead.id).select_related("lead", "partner", "user", "tenant")
+    assert _state(claim) == _state(expected)
+    assert claim.claimed_at.tzinfo is not None and claim.ended_at == clock.now()
+    assert (
+        claim.lead.duplicate_of_id is None and claim.partner.products == expected.partner.products
+    )
+
+    [hide] = await HIDE.all(lead_id=lead.id)
+    [expected_hide] = await LeadHide.filter(lead_id=lead.id).only("until")
+    assert _state(hide) == _state(expected_hide) and hide._partial
+    assert hide.until > clock.now()
+
+    users = await USER.all(id=world.actors["mia@alpine.example"].user_id, tenant_id=world.tenant_id)
+    [expected_user] = await User.filter(email="mia@alpine.example").select_related(
+        "partner", "tenant"
+    )
+    assert _state(users[0]) == _state(expected_user)

@@ -476,3 +476,20 @@ async def test_erase_leaves_no_trace_in_any_column_or_in_the_sqlite_files(servic
     if files:
         pragma = await Tortoise.get_connection("default").execute_query_dict("PRAGMA secure_delete")
         assert pragma == [{"secure_delete": 1}]
+
+
+async def test_erasing_two_customers_whose_mail_bounced_leaves_no_bounce_behind(services, clock):
+    """Bounce records are unique per tenant and address: erasure deletes the customer's
+    instead of marking them (two markers would collide)."""
+    world = await build_world(services.bus)
+    for customer in CUSTOMERS[:2]:
+        await MailBounce.create(
+            tenant_id=world.tenant_id,
+            address=customer[4],
+            reason=f"550 <{customer[4]}> unknown",
+            first_at=clock.now(),
+            last_at=clock.now(),
+        )
+    for customer in CUSTOMERS[:2]:
+        await world.ok(c.EraseCustomerData(customer[4]), world.owner)
+    assert await MailBounce.filter(tenant_id=world.tenant_id).count() == 0

@@ -22,14 +22,17 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 import css_inline
 
 from lyra_bot.config import Settings
-from lyra_bot.models import OutboxMessage
 from lyra_bot.outbox import PermanentError
 from lyra_bot.render import one_line
+
+if TYPE_CHECKING:  # the row the outbox worker hands a transport (read, never queried here)
+    from lyra_bot.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -95,7 +95,8 @@ def digest_context(
         "reply_address": address,
         "in_reply": False,
         "unsubscribe_url": unsubscribe_url(uow, tenant.id, user.id),
-        "today": uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d"),
+        "today": uow.now,
+        "tz": tenant.timezone,
     }
     return context, token
 

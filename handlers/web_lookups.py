@@ -9,7 +9,7 @@ from lyra_bot.handlers.common import require
 from lyra_bot import api_keys
 from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, AuthenticateApiKey, Role, ShowOptOut
-from lyra_bot.domain import Forbidden, InvalidInput
+from lyra_bot.domain import Forbidden, InvalidInput, customer_language
 from lyra_bot.models import ApiKey, Lead, Tenant
 
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -44,7 +44,7 @@ async def show_opt_out(cmd: ShowOptOut, actor: Actor, uow: UnitOfWork) -> Reply:
         {
             "tenant_name": tenant.name,
             "tenant_locale": tenant.locale,
-            "locale": lead.locale,
+            "locale": customer_language(lead.locale, lead.region, tenant.locale),
             "product": lead.product,
             "opted_out": lead.opted_out_at is not None,
         },

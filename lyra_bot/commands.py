@@ -285,6 +285,13 @@ class AddTenant(Command):
     report_time: str = "08:00"  # local time it is sent
     slack_owner_channel: str | None = None  # Slack channel id for the owner's report summary
     digest_time: str = "07:00"  # local time digests go out on working days
+    sender_name: str = ""  # customer mails: the sender's display name ("" = the tenant's name)
+    customer_from: str = ""  # customer mails: From address ("" = LYRA_MAIL_FROM)
+    customer_reply_to: str = ""  # customer mails: Reply-To ("" = Lyra reads the replies)
+    imprint_company: str = ""  # the imprint in the footer of every customer mail
+    imprint_address: str = ""
+    privacy_url: str = ""
+    customer_feedback_mails: str = "positive"  # all | positive (won, contacted) | none
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,13 @@ class UpdateTenant(Command):
     report_time: str | None = None
     slack_owner_channel: str | None = None  # "none" unlinks
     digest_time: str | None = None
+    sender_name: str | None = None
+    customer_from: str | None = None  # "none" clears it
+    customer_reply_to: str | None = None  # "none" clears it
+    imprint_company: str | None = None
+    imprint_address: str | None = None
+    privacy_url: str | None = None  # "none" clears it
+    customer_feedback_mails: str | None = None
 
 
 @dataclass(frozen=True)

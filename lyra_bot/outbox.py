@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,8 +142,12 @@ def mail(
     lead: Any = None,
     user_id: int | None = None,
     inline: Sequence[Inline] = (),
+    sender: tuple[str, str] | None = None,
 ) -> OutboxMessage | None:
     """Render and queue one email. Returns None (and logs) when ``to`` is not an address.
+
+    ``sender`` (display name, address or "" for ``LYRA_MAIL_FROM``'s) sets the From header:
+    customer mails come from the owner, not from Lyra.
 
     With ``lead``: if the mail shows that lead's customer data to someone other than the
     customer, sending it is logged as a disclosure (to ``user_id`` where it is a user).
@@ -170,6 +174,11 @@ def mail(
     }
     if inline:
         payload["inline"] = [part.to_payload() for part in inline]
+    if sender is not None:
+        name, address = sender
+        payload["from"] = formataddr(
+            (one_line(name), address or parseaddr(uow.settings.mail_from)[1])
+        )
     tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
     discloses = None
     if lead is not None:

@@ -20,7 +20,7 @@ from lyra_bot.adapters.email.parsing import ParsedMail
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork
 from lyra_bot.outbox import mail
-from lyra_bot.render import local_time, mailto, one_line, pick_locale
+from lyra_bot.render import mailto, one_line, pick_locale
 
 
 @dataclass
@@ -111,7 +111,7 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
     assert identity is not None and identity.user is not None and identity.partner
     tenant = identity.tenant
     claims = [
-        {**item, "due": local_time(tenant.timezone, when(item.get("due_at")))}
+        {**item, "due_at": when(item.get("due_at"))}
         for item in reply.data.get("claims", [])
     ]
     mail(
@@ -123,6 +123,7 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
         locale=ctx.locale,
         context={
             "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
             "partner": {"name": identity.partner.name},
             "user": {"name": identity.user.name or identity.user.email},
             "claims": claims,

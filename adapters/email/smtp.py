@@ -99,7 +99,8 @@ def mime_bytes(row: OutboxMessage, settings: Settings) -> bytes:
     # A boundary of our own: "-" never occurs in base64, so no scan of the body is needed
     # (the generator's own check compiles a regular expression per message).
     message = MIMEMultipart("alternative", boundary=f"lyra-{uuid.uuid4().hex}", policy=_POLICY)
-    message["From"] = _address(settings.mail_from)
+    # Customer mails come from the owner (its name, and its address where it set one).
+    message["From"] = _address(payload.get("from") or settings.mail_from)
     message["To"] = _address(payload["to"])
     message["Subject"] = _header(payload["subject"])
     message["Date"] = format_datetime(row.created_at)

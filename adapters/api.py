@@ -15,22 +15,20 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from lyra_bot import api_keys
 from lyra_bot.bus import Reply
-from lyra_bot.commands import Actor, AddLead, ShowLead, WithdrawLead
+from lyra_bot.commands import Actor, AddLead, AuthenticateApiKey, Role, ShowLead, WithdrawLead
 from lyra_bot.domain import FIELD_LIMITS as LIMITS
 from lyra_bot.domain import LEAD_FIELDS, normalize_ref
-from lyra_bot.models import ApiKey
 
 if TYPE_CHECKING:
-    from lyra_bot.app import Services
+    from lyra_bot.services import Services
 
 BASE = "/api/v1"
 REF_PATTERN = r"^([A-Za-z]{1,6}-?)?[0-9]{1,9}$"  # L-1042, l1042 or 1042
@@ -67,7 +65,9 @@ class LeadIn(BaseModel):
     phone: str = _text("phone")
     address: str = _text("address")
     notes: str = _text("notes")
-    locale: str | None = Field(None, max_length=LIMITS["locale"], description="de, fr or en.")
+    locale: str | None = Field(
+        None, max_length=LIMITS["locale"], description="de, fr, it or en (else from the region)."
+    )
     legal_basis: Literal["", "consent", "legitimate_interest"] = Field(
         "",
         description="Why the customer may be contacted. consent needs consent_source and "
@@ -228,13 +228,21 @@ def _pydantic_errors(exc: ValidationError) -> ApiError:
 # --- routes -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Key:
+    """The API key a request authenticated with: which one, and whose."""
+
+    id: int
+    tenant_id: int
+
+
 @dataclass
 class Call:
     """One authenticated request: who (the key's tenant) and the services it may use."""
 
     request: web.Request
     services: Services
-    key: ApiKey
+    key: Key
 
     @property
     def actor(self) -> Actor:
@@ -393,27 +401,22 @@ ROUTES = [
 # --- authentication, rate limit, mounting -------------------------------------------------
 
 
-async def authenticate(request: web.Request, services: Services) -> ApiKey:
+async def authenticate(request: web.Request, services: Services) -> Key:
     """The tenant's live key named by the bearer token, or 401 (one answer for every failure)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    prefix = api_keys.prefix_of(token.strip()) if scheme.lower() == "bearer" else None
-    row = await ApiKey.get_or_none(prefix=prefix) if prefix else None
-    if (
-        row is None
-        or row.revoked_at is not None
-        or not api_keys.matches(token.strip(), row.key_hash)
-    ):
+    reply = None
+    if scheme.lower() == "bearer" and token.strip():
+        system = Actor(Role.SYSTEM, "api", None)
+        reply = await services.bus.dispatch(AuthenticateApiKey(token.strip()), system)
+    if reply is None or not reply.ok:
         raise ApiError(
             401,
             "unauthorized",
             "A valid API key is needed: 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="lyra"'},
         )
-    now = services.clock.now()
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-        await ApiKey.filter(id=row.id).update(last_used_at=now)  # at most once a minute
-    return row
+    return Key(int(reply.data["key_id"]), int(reply.data["tenant_id"]))
 
 
 def _endpoint(route: Route, services: Services) -> Callable[[web.Request], Awaitable[Any]]:

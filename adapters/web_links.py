@@ -21,7 +21,7 @@ from lyra_bot.domain import DomainError, TokenExpired, TokenInvalid, parse_yes_n
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
-    from lyra_bot.app import Services
+    from lyra_bot.services import Services
 
 STATUS = {
     "contact_check_question": 200,

@@ -19,8 +19,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from tortoise import Tortoise
-from tortoise.connection import get_connection
 
 from lyra_bot import db
 from lyra_bot.config import Settings
@@ -68,9 +66,7 @@ class Ops:
         checks: dict[str, Any] = {}
         started = time.perf_counter()
         try:
-            if not Tortoise._inited:
-                raise RuntimeError("the database is not open")
-            await asyncio.wait_for(get_connection("default").execute_query("SELECT 1"), DB_TIMEOUT)
+            await asyncio.wait_for(db.ping(), DB_TIMEOUT)
             checks["database"] = {
                 "ok": True,
                 "dialect": db.dialect(),

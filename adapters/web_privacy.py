@@ -7,22 +7,22 @@ so it works for that lead only, and a second use changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from lyra_bot import tokens
-from lyra_bot.commands import Actor, CustomerOptOut
+from lyra_bot.commands import Actor, CustomerOptOut, ShowOptOut
 from lyra_bot.domain import DomainError
-from lyra_bot.models import Lead, Tenant
 from lyra_bot.render import pick_locale
 
 if TYPE_CHECKING:
-    from lyra_bot.app import Services
+    from lyra_bot.services import Services
 
 
 def add_routes(app: web.Application, services: Services) -> None:
-    async def lookup(request: web.Request) -> tuple[Tenant, Lead] | None:
+    async def lookup(request: web.Request) -> tuple[Actor, dict[str, Any]] | None:
+        """The customer the signed link names, and what the page shows of their lead."""
         try:
             token = tokens.verify(
                 services.settings,
@@ -34,19 +34,21 @@ def add_routes(app: web.Application, services: Services) -> None:
             return None
         if token.kind != "c" or token.lead_id is None:
             return None
-        lead = await Lead.get_or_none(id=token.lead_id, tenant_id=token.tenant_id)
-        tenant = await Tenant.get_or_none(id=token.tenant_id)
-        return (tenant, lead) if tenant and lead else None
+        customer = Actor.customer(token.tenant_id, "web", lead_id=token.lead_id)
+        reply = await services.bus.dispatch(ShowOptOut(), customer)
+        return (customer, reply.data) if reply.ok else None
 
-    def page(found: tuple[Tenant, Lead] | None, state: str, status: int = 200) -> web.Response:
-        tenant, lead = found if found else (None, None)
+    def page(
+        found: tuple[Actor, dict[str, Any]] | None, state: str, status: int = 200
+    ) -> web.Response:
+        view = found[1] if found else {}
         html = services.bus.renderer.page(
             "opt_out",
-            pick_locale(lead and lead.locale, tenant and tenant.locale),
+            pick_locale(view.get("locale"), view.get("tenant_locale")),
             {
                 "state": state,
-                "tenant_name": tenant.name if tenant else "Lyra",
-                "product": lead.product if lead else "",
+                "tenant_name": view.get("tenant_name") or "Lyra",
+                "product": view.get("product") or "",
             },
         )
         return web.Response(
@@ -60,17 +62,15 @@ def add_routes(app: web.Application, services: Services) -> None:
         found = await lookup(request)
         if found is None:
             return page(None, "invalid", 404)
-        return page(found, "already" if found[1].opted_out_at else "confirm")
+        return page(found, "already" if found[1]["opted_out"] else "confirm")
 
     async def confirm(request: web.Request) -> web.Response:
         found = await lookup(request)
         if found is None:
             return page(None, "invalid", 404)
-        tenant, lead = found
+        customer = found[0]
         reply = await services.bus.dispatch(
-            CustomerOptOut(),
-            Actor.customer(tenant.id, "web", lead_id=lead.id),
-            key=f"opt-out:{lead.id}",
+            CustomerOptOut(), customer, key=f"opt-out:{customer.lead_id}"
         )
         done = reply.code == "opted_out" and not reply.data.get("duplicate")
         return page(found, "done" if done else "already")

@@ -42,9 +42,9 @@ from lyra_bot.domain import (
     normalize_entitlements,
     parse_currency,
 )
+from lyra_bot.i18n import LOCALES
 from lyra_bot.models import Claim, Partner, Tenant, User
 from lyra_bot.outbox import clean_address
-from lyra_bot.render import LOCALES
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -134,9 +134,49 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
             columns[name] = _slack_channel(value)
         elif name in ("report_time", "digest_time"):
             columns[name] = parse_clock(value).strftime("%H:%M")
+        elif name in _TEXT_LIMITS:
+            columns[name] = _text(name, value)
+        elif name in ("customer_from", "customer_reply_to"):
+            columns[name] = "" if _cleared(value) else _email(value)
+        elif name == "privacy_url":
+            columns[name] = "" if _cleared(value) else _url(value)
+        elif name == "customer_feedback_mails":
+            columns[name] = _feedback_mails(value)
         else:
             raise AssertionError(f"no rule for tenant policy {name!r}")
     return columns
+
+
+_TEXT_LIMITS = {"sender_name": 200, "imprint_company": 200, "imprint_address": 500}
+
+
+def _text(name: str, value: str) -> str:
+    """One line of text (line breaks become spaces: it may end up in a header)."""
+    text = " ".join(str(value).split())
+    if len(text) > _TEXT_LIMITS[name]:
+        raise InvalidInput(f"{name} is longer than {_TEXT_LIMITS[name]} characters.")
+    return text
+
+
+def _cleared(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"", "none", "-"}
+
+
+def _url(value: str) -> str:
+    url = value.strip()
+    if not re.match(r"^https?://[^\s<>\"]+$", url) or len(url) > 500:
+        raise InvalidInput(f"'{value}' is not a web address (https://…).")
+    return url
+
+
+FEEDBACK_MAILS = ("all", "positive", "none")
+
+
+def _feedback_mails(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in FEEDBACK_MAILS:
+        raise InvalidInput(f"'{value}' is not one of {', '.join(FEEDBACK_MAILS)}.")
+    return choice
 
 
 def _slack_channel(value: str | None) -> str | None:
@@ -184,6 +224,13 @@ def policy_view(tenant: Tenant) -> dict[str, Any]:
         "report_time": tenant.report_time,
         "slack_owner_channel": tenant.slack_owner_channel or "none",
         "digest_time": tenant.digest_time,
+        "sender_name": tenant.sender_name or tenant.name,
+        "customer_from": tenant.customer_from or "none",
+        "customer_reply_to": tenant.customer_reply_to or "none",
+        "imprint_company": tenant.imprint_company,
+        "imprint_address": tenant.imprint_address,
+        "privacy_url": tenant.privacy_url or "none",
+        "customer_feedback_mails": tenant.customer_feedback_mails,
     }
 
 

@@ -128,7 +128,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         "claimed",
         f"You have claimed {lead.ref}. "
         f"Please give feedback by {notify.local_time(tenant, claim.due_at)}.",
-        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id},
+        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id, "lead_id": lead.id},
     )
 
 

@@ -128,6 +128,7 @@ async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str
         "tenant": tenant.name,
         "partner": check.partner.name,
         "product": lead.product,
+        "tz": tenant.timezone,
     }
     return check, page
 
@@ -137,7 +138,7 @@ def _already(check: ContactCheck, page: dict[str, Any]) -> AlreadyAnswered:
         "You have already answered this question. Thank you.",
         **page,
         answer=check.answer,
-        answered_at=notify.local_time(check.tenant, check.answered_at),
+        answered_at=check.answered_at.isoformat() if check.answered_at else "",
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from lyra_bot.handlers import notify
@@ -23,12 +22,7 @@ from lyra_bot.commands import Actor, Role, SendDigests, SetDigests
 from lyra_bot.domain import teaser
 from lyra_bot.models import AuditEvent, Lead, MailBounce, OutboxMessage, Partner, Tenant, User
 from lyra_bot.outbox import mail
-
-
-def mailto(address: str, command: str) -> str:
-    """A link that opens a reply with ``command`` in subject and body, ready to send."""
-    encoded = quote(command)
-    return f"mailto:{address}?subject={encoded}&body={encoded}"
+from lyra_bot.render import mailto
 
 
 def unsubscribe_url(uow: UnitOfWork, tenant_id: int, user_id: int) -> str:
@@ -101,7 +95,8 @@ def digest_context(
         "reply_address": address,
         "in_reply": False,
         "unsubscribe_url": unsubscribe_url(uow, tenant.id, user.id),
-        "today": uow.now.astimezone(ZoneInfo(tenant.timezone)).strftime("%Y-%m-%d"),
+        "today": uow.now,
+        "tz": tenant.timezone,
     }
     return context, token
 

@@ -126,7 +126,7 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
                 "product": c.lead.product,
                 "region": c.lead.region,
                 "partner": c.partner.name,
-                "due": notify.local_time(tenant, c.due_at),
+                "due": c.due_at,
             }
             for _, c in items
         ]

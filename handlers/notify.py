@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from lyra_bot import tokens
 from lyra_bot.bus import UnitOfWork
-from lyra_bot.domain import ExtensionStatus, full_view, teaser
+from lyra_bot.domain import ExtensionStatus, customer_language, full_view, teaser
 from lyra_bot.models import Claim, Extension, Feedback, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail, slack_dm
 from lyra_bot.render import pick_locale
@@ -37,7 +37,7 @@ def user_locale(tenant: Tenant, partner: Partner | None, user: User | None) -> s
 
 
 def customer_locale(tenant: Tenant, lead: Lead) -> str:
-    return pick_locale(lead.locale, tenant.locale)
+    return customer_language(lead.locale, lead.region, tenant.locale)
 
 
 def reply_to(uow: UnitOfWork, kind: str, tenant: Tenant, subject_id: int, lead: Lead | None) -> str:
@@ -59,7 +59,8 @@ def _context(
         "teaser": teaser(lead),
         "partner": {"name": partner.name} if partner else None,
         "user": {"name": user.name or user.email, "email": user.email} if user else None,
-        "due": local_time(tenant, claim.due_at) if claim else "",
+        "tz": tenant.timezone,
+        "due": claim.due_at if claim else None,
         **extra,
     }
 
@@ -78,6 +79,8 @@ def _send(
     locale: str,
     token: tuple[str, int],
     user_id: int | None = None,
+    sender: tuple[str, str] | None = None,
+    reply_address: str | None = None,
 ) -> None:
     """One mail of ``event`` to ``audience`` (owner, partner or customer), threaded per claim."""
     mail(
@@ -92,7 +95,8 @@ def _send(
         lead=lead,
         user_id=user_id,
         thread=thread and f"{thread}:{audience}",
-        reply_to=reply_to(uow, token[0], tenant, token[1], lead),
+        reply_to=reply_address or reply_to(uow, token[0], tenant, token[1], lead),
+        sender=sender,
     )
 
 
@@ -159,7 +163,7 @@ def _to_customer(
     """Customers are mailed only if the tenant wants it, and never after they opted out."""
     if not (tenant.mail_customers and lead.email) or lead.opted_out_at is not None:
         return
-    context = {**context, "opt_out_url": opt_out_url(uow, tenant, lead)}
+    context = {**context, **customer_voice(tenant), "opt_out_url": opt_out_url(uow, tenant, lead)}
     _send(
         uow,
         tenant,
@@ -172,7 +176,34 @@ def _to_customer(
         to=lead.email,
         locale=customer_locale(tenant, lead),
         token=("c", lead.id),
+        sender=customer_sender(tenant),
+        reply_address=tenant.customer_reply_to or None,
     )
+
+
+def customer_sender(tenant: Tenant) -> tuple[str, str]:
+    """Customer mails come from the owner: its display name, and its address if it set one."""
+    return (tenant.sender_name or tenant.name, tenant.customer_from)
+
+
+def customer_voice(tenant: Tenant) -> dict[str, Any]:
+    """What a customer mail's footer shows: who writes, and the owner's imprint."""
+    lines = [line for line in (tenant.imprint_company, tenant.imprint_address) if line]
+    imprint = {"lines": lines, "privacy_url": tenant.privacy_url}
+    return {
+        "sender_name": tenant.sender_name or tenant.name,
+        "imprint": imprint if lines or tenant.privacy_url else None,
+    }
+
+
+def customer_hears_of(tenant: Tenant, outcome: str) -> bool:
+    """After feedback the customer is mailed only where it makes sense: a sale or a first
+    contact (``positive``, the default); ``all`` adds lost, not qualified, duplicate …"""
+    policy = tenant.customer_feedback_mails
+    return policy == "all" or (policy == "positive" and outcome in POSITIVE_OUTCOMES)
+
+
+POSITIVE_OUTCOMES = frozenset({"won", "contacted"})
 
 
 def opt_out_url(uow: UnitOfWork, tenant: Tenant, lead: Lead) -> str:
@@ -226,7 +257,7 @@ def feedback_given(
     thread, key = f"claim:{claim.id}", f"feedback:{feedback.id}"
     _to_owner(uow, tenant, lead, "feedback", key, context, thread)
     _to_partner(uow, tenant, lead, partner, user, "feedback", key, context, thread)
-    if not update:
+    if not update and customer_hears_of(tenant, feedback.outcome):
         _to_customer(uow, tenant, lead, "feedback", key, context, thread)
 
 
@@ -240,9 +271,7 @@ def lapsed(
     hidden_until: datetime,
 ) -> None:
     """The partner learns its claim lapsed (and the lead went back to the pool)."""
-    context = _context(
-        tenant, lead, claim, partner, user, hidden_until=local_time(tenant, hidden_until)
-    )
+    context = _context(tenant, lead, claim, partner, user, hidden_until=hidden_until)
     _to_partner(
         uow, tenant, lead, partner, user, "lapse", f"lapse:{claim.id}", context, f"claim:{claim.id}"
     )
@@ -257,7 +286,7 @@ def lapses_to_owner(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]]
         to=tenant.owner_email,
         template="lapse_owner",
         locale=tenant.locale,
-        context={"tenant": {"name": tenant.name}, "items": items},
+        context={"tenant": {"name": tenant.name}, "tz": tenant.timezone, "items": items},
         dedupe_key=key,
     )
 
@@ -379,7 +408,7 @@ def contact_check(
         None,
         yes_url=yes_url,
         no_url=no_url,
-        claimed=local_time(tenant, claim.claimed_at).split(" ")[0],
+        claimed=claim.claimed_at,
     )
     mail(
         uow,
@@ -388,11 +417,12 @@ def contact_check(
         to=lead.email,
         template="contact_check",
         locale=customer_locale(tenant, lead),
-        context=context,
+        context={**context, **customer_voice(tenant)},
         dedupe_key=f"check:{claim.id}:customer",
         lead_id=lead.id,
         thread=f"claim:{claim.id}:customer",
         reply_to=reply_address,
+        sender=customer_sender(tenant),
     )
 
 
@@ -400,9 +430,7 @@ def contact_denied(
     uow: UnitOfWork, tenant: Tenant, lead: Lead, claim: Claim, partner: Partner
 ) -> None:
     """The customer says nobody called: the owner hears it at once."""
-    context = _context(
-        tenant, lead, claim, partner, None, claimed=local_time(tenant, claim.claimed_at)
-    )
+    context = _context(tenant, lead, claim, partner, None, claimed=claim.claimed_at)
     _to_owner(uow, tenant, lead, "contact_check", f"check:{claim.id}", context, None)
 
 
@@ -417,6 +445,7 @@ def stale_leads(uow: UnitOfWork, tenant: Tenant, items: list[dict[str, Any]], ke
         locale=tenant.locale,
         context={
             "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
             "items": items,
             "days": tenant.stale_lead_days,
         },
@@ -444,7 +473,7 @@ def extension_decided(
             "days": extension.days,
             "approved": extension.status == ExtensionStatus.APPROVED,
             "auto": extension.auto,
-            "old_due": local_time(tenant, extension.old_due_at),
+            "old_due": extension.old_due_at,
         },
     )
     key = f"extension:{extension.id}:{extension.status}"
@@ -524,7 +553,8 @@ def partner_paused(
         "partner": {"name": partner.name},
         "lapses": lapses,
         "limit": tenant.lapse_limit,
-        "until": local_time(tenant, until),
+        "tz": tenant.timezone,
+        "until": until,
     }
     key = f"paused:{partner.id}:{int(until.timestamp())}"
     for user in users:

@@ -18,12 +18,12 @@ from lyra_bot.business_time import parse_clock
 from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport
 from lyra_bot.models import AuditEvent, Tenant
 from lyra_bot.outbox import Inline, content_id, mail, slack
-from lyra_bot.render import Renderer, slack_escape
 from lyra_bot.reports import exports
 from lyra_bot.reports.chart import chart_png
 from lyra_bot.reports.periods import Period, choose_period, week_containing
 from lyra_bot.reports.report import Report, build_report
 from lyra_bot.reports.view import report_context
+from lyra_bot.slack_actions import slack_summary
 
 SENT_EVENT = "report.sent"
 
@@ -176,24 +176,3 @@ async def queue_report(
         )
     uow.audit(SENT_EVENT, tenant.id, week=label, partners=len(report.partners))
     return view
-
-
-SLACK_SECTION_MAX = 3000  # characters of mrkdwn one section block may hold
-
-
-def slack_summary(
-    renderer: Renderer, view: dict[str, Any], locale: str | None
-) -> tuple[str, list[dict[str, Any]]]:
-    """The report's summary for Slack (the owner channel, ``/lyra report``): the fallback
-    text and the blocks, from the formatted view (``report_context``)."""
-    text = renderer.slack("owner_report", locale, view)
-    sections, current = [], ""
-    for paragraph in text.split("\n\n"):
-        if current and len(current) + len(paragraph) + 2 > SLACK_SECTION_MAX:
-            sections.append(current)
-            current = ""
-        current = f"{current}\n\n{paragraph}" if current else paragraph[:SLACK_SECTION_MAX]
-    sections.append(current)
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in sections]
-    title = f"{view['title']} · {view['tenant']['name']} · {view['period']}"
-    return slack_escape(title), blocks

@@ -9,8 +9,6 @@ the update is queued in the same transaction as the change.
 
 from __future__ import annotations
 
-import uuid
-
 from lyra_bot.handlers.common import require
 from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import Subquery
@@ -19,7 +17,7 @@ from lyra_bot.bus import Reply, UnitOfWork, handles
 from lyra_bot.commands import Actor, PostSlackDigests, Role
 from lyra_bot.domain import InvalidInput
 from lyra_bot.models import SlackChannel, SlackMessage, SlackMessageLead, SlackMessageStatus
-from lyra_bot.outbox import slack
+from lyra_bot.outbox import slack, slack_update
 
 LEADS_PER_MESSAGE = 49  # plus one header block: Block Kit allows 50 blocks per message
 LIVE = (SlackMessageStatus.PENDING, SlackMessageStatus.POSTED)
@@ -105,17 +103,7 @@ async def queue_channel_digest(uow: UnitOfWork, link: SlackChannel, limit: int) 
     return len(parts), len(leads)
 
 
-def queue_update(uow: UnitOfWork, message_id: int, channel_id: str, tenant_id: int) -> None:
-    """Queue a re-render of one posted message (rendered when delivered, so never stale)."""
-    slack(
-        uow,
-        tenant_id=tenant_id,
-        kind="slack.update",
-        recipient=channel_id,
-        method="lyra.update_message",
-        args={"message": message_id},
-        dedupe_key=f"slack:update:{message_id}:{uuid.uuid4().hex}",
-    )
+queue_update = slack_update  # one posted message re-rendered when delivered
 
 
 async def queue_message_updates(uow: UnitOfWork) -> None:

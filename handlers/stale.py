@@ -44,7 +44,7 @@ async def stale_lead_alert(cmd: StaleLeadAlert, actor: Actor, uow: UnitOfWork) -
                 "product": lead.product,
                 "region": lead.region,
                 "need": lead.need,
-                "since": notify.local_time(tenant, lead.opened_at),
+                "since": lead.opened_at,
             }
             for lead in leads
         ]

@@ -1,7 +1,8 @@
 """Composition root: builds the bus, the transports, the outbox worker and the aiohttp app.
 
 Channels (email in/out, Slack, the HTTP API) and the scheduler attach here; nothing else in
-Lyra decides which transports exist.
+Lyra decides which transports exist. Adapters never import this module: what they are handed
+is a ``lyra_bot.services.Services``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import gc
 import logging
 import signal
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,33 +30,21 @@ from lyra_bot.lease import Lease, instance_id
 from lyra_bot.logs import add_settings_secrets
 from lyra_bot.outbox import OutboxWorker, Transport
 from lyra_bot.scheduler import Scheduler
+from lyra_bot.services import SERVICES, Services
 from lyra_bot.wiring import build_bus
 
 log = logging.getLogger(__name__)
 
-SERVICES = web.AppKey("services", "Services")
 SLACK = web.AppKey("slack", Any)
 
 
-@dataclass
-class Services:
-    """Everything a running Lyra process shares."""
-
-    settings: Settings
-    clock: Clock
-    bus: Bus
-    worker: OutboxWorker
-    scheduler: Scheduler
-    mail: MailProcessor
-    background: list[Any] = field(default_factory=list)
-
-    def imap_poller(self) -> ImapPoller | None:
-        """The IMAP poller when ``LYRA_IMAP_HOST`` is set; it polls while it holds the lease."""
-        if not self.settings.imap_host:
-            return None
-        holder = self.settings.instance_id or instance_id()
-        lease = Lease("imap-poller", holder, self.settings.imap_lease_seconds)
-        return ImapPoller(self.settings, self.mail, lease)
+def imap_poller(settings: Settings, mail: MailProcessor) -> ImapPoller | None:
+    """The IMAP poller when ``LYRA_IMAP_HOST`` is set; it polls while it holds the lease."""
+    if not settings.imap_host:
+        return None
+    holder = settings.instance_id or instance_id()
+    lease = Lease("imap-poller", holder, settings.imap_lease_seconds)
+    return ImapPoller(settings, mail, lease)
 
 
 def email_transport(settings: Settings) -> Transport:
@@ -66,13 +54,13 @@ def email_transport(settings: Settings) -> Transport:
     return FileTransport(settings)
 
 
-def transports(settings: Settings, clock: Clock) -> list[Transport]:
+def transports(settings: Settings, bus: Bus) -> list[Transport]:
     """Email always; Slack when a bot token is set."""
     items = [email_transport(settings)]
     if settings.slack_enabled:
         from lyra_bot.adapters.slack.transport import SlackTransport
 
-        items.append(SlackTransport(settings, clock))
+        items.append(SlackTransport(settings, bus))
     return items
 
 
@@ -82,7 +70,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
     clock = clock or clock_for(settings.clock_start)
     bus = build_bus(settings, clock)
     worker = OutboxWorker(
-        settings, transports(settings, clock), clock, bus.renderer, metrics=bus.metrics
+        settings, transports(settings, bus), clock, bus.renderer, metrics=bus.metrics
     )
 
     def wake_worker(uow: UnitOfWork) -> None:
@@ -90,8 +78,15 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
             worker.wake()
 
     bus.after_commit.append(wake_worker)
+    mail = MailProcessor(bus, settings)
     return Services(
-        settings, clock, bus, worker, Scheduler(bus, clock), MailProcessor(bus, settings)
+        settings,
+        clock,
+        bus,
+        worker,
+        Scheduler(bus, clock),
+        mail,
+        imap_poller=lambda: imap_poller(settings, mail),
     )
 
 

@@ -285,6 +285,38 @@ class Bus:
             if fields:
                 await self.dispatch(RecordDisclosure(view["ref"], fields, purpose), actor)
 
+    async def remember(self, key: str, command: str = "request") -> bool:
+        """Record the key of a request that changes nothing in Lyra (help, a form opened),
+        so a retry of it is ignored: False when the key was recorded before."""
+        try:
+            async with transaction():
+                if await InboundKey.exists(key=key):
+                    return False
+                await InboundKey.create(
+                    key=key,
+                    command=command,
+                    tenant_id=None,
+                    reply=None,
+                    created_at=self.clock.now(),
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def send(self, actor: Actor, write: Callable[[UnitOfWork], object]) -> bool:
+        """Outbox rows written outside any command (the answer to a request that changes
+        nothing), in their own transaction; False when their dedupe key was queued before."""
+        uow = UnitOfWork(actor, self.clock.now(), self.settings, self.renderer)
+        write(uow)
+        try:
+            async with transaction():
+                await uow.flush()
+        except IntegrityError:
+            return False
+        for callback in self.after_commit:
+            callback(uow)
+        return True
+
     async def _record_error(
         self,
         key: str | None,

@@ -378,6 +378,30 @@ def tenant_set(
     report_time: Annotated[str | None, ReportTimeOpt] = None,
     slack_owner_channel: Annotated[str | None, OwnerChannelOpt] = None,
     digest_time: Annotated[str | None, DigestTimeOpt] = None,
+    sender_name: Annotated[
+        str | None, typer.Option(help="Sender name of customer mails (default: the name).")
+    ] = None,
+    customer_from: Annotated[
+        str | None, typer.Option(help="From address of customer mails ('none': Lyra's).")
+    ] = None,
+    customer_reply_to: Annotated[
+        str | None, typer.Option(help="Reply-To of customer mails ('none': Lyra reads them).")
+    ] = None,
+    imprint_company: Annotated[
+        str | None, typer.Option(help="Company in the footer of every customer mail.")
+    ] = None,
+    imprint_address: Annotated[
+        str | None, typer.Option(help="Postal address in that footer.")
+    ] = None,
+    privacy_url: Annotated[
+        str | None, typer.Option(help="Privacy policy link in that footer ('none').")
+    ] = None,
+    customer_feedback_mails: Annotated[
+        str | None,
+        typer.Option(
+            help="Mail the customer after feedback: all, positive (won, contacted), none."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a tenant's policy (only the options given; new claims follow it)."""
@@ -408,6 +432,13 @@ def tenant_set(
         report_time=report_time,
         slack_owner_channel=slack_owner_channel,
         digest_time=digest_time,
+        sender_name=sender_name,
+        customer_from=customer_from,
+        customer_reply_to=customer_reply_to,
+        imprint_company=imprint_company,
+        imprint_address=imprint_address,
+        privacy_url=privacy_url,
+        customer_feedback_mails=customer_feedback_mails,
     )
 
     async def body() -> Reply:
@@ -1343,15 +1374,36 @@ def demo(
     outbox_dir: Annotated[Path, typer.Option(help="Where the demo's emails are written.")] = Path(
         "demo-outbox"
     ),
+    locale: Annotated[
+        str, typer.Option(help="The owner's and partners' language: de, fr, it or en.")
+    ] = "en",
 ) -> None:
     """Walk through the whole story on a fresh SQLite file, printing each step."""
     from lyra_bot.demo import run_demo
+    from lyra_bot.domain import LANGUAGES, language
 
+    lang = language(locale)
+    if lang is None or lang != locale.strip().lower():
+        err.print(f"[red]Error:[/red] --locale must be one of {', '.join(LANGUAGES)}.")
+        raise typer.Exit(2)
     try:
-        run_demo(database, outbox_dir, out.real)
+        run_demo(database, outbox_dir, out.real, lang)
     except CliError as exc:
         err.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(exc.code) from None
+
+
+@app.command("gallery")
+def gallery(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (one subfolder a language).")],
+    png: Annotated[
+        bool, typer.Option("--png", help="Also screenshot each HTML mail with headless Chromium.")
+    ] = False,
+) -> None:
+    """Every mail kind in every language from one seeded story, to review all wording."""
+    from lyra_bot.gallery import run_gallery
+
+    run_gallery(out_dir, png, out.real)
 
 
 def main(argv: list[str] | None = None) -> None:

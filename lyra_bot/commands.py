@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -284,6 +285,13 @@ class AddTenant(Command):
     report_time: str = "08:00"  # local time it is sent
     slack_owner_channel: str | None = None  # Slack channel id for the owner's report summary
     digest_time: str = "07:00"  # local time digests go out on working days
+    sender_name: str = ""  # customer mails: the sender's display name ("" = the tenant's name)
+    customer_from: str = ""  # customer mails: From address ("" = LYRA_MAIL_FROM)
+    customer_reply_to: str = ""  # customer mails: Reply-To ("" = Lyra reads the replies)
+    imprint_company: str = ""  # the imprint in the footer of every customer mail
+    imprint_address: str = ""
+    privacy_url: str = ""
+    customer_feedback_mails: str = "positive"  # all | positive (won, contacted) | none
 
 
 @dataclass(frozen=True)
@@ -316,6 +324,13 @@ class UpdateTenant(Command):
     report_time: str | None = None
     slack_owner_channel: str | None = None  # "none" unlinks
     digest_time: str | None = None
+    sender_name: str | None = None
+    customer_from: str | None = None  # "none" clears it
+    customer_reply_to: str | None = None  # "none" clears it
+    imprint_company: str | None = None
+    imprint_address: str | None = None
+    privacy_url: str | None = None  # "none" clears it
+    customer_feedback_mails: str | None = None
 
 
 @dataclass(frozen=True)
@@ -517,6 +532,159 @@ class PostSlackDigests(Command):
     """Sweep: queue a digest of new pool teasers for every linked channel (owner: its own)."""
 
     max_leads: int | None = None
+
+
+@dataclass(frozen=True)
+class DeactivateSlackChannel(Command):
+    """Lyra cannot post to a linked channel any more (archived, the app removed): its digests
+    stop until an owner links it again. Sent by the Slack transport as the system."""
+
+    channel_id: str
+    reason: str
+
+
+# --- what the Slack adapter asks of the store (the adapter holds no query) -----------------
+
+
+@dataclass(frozen=True)
+class LocateSlackRequest(Command):
+    """Where a Slack request happened as Lyra knows it: the tenant of the active channel
+    link, the tenant whose owner channel it is, and the digest message clicked in (by
+    ``message_ts``). A hint for who is speaking, never a permission."""
+
+    writes: ClassVar[bool] = False
+    channel_id: str | None = None
+    message_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class FindSlackUser(Command):
+    """Active Lyra users linked to a Slack user (in any of ``team_ids``), and whether
+    ``email`` belongs to an active user with no Slack link yet."""
+
+    writes: ClassVar[bool] = False
+    slack_user_id: str
+    team_ids: tuple[str, ...]
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class LeadForm(Command):
+    """What a form about one of the tenant's leads shows: its teaser and the tenant's rules
+    (currency, days of more time). Whether the actor may act on it is the command's check
+    when the form is sent."""
+
+    writes: ClassVar[bool] = False
+    lead_ref: str
+
+
+@dataclass(frozen=True)
+class TenantProfile(Command):
+    """The actor's tenant as a channel presents it: name, locale, time zone, currency."""
+
+    writes: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class SlackMessageView(Command):
+    """A recorded digest message as it should look now: each lead's teaser and its state
+    from the point of view of the channel's partner (the transport renders it)."""
+
+    writes: ClassVar[bool] = False
+    message_id: int
+
+
+@dataclass(frozen=True)
+class RecordSlackDelivery(Command):
+    """What became of a recorded digest message in Slack: ``posted`` (with its ``ts``),
+    ``updated``, ``gone`` (deleted, or nothing left to offer) or ``failed``."""
+
+    message_id: int
+    outcome: str
+    ts: str | None = None
+    team_id: str | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreSlackRequests(Command):
+    """Keep verified Slack requests that were acked before they were handled (the durable
+    inbox): each a dict with id, body, query, headers, received_at, holder."""
+
+    requests: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class TakeSlackRequests(Command):
+    """Take over stored requests nobody finished since ``stale_before`` (not those in
+    ``exclude``): at most ``limit``, marked as held by ``holder``. Those already tried
+    ``max_attempts`` times are dropped instead."""
+
+    holder: str
+    now: datetime
+    stale_before: datetime
+    exclude: tuple[str, ...] = ()
+    limit: int = 100
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class DeleteSlackRequests(Command):
+    """Stored requests handled: forget them."""
+
+    ids: tuple[str, ...]
+
+
+# --- what the email adapter asks of the store ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindMailSender(Command):
+    """The person a valid reply token names (kind ``u`` partner user, ``c``/``k`` a lead's
+    customer, else the owner's side), if ``sender`` is that person; with the locale their
+    answer is written in. Asked as the system of the token's tenant."""
+
+    writes: ClassVar[bool] = False
+    token_kind: str
+    subject_id: int
+    lead_id: int | None
+    sender: str
+
+
+@dataclass(frozen=True)
+class DigestRecipient(Command):
+    """The partner user an unsubscribe link names (asked as the system of its tenant)."""
+
+    writes: ClassVar[bool] = False
+    user_id: int
+
+
+@dataclass(frozen=True)
+class SendPoolDigest(Command):
+    """LEADS by mail: the partner user's pool as a digest mail, threaded on their mail
+    (``headers``) and deduplicated by ``dedupe_key``; ``pool_empty`` when there is none."""
+
+    dedupe_key: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# --- what the web adapters ask of the store -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthenticateApiKey(Command):
+    """The tenant of a live API key (its bearer token), else ``unauthorized``. Notes the
+    key's last use, at most once a minute (no audit event, outside any transaction)."""
+
+    writes: ClassVar[bool] = False
+    token: str
+
+
+@dataclass(frozen=True)
+class ShowOptOut(Command):
+    """What the customer's opt-out page shows about their own lead (role customer)."""
+
+    writes: ClassVar[bool] = False
 
 
 # --- owner reports ------------------------------------------------------------------------

@@ -96,6 +96,13 @@ def is_postgres(url: str | None = None) -> bool:
     }
 
 
+async def ping() -> None:
+    """One round trip to the open database (``/readyz``); raises when it is not open or away."""
+    if not Tortoise._inited:
+        raise RuntimeError("the database is not open")
+    await get_connection("default").execute_query("SELECT 1")
+
+
 def dialect() -> str:
     """``sqlite`` or ``postgres`` for the open default connection."""
     return "sqlite" if get_connection("default").capabilities.dialect == "sqlite" else "postgres"

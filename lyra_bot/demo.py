@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lyra_bot import commands as c
-from lyra_bot.app import bootstrap
+from lyra_bot.app import Services, bootstrap
 from lyra_bot.bus import Bus, Reply
 from lyra_bot.clock import FrozenClock
 from lyra_bot.commands import Actor
@@ -107,12 +107,46 @@ COLUMNS = (
 )
 
 
-def leads_csv() -> str:
-    """The demo's leads as the CSV file an owner would import."""
+# What an owner writing in that language would type: industry and need of each lead above.
+WORDS: dict[str, list[tuple[str, str]]] = {
+    "de": [
+        ("Industrie", "Zwei alte Firewalls bis März ersetzen"),
+        ("Gesundheitswesen", "Firewall für eine neue Praxis"),
+        ("Finanzen", "Fernzugriff für 300 Mitarbeitende"),
+        ("Detailhandel", "12 Filialen absichern"),
+        ("Bildung", "Erneuerung des Campus-Netzwerks"),
+    ],
+    "fr": [
+        ("Industrie", "Remplacer deux anciens pare-feu d'ici mars"),
+        ("Santé", "Pare-feu pour un nouveau cabinet"),
+        ("Finance", "Accès à distance pour 300 collaborateurs"),
+        ("Commerce de détail", "Sécuriser 12 boutiques"),
+        ("Formation", "Renouvellement du réseau du campus"),
+    ],
+    "it": [
+        ("Industria", "Sostituire due vecchi firewall entro marzo"),
+        ("Sanità", "Firewall per un nuovo studio medico"),
+        ("Finanza", "Accesso remoto per 300 collaboratori"),
+        ("Commercio al dettaglio", "Proteggere 12 negozi"),
+        ("Formazione", "Rinnovo della rete del campus"),
+    ],
+}
+NOTE = {
+    "en": "Meeting next Tuesday",
+    "de": "Termin am nächsten Dienstag",
+    "fr": "Rendez-vous mardi prochain",
+    "it": "Incontro martedì prossimo",
+}
+
+
+def leads_csv(locale: str = "en") -> str:
+    """The demo's leads as the CSV file an owner writing in ``locale`` would import."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    writer.writerows(LEADS)
+    for row, words in zip(LEADS, WORDS.get(locale) or [row[2:5:2] for row in LEADS], strict=True):
+        product, region, _, size, _, *customer = row
+        writer.writerow((product, region, words[0], size, words[1], *customer))
     return buffer.getvalue()
 
 
@@ -149,8 +183,9 @@ class Story:
         self.console.print(table)
 
 
-def run_demo(database: Path, outbox_dir: Path, console: Console) -> None:
-    """Fresh files, the story, then where the mails went."""
+def run_demo(database: Path, outbox_dir: Path, console: Console, locale: str = "en") -> None:
+    """Fresh files, the story in ``locale`` (owner and partners; each customer reads the
+    language of their own region), then where the mails went."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     outbox_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +199,7 @@ def run_demo(database: Path, outbox_dir: Path, console: Console) -> None:
             "secret_key": SecretStr(secrets.token_urlsafe(48)),
         }
     )
-    asyncio.run(_run(settings, console))
+    asyncio.run(_run(settings, console, locale))
     mails = sorted(outbox_dir.rglob("*.eml"))
     console.rule("[bold]Done", align="left")
     console.print(f"{len(mails)} emails were written to {outbox_dir.resolve()}:", highlight=False)
@@ -177,17 +212,18 @@ def run_demo(database: Path, outbox_dir: Path, console: Console) -> None:
     )
 
 
-async def _run(settings: Settings, console: Console) -> None:
+async def _run(settings: Settings, console: Console, locale: str) -> None:
     await init_db(settings, migrate=True)
     try:
-        await _story(settings, console)
+        await play_story(bootstrap(settings, FrozenClock()), console, locale)
     finally:
         await close_db()
 
 
-async def _story(settings: Settings, console: Console) -> None:
-    clock = FrozenClock()
-    services = bootstrap(settings, clock)
+async def play_story(services: Services, console: Console, locale: str = "en") -> Story:
+    """The demo's story on ``services`` (whose clock must be a ``FrozenClock``)."""
+    clock = services.clock
+    assert isinstance(clock, FrozenClock)
     bus, system = services.bus, Actor.system()
 
     async def deliver() -> None:
@@ -202,7 +238,11 @@ async def _story(settings: Settings, console: Console) -> None:
             "channel@acme.example",
             cap_open_claims=2,
             claim_deadline_hours=48,
-            locale="en",
+            locale=locale,
+            sender_name="Acme Security",
+            imprint_company="Acme Security AG",
+            imprint_address="Seestrasse 1, 8002 Zürich",
+            privacy_url="https://acme.example/privacy",
         ),
         system,
     )
@@ -232,9 +272,9 @@ async def _story(settings: Settings, console: Console) -> None:
             "eve@romandie.example",
         ),
     ):
-        await story.do(c.AddPartner(slug, name, products, regions, "en"), owner)
+        await story.do(c.AddPartner(slug, name, products, regions, locale), owner)
         await story.do(c.AddUser(email, email.split("@")[0].title(), slug), owner)
-    await story.do(c.ImportLeads(leads_csv()), owner)
+    await story.do(c.ImportLeads(leads_csv(locale)), owner)
 
     mia = await story.actor("mia@alpine-it.example")
     tom = await story.actor("tom@lakeside.example")
@@ -276,7 +316,7 @@ async def _story(settings: Settings, console: Console) -> None:
     story.title("L-1001 is back in the pool: Alpine may not re-claim it for 72 hours, Lakeside may")
     await story.do(c.ClaimLead("L-1001"), mia)
     await story.do(c.ClaimLead("L-1001"), tom)
-    await story.do(c.GiveFeedback("L-1001", "contacted", note="Meeting next Tuesday"), tom)
+    await story.do(c.GiveFeedback("L-1001", "contacted", note=NOTE.get(locale, NOTE["en"])), tom)
     await deliver()
 
     story.title("Monday 08:00 in Zurich: the owner's weekly report, by mail with its chart")
@@ -286,3 +326,4 @@ async def _story(settings: Settings, console: Console) -> None:
     tenant = await Tenant.get(id=story.tenant_id)
     week = parse_week("last", ZoneInfo(tenant.timezone), clock.now())
     print_report(console, await build_report(tenant, week, clock.now()), "partner")
+    return story

@@ -269,7 +269,7 @@ def parse_currency(raw: str | None, default: str) -> str:
     return code
 
 
-YES_WORDS = frozenset({"yes", "y", "ja", "j", "oui", "o", "si", "sí"})
+YES_WORDS = frozenset({"yes", "y", "ja", "j", "oui", "o", "si", "sí", "sì"})
 NO_WORDS = frozenset({"no", "n", "nein", "non"})
 
 
@@ -392,7 +392,11 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
             out["ref"] = normalize_ref(out["ref"])
         except InvalidInput as exc:
             problems.append(exc.message)
-    out["locale"] = out["locale"].lower() or None
+    if out["locale"] and language(out["locale"]) is None:
+        problems.append(
+            f"locale '{out['locale']}' is not a supported language ({', '.join(LANGUAGES)})"
+        )
+    out["locale"] = language(out["locale"])
     problems += _clean_legal_basis(out)
     if problems:
         raise InvalidInput("; ".join(problems), problems=problems)
@@ -439,3 +443,55 @@ def parse_when(raw: str | datetime) -> datetime:
     """An ISO date or date-time; naive values are taken as UTC."""
     value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).strip())
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- whose language ---------------------------------------------------------------------
+
+LANGUAGES = ("de", "fr", "it", "en")  # the same as lyra_bot.i18n.LOCALES (a test checks)
+
+# Swiss cantons by official language; the bilingual and trilingual ones list the majority's
+# language first (it is used when the tenant's own language is not one of theirs).
+CANTON_LANGUAGES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("ZH", "LU", "UR", "SZ", "OW", "NW", "GL", "ZG", "SO", "BS", "BL", "SH", "AR", "AI"),
+        ("de",),
+    ),
+    **dict.fromkeys(("SG", "AG", "TG"), ("de",)),
+    **dict.fromkeys(("GE", "VD", "NE", "JU"), ("fr",)),
+    "TI": ("it",),
+    "BE": ("de", "fr"),
+    "FR": ("fr", "de"),
+    "VS": ("fr", "de"),
+    "GR": ("de", "it"),
+}
+# Countries by their main language, where Lyra speaks it; others get the tenant's language.
+COUNTRY_LANGUAGE: dict[str, str] = {
+    **dict.fromkeys(("DE", "AT", "LI"), "de"),
+    **dict.fromkeys(("FR", "MC"), "fr"),
+    **dict.fromkeys(("IT", "SM", "VA"), "it"),
+    **dict.fromkeys(("GB", "IE", "US", "CA", "AU", "NZ"), "en"),
+}
+
+
+def language(value: str | None) -> str | None:
+    """``de-CH``, ``fr_CH``, ``IT`` → the supported language it names, else None."""
+    short = (value or "").replace("_", "-").split("-")[0].strip().lower()
+    return short if short in LANGUAGES else None
+
+
+def customer_language(lead_locale: str | None, region: str, tenant_locale: str | None) -> str:
+    """The language to write to a customer in: the lead's own (given at intake), else the
+    one spoken in the lead's region, never blindly the tenant's (a customer in Zürich gets
+    German from a French-speaking tenant). Bilingual cantons get the tenant's language when
+    it is one of theirs, else the majority's; a region Lyra cannot place, the tenant's."""
+    own = language(lead_locale)
+    if own:
+        return own
+    tenant = language(tenant_locale) or "en"
+    country, _, rest = (region or "").strip().upper().partition("-")
+    if country == "CH":
+        spoken = CANTON_LANGUAGES.get(rest.split("-")[0])
+        if spoken:
+            return tenant if tenant in spoken else spoken[0]
+        return tenant
+    return COUNTRY_LANGUAGE.get(country, tenant)

@@ -68,6 +68,18 @@ class Tenant(Model):
     slack_owner_channel = fields.CharField(max_length=32, null=True)  # the report goes here too
     # digests (mail and linked Slack channels): local time on working days
     digest_time = fields.CharField(max_length=5, default="07:00")
+    # customer mails come from the owner: display name ("" = the tenant's name), From ("" =
+    # LYRA_MAIL_FROM's address), Reply-To ("" = Lyra's reply address), and an imprint
+    sender_name = fields.CharField(max_length=200, default="", db_default="")
+    customer_from = fields.CharField(max_length=254, default="", db_default="")
+    customer_reply_to = fields.CharField(max_length=254, default="", db_default="")
+    imprint_company = fields.CharField(max_length=200, default="", db_default="")
+    imprint_address = fields.CharField(max_length=500, default="", db_default="")
+    privacy_url = fields.CharField(max_length=500, default="", db_default="")
+    # which feedback outcomes the customer is told about: all, positive (won, contacted), none
+    customer_feedback_mails = fields.CharField(
+        max_length=16, default="positive", db_default="positive"
+    )
     next_ref = fields.IntField(default=1001)
     created_at = fields.DatetimeField(auto_now_add=True)
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,8 +142,12 @@ def mail(
     lead: Any = None,
     user_id: int | None = None,
     inline: Sequence[Inline] = (),
+    sender: tuple[str, str] | None = None,
 ) -> OutboxMessage | None:
     """Render and queue one email. Returns None (and logs) when ``to`` is not an address.
+
+    ``sender`` (display name, address or "" for ``LYRA_MAIL_FROM``'s) sets the From header:
+    customer mails come from the owner, not from Lyra.
 
     With ``lead``: if the mail shows that lead's customer data to someone other than the
     customer, sending it is logged as a disclosure (to ``user_id`` where it is a user).
@@ -170,6 +174,11 @@ def mail(
     }
     if inline:
         payload["inline"] = [part.to_payload() for part in inline]
+    if sender is not None:
+        name, address = sender
+        payload["from"] = formataddr(
+            (one_line(name), address or parseaddr(uow.settings.mail_from)[1])
+        )
     tag = reply_to.split("+", 1)[1].split("@", 1)[0] + "." if reply_to and "+" in reply_to else ""
     discloses = None
     if lead is not None:
@@ -229,6 +238,44 @@ def slack(
     )
     uow.enqueue(message)
     return message
+
+
+def slack_update(uow: UnitOfWork, message_id: int, channel_id: str, tenant_id: int) -> None:
+    """Queue a re-render of one posted digest message (rendered when delivered, so never
+    stale): ``lyra.update_message``; a later one of the same message makes earlier ones moot."""
+    slack(
+        uow,
+        tenant_id=tenant_id,
+        kind="slack.update",
+        recipient=channel_id,
+        method="lyra.update_message",
+        args={"message": message_id},
+        dedupe_key=f"slack:update:{message_id}:{uuid.uuid4().hex}",
+    )
+
+
+async def pending_before(
+    channel: str, recipient: str, row_id: int, exclude: Sequence[int] = ()
+) -> bool:
+    """Whether an earlier row to ``recipient`` is still pending (not counting ``exclude``,
+    rows delivered but not marked yet): a transport that keeps order waits for it."""
+    query = OutboxMessage.filter(
+        channel=channel, recipient=recipient, status=OutboxStatus.PENDING, id__lt=row_id
+    )
+    if exclude:
+        query = query.exclude(id__in=list(exclude))
+    return await query.exists()
+
+
+async def pending_after(channel: str, dedupe_prefix: str, row_id: int) -> bool:
+    """Whether a later pending row's dedupe key starts with ``dedupe_prefix`` (a later
+    update of the same thing, which makes this one moot)."""
+    return await OutboxMessage.filter(
+        channel=channel,
+        status=OutboxStatus.PENDING,
+        dedupe_key__startswith=dedupe_prefix,
+        id__gt=row_id,
+    ).exists()
 
 
 def slack_dm(
@@ -332,21 +379,41 @@ class OutboxWorker:
         return sum(counts)
 
     async def _drain(self, channel: str) -> int:
-        """Deliver batch after batch; each row is marked sent as soon as it is delivered, so
-        a failure later in a batch (or a crash) never has a delivered row delivered again."""
+        """Deliver batch after batch. Delivered rows are marked sent while the next ones are
+        delivered (one UPDATE for all delivered since the last one went out), never only at
+        the end of a batch: a failure later in the batch cannot have a delivered row
+        delivered again, and a crash at most the few delivered during the last UPDATE."""
         handled = 0
         loop = asyncio.get_running_loop()
         while rows := await self._take(channel):
             # Rows are ours until their lease ends; past (most of) it another worker may take
             # them, so the rest of the batch is left to whoever takes it next.
             lease_ends = loop.time() + 0.8 * self.settings.outbox_lease_seconds
-            for row in rows:
-                if loop.time() >= lease_ends:
-                    break
-                if await self._deliver(row):
-                    await self._mark_sent(row, lease_ends)
-                handled += 1
+            delivered: list[OutboxMessage] = []
+            marking: asyncio.Task[None] | None = None
+            try:
+                for row in rows:
+                    if loop.time() >= lease_ends:
+                        break
+                    if await self._deliver(row):
+                        delivered.append(row)
+                    handled += 1
+                    if delivered and (marking is None or marking.done()):
+                        if marking is not None:
+                            await marking  # raises if the database stayed away too long
+                        marking = self._marker(delivered, lease_ends)
+                        delivered = []
+            finally:
+                if marking is not None:
+                    await marking
+                if delivered:
+                    await self._marker(delivered, lease_ends)
         return handled
+
+    def _marker(self, rows: list[OutboxMessage], lease_ends: float) -> asyncio.Task[None]:
+        """Mark ``rows`` sent in a task (and context) of its own, beside the deliveries: a
+        try on a connection the database cut leaves nothing behind for the next one."""
+        return asyncio.create_task(self._mark_sent(rows, lease_ends), context=copy_context())
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._lane(channel, stop) for channel in self.transports))
@@ -420,53 +487,58 @@ class OutboxWorker:
             log.debug("outbox %s (%s) delivered via %s", row.id, row.kind, name)
             return True
 
-    async def _mark_sent(self, row: OutboxMessage, lease_ends: float) -> None:
-        """Record one delivered row, retrying while the database is away and the row is
-        still ours (its lease), so a short outage does not make it be delivered again."""
+    async def _mark_sent(self, rows: list[OutboxMessage], lease_ends: float) -> None:
+        """Record delivered rows, retrying while the database is away and the rows are still
+        ours (their lease), so a short outage does not make them be delivered again."""
         loop = asyncio.get_running_loop()
         pause = 0.05
         while True:
             try:
-                # A task of its own: a try on a connection the database cut leaves nothing
-                # behind for the next one.
-                await asyncio.create_task(self._record_sent(row), context=copy_context())
+                await asyncio.create_task(self._record_sent(rows), context=copy_context())
                 return
             except Exception as exc:
                 if loop.time() + pause >= lease_ends:
                     raise
-                log.warning("outbox %s delivered, not yet recorded (%s); trying again", row.id, exc)
+                ids = ", ".join(str(row.id) for row in rows)
+                log.warning("outbox %s delivered, not yet recorded (%s); trying again", ids, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
-    async def _record_sent(self, row: OutboxMessage) -> None:
+    async def _record_sent(self, rows: list[OutboxMessage]) -> None:
         now = self.clock.now()
-        sent = OutboxMessage.filter(id=row.id, status=OutboxStatus.PENDING)
+        disclosures = [
+            Disclosure(
+                tenant_id=row.tenant_id,
+                lead_id=row.discloses["lead_id"],
+                user_id=row.discloses.get("user_id"),
+                recipient=row.recipient,
+                fields_shown=row.discloses["fields"],
+                channel=row.channel,
+                purpose=row.kind,
+                at=now,
+            )
+            for row in rows
+            if row.discloses and row.tenant_id is not None
+        ]
+        sent = OutboxMessage.filter(id__in=[row.id for row in rows])
         update = {
             "status": OutboxStatus.SENT,
             "sent_at": now,
             "attempts": F("attempts") + 1,
             "locked_until": None,
         }
-        if row.discloses and row.tenant_id is not None:
+        if disclosures:
             async with transaction():
-                if await sent.update(**update):
-                    await Disclosure.create(
-                        tenant_id=row.tenant_id,
-                        lead_id=row.discloses["lead_id"],
-                        user_id=row.discloses.get("user_id"),
-                        recipient=row.recipient,
-                        fields_shown=row.discloses["fields"],
-                        channel=row.channel,
-                        purpose=row.kind,
-                        at=now,
-                    )
+                await sent.update(**update)
+                await Disclosure.bulk_create(disclosures)
         else:
             await sent.update(**update)
-        self.delivered += 1
+        self.delivered += len(rows)
         self.last_success = now
-        self.metrics.delivered.labels(row.channel).inc()
-        latency = (now - row.created_at).total_seconds()
-        self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
+        for row in rows:
+            self.metrics.delivered.labels(row.channel).inc()
+            latency = (now - row.created_at).total_seconds()
+            self.metrics.delivery_latency.labels(row.channel).observe(max(latency, 0.0))
 
     async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
         if isinstance(exc, Waiting):

@@ -114,14 +114,17 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
         scanned = await http.get(links["no"])
         assert scanned.status == 200
         question = await scanned.text()
-        assert '<form method="post">' in question and "No, Alpine has not contacted me" in question
+        # In German: the customer's lead is in Zürich.
+        assert '<form method="post">' in question
+        assert "Nein, Alpine hat mich nicht kontaktiert" in question
     assert (await ContactCheck.get(claim_id=claim.id)).answer is None
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 0
 
     resp = await http.post(links["no"])  # the customer presses the button
     assert resp.status == 200
     page = await resp.text()
-    assert "has not contacted you" in page and "Alpine" in page
+    # The customer (in Zürich) reads the page in German.
+    assert "noch nicht kontaktiert" in page and "Alpine" in page
     assert resp.headers["Cache-Control"] == "no-store"
     check = await ContactCheck.get(claim_id=claim.id)
     assert (check.answer, check.channel) == ("no", "web")
@@ -135,7 +138,7 @@ async def test_no_link_alerts_the_owner_once_and_a_reused_link_changes_nothing(
     for link in (links["no"], links["yes"]):
         for again in (await http.get(link), await http.post(link)):
             assert again.status == 409
-            assert "already answered" in await again.text()
+            assert "bereits geantwortet" in await again.text()  # German: she lives in Zürich
     check = await ContactCheck.get(claim_id=claim.id)
     assert check.answer == "no" and check.answered_at == claim.check_due_at
     assert await OutboxMessage.filter(kind="contact_check.owner").count() == 1

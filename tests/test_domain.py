@@ -100,3 +100,57 @@ def test_clean_lead_reports_every_problem_at_once():
 def test_phone_key_keeps_digits_of_real_numbers_only():
     assert phone_key("+41 (44) 555-01 01") == "41445550101"
     assert phone_key("12") == ""
+
+
+@pytest.mark.parametrize(
+    ("lead_locale", "region", "tenant", "expected"),
+    [
+        ("it", "CH-ZH", "de", "it"),  # the lead's own language wins
+        ("fr-CH", "CH-ZH", "de", "fr"),
+        ("es", "CH-ZH", "fr", "de"),  # unsupported own language: from the region
+        (None, "CH-ZH", "fr", "de"),  # Zürich reads German, even from a French tenant
+        (None, "CH-GE", "de", "fr"),
+        (None, "CH-VD", "de", "fr"),
+        (None, "CH-NE", "it", "fr"),
+        (None, "CH-JU", "en", "fr"),
+        (None, "CH-TI", "de", "it"),
+        (None, "CH-BE", "fr", "fr"),  # bilingual: the tenant's language where it is spoken
+        (None, "CH-BE", "de", "de"),
+        (None, "CH-BE", "it", "de"),  # … else the majority's
+        (None, "CH-FR", "de", "de"),
+        (None, "CH-FR", "en", "fr"),
+        (None, "CH-VS", "de", "de"),
+        (None, "CH-VS", "it", "fr"),
+        (None, "CH", "it", "it"),  # the whole country: the tenant's
+        (None, "CH-XX", "fr", "fr"),
+        (None, "DE-BY", "fr", "de"),
+        (None, "AT", "fr", "de"),
+        (None, "FR-75", "de", "fr"),
+        (None, "IT", "de", "it"),
+        (None, "GB", "de", "en"),
+        (None, "ES", "fr", "fr"),  # a language Lyra does not speak: the tenant's
+        (None, "*", "it", "it"),
+        (None, "CH-ZH", None, "de"),
+        (None, "ES", None, "en"),
+    ],
+)
+def test_customer_language(lead_locale, region, tenant, expected):
+    from lyra_bot.domain import customer_language
+
+    assert customer_language(lead_locale, region, tenant) == expected
+
+
+def test_languages_are_the_catalog_locales():
+    from lyra_bot.domain import LANGUAGES
+    from lyra_bot.i18n import LOCALES
+
+    assert set(LANGUAGES) == set(LOCALES)
+
+
+def test_lead_locale_must_be_a_supported_language():
+    from lyra_bot.domain import clean_lead
+
+    assert clean_lead({"product": "P", "region": "CH", "locale": "IT"})["locale"] == "it"
+    assert clean_lead({"product": "P", "region": "CH", "locale": "de-CH"})["locale"] == "de"
+    with pytest.raises(InvalidInput, match="locale 'xx'"):
+        clean_lead({"product": "P", "region": "CH", "locale": "xx"})

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 from lyra_bot import commands as c
 from lyra_bot.domain import ExtensionStatus
-from lyra_bot.models import AuditEvent, Claim, Extension, OutboxMessage
+from lyra_bot.i18n import babel_locale
+from lyra_bot.models import AuditEvent, Claim, Extension, OutboxMessage, Tenant
+from lyra_bot.render import format_moment
 from tests.world import build_world
 
 MIA = "mia@alpine.example"
@@ -31,7 +33,7 @@ async def test_first_short_request_is_granted_at_once_and_the_partner_told(servi
     [ext] = await Extension.filter(claim_id=held.id)
     assert (ext.status, ext.auto, ext.new_due_at) == (ExtensionStatus.APPROVED, True, after.due_at)
     [mail] = await OutboxMessage.filter(kind="extension.partner")
-    assert mail.recipient == MIA and "2 more day(s) granted" in mail.payload["subject"]
+    assert mail.recipient == MIA and "2 more days granted" in mail.payload["subject"]
     assert await OutboxMessage.filter(kind="extension.owner").count() == 0
     kinds = await AuditEvent.filter(claim_id=held.id).order_by("id").values_list("kind", flat=True)
     assert kinds == ["lead.claimed", "extension.requested", "extension.approved"]
@@ -145,4 +147,7 @@ async def test_reminders_follow_the_extended_deadline(services, clock):
         timedelta(days=2, hours=24),
         timedelta(days=2, hours=46),
     ]
-    assert all(new_due.strftime("%Y-%m-%d") in r.payload["text"] for r in sent[1:])
+    tenant = await Tenant.get(id=world.tenant_id)
+    due = format_moment(new_due, babel_locale(tenant.locale, "CH"), tenant.timezone)
+    assert due.startswith("Fri, 6 Nov 2026")  # the reader's words, not an ISO date
+    assert all(due in r.payload["text"] for r in sent[1:])

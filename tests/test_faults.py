@@ -7,10 +7,12 @@ signed Claim clicks to ``/slack/events``), breaks something in the middle, and t
 what a user would notice: each accepted command took effect once, no lead went to two
 partners, and every notification reached aiosmtpd (by Message-ID) and the fake Slack.
 
-"Exactly once" at the receiver: a message is marked sent after its transport took it, in
-batches, so a process killed between the two leaves rows that are sent again by the next
-worker, with the same Message-ID (a receiver dedupes on it). Those re-sends are counted and
-bounded by the outbox batch; every Message-ID arrives, and none that no row has.
+"Exactly once" at the receiver: a message is marked sent right after its transport took it
+(one UPDATE for those delivered while the previous one ran), so only a process killed
+between the two leaves rows that are sent again by the next worker, with the same Message-ID
+(a receiver dedupes on it). Those re-sends are counted and bounded by the outbox batch; every
+Message-ID arrives, and none that no row has. A database that cuts connections re-sends
+nothing.
 """
 
 from __future__ import annotations

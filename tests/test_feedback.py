@@ -45,7 +45,7 @@ async def test_won_feedback_closes_claim_and_mails_all_three(bus):
         ("feedback.partner", "mia@alpine.example"),
     ]
     owner_mail = await OutboxMessage.get(kind="feedback.owner")
-    assert "12000.50 EUR" in owner_mail.payload["text"]
+    assert "€\xa012'000.50" in owner_mail.payload["text"]  # Babel, in the owner's locale
     assert await AuditEvent.filter(kind="feedback.given", lead_id=claim.lead_id).count() == 1
 
 

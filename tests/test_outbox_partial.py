@@ -77,11 +77,11 @@ async def test_a_row_is_recorded_sent_when_the_database_comes_back_within_its_le
     worker = OutboxWorker(store, [transport], clock)
     record, cut = worker._record_sent, {"left": 2}
 
-    async def cut_twice(row: OutboxMessage) -> None:
+    async def cut_twice(rows: list[OutboxMessage]) -> None:
         if cut["left"]:
             cut["left"] -= 1
             raise ConnectionError("terminating connection due to administrator command")
-        await record(row)
+        await record(rows)
 
     worker._record_sent = cut_twice  # type: ignore[method-assign]
     assert await worker.run_once() == 2

@@ -114,7 +114,7 @@ async def test_the_sent_mail_has_text_html_and_the_chart_by_content_id(store, cl
         await services.worker.run_once()
     finally:
         await services.worker.close()
-    [message] = [m for m in smtp_server.to(OWNER) if "2026-W45" in str(m["Subject"])]
+    [message] = [m for m in smtp_server.to(OWNER) if "Week 45" in str(m["Subject"])]
     assert message["Auto-Submitted"] == "auto-generated"
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(preferencelist=("plain",))
@@ -157,6 +157,11 @@ async def test_the_sent_mail_has_text_html_and_the_chart_by_content_id(store, cl
             "fr_CH",
             ("Rapport hebdomadaire", "Tableau des partenaires", "Expirés", "Fiabilité"),
         ),
+        (
+            "it",
+            "it_CH",
+            ("Rapporto settimanale", "Quadro dei partner", "Scaduti", "Affidabilità"),
+        ),
     ],
 )
 async def test_the_report_mail_renders_in_each_locale_with_its_formats(
@@ -173,7 +178,8 @@ async def test_the_report_mail_renders_in_each_locale_with_its_formats(
     for word in words:
         assert word in rendered.html, word
         assert word in rendered.text, word
-    assert "2026-W45" in rendered.subject
+    week = {"en": "Week", "de": "Woche", "fr": "Semaine", "it": "Settimana"}[locale]
+    assert f"{week} 45" in rendered.subject and "2026-W45" not in rendered.subject
     chf = format_currency(Decimal("12000"), "CHF", locale=babel)
     eur = format_currency(Decimal("5000"), "EUR", locale=babel)
     rate = format_percent(Decimal("0.6667"), "#,##0.#%", locale=babel)

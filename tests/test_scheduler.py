@@ -105,7 +105,7 @@ async def test_reminders_fire_once_each_at_the_right_local_times_across_a_dst_ch
         "Sun 08:00 CET",
     ]
     for mail in mails:
-        assert "2026-10-25 10:00 CET" in mail.payload["text"]
+        assert "Sun, 25 Oct 2026, 10:00" in mail.payload["text"]  # local time, after the change
         assert mail.payload["to"] == "mia@alpine.example"
         claim_mail = await OutboxMessage.get(kind="claim.partner", lead_id=claim.lead_id)
         assert mail.payload["headers"]["References"] == claim_mail.payload["headers"]["References"]

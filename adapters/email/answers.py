@@ -14,15 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lyra_bot.adapters.email.grammar import is_reply
-from lyra_bot.adapters.email.identity import Identity
+from lyra_bot.adapters.email.identity import Identity, TenantView
 from lyra_bot.adapters.email.parsing import ParsedMail
-from lyra_bot.handlers import digests, notify
 
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork
-from lyra_bot.models import Partner, Tenant
 from lyra_bot.outbox import mail
-from lyra_bot.render import one_line, pick_locale
+from lyra_bot.render import mailto, one_line, pick_locale
 
 
 @dataclass
@@ -31,7 +29,7 @@ class Context:
 
     mail: ParsedMail
     key: str
-    tenant: Tenant | None = None
+    tenant: TenantView | None = None
     identity: Identity | None = None
     locale: str = "en"
 
@@ -41,10 +39,9 @@ def reply_address(uow: UnitOfWork, ctx: Context) -> str | None:
     if identity is None or identity.kind != "u" or identity.user is None:
         return None
     lead_id = identity.lead.id if identity.lead else None
-    token = tokens.issue(
-        uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now
-    )
+    token = tokens.issue(uow.settings, "u", identity.tenant.id, identity.user.id, lead_id, uow.now)
     return tokens.reply_address(uow.settings, token)
+
 
 def thread_headers(ctx: Context) -> dict[str, str]:
     parsed = ctx.mail
@@ -52,6 +49,7 @@ def thread_headers(ctx: Context) -> dict[str, str]:
         return {}
     refs = [*reversed(parsed.references[:8]), parsed.message_id]
     return {"In-Reply-To": parsed.message_id, "References": " ".join(dict.fromkeys(refs))}
+
 
 def answer(
     uow: UnitOfWork,
@@ -70,7 +68,7 @@ def answer(
     reply_to = reply_address(uow, ctx)
     identity = ctx.identity
     similar = [
-        {**lead, "claim_url": digests.mailto(reply_to, f"CLAIM {lead['ref']}")}
+        {**lead, "claim_url": mailto(reply_to, f"CLAIM {lead['ref']}")}
         for lead in data.get("similar") or []
         if reply_to
     ]
@@ -107,33 +105,13 @@ def answer(
         headers=thread_headers(ctx),
     )
 
-async def answer_pool(uow: UnitOfWork, ctx: Context, key: str) -> None:
-    identity = ctx.identity
-    assert identity is not None and identity.user is not None and identity.partner
-    found = await digests.digest_for(uow, identity.tenant, identity.partner, identity.user)
-    if found is None:
-        answer(uow, ctx, "pool_empty", {}, "", key, error=False)
-        return
-    context, token = found
-    context["in_reply"] = True
-    digests.queue_digest(
-        uow,
-        identity.tenant,
-        identity.partner,
-        identity.user,
-        context,
-        token,
-        f"answer:{key}",
-        headers=thread_headers(ctx),
-        kind="answer",
-    )
 
 def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
     identity = ctx.identity
     assert identity is not None and identity.user is not None and identity.partner
     tenant = identity.tenant
     claims = [
-        {**item, "due": notify.local_time(tenant, when(item.get("due_at")))}
+        {**item, "due_at": when(item.get("due_at"))}
         for item in reply.data.get("claims", [])
     ]
     mail(
@@ -145,6 +123,7 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
         locale=ctx.locale,
         context={
             "tenant": {"name": tenant.name},
+            "tz": tenant.timezone,
             "partner": {"name": identity.partner.name},
             "user": {"name": identity.user.name or identity.user.email},
             "claims": claims,
@@ -156,22 +135,13 @@ def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
 
 
 async def complete(ctx: Context) -> None:
-    """Read what only an answer needs: the partner (name, language) and the locale."""
+    """The locale of the answer: the one ``FindMailSender`` chose for the person, else the
+    tenant's."""
     identity = ctx.identity
     if identity is None:
         ctx.locale = pick_locale(ctx.tenant.locale if ctx.tenant else None)
         return
-    if identity.kind == "u" and identity.partner is None and identity.user is not None:
-        identity.partner = await Partner.get(id=identity.user.partner_id)
-    ctx.locale = locale_of(identity)
-
-
-def locale_of(identity: Identity) -> str:
-    if identity.kind in {"c", "k"} and identity.lead is not None:
-        return notify.customer_locale(identity.tenant, identity.lead)
-    if identity.kind == "u":
-        return notify.user_locale(identity.tenant, identity.partner, identity.user)
-    return pick_locale(identity.tenant.locale)
+    ctx.locale = identity.locale
 
 
 def when(value: Any) -> datetime | None:
@@ -189,6 +159,6 @@ def re_subject(subject: str) -> str:
     return subject if is_reply(subject) else f"Re: {subject}"
 
 
-def day(now: datetime, tenant: Tenant | None) -> str:
+def day(now: datetime, tenant: TenantView | None) -> str:
     zone = ZoneInfo(tenant.timezone) if tenant else ZoneInfo("UTC")
     return now.astimezone(zone).strftime("%Y-%m-%d")

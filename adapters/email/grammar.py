@@ -1,4 +1,6 @@
-"""The command grammar of reply mails: one command per line, in English, German or French.
+"""The command grammar of reply mails: one command per line, in English, German, French or
+Italian (PRENDI, VINTO, PERSO, CONTATTATO, NESSUN CONTATTO, NON QUALIFICATO, DUPLICATO,
+RESTITUISCI, PROROGA, MIEI, AIUTO; the owner: APPROVA / RIFIUTA).
 
 A line is a command only when it *starts* with a keyword (after bullets, bold markers and
 quotes), so prose that merely mentions "claim" is never acted on. Case, accents, punctuation,
@@ -21,10 +23,10 @@ from lyra_bot.domain import InvalidInput, normalize_ref
 # canonical keyword -> spellings (accent-free, lower case; words may be joined by space,
 # dash or underscore, or written together)
 KEYWORDS: dict[str, tuple[str, ...]] = {
-    "claim": ("claim", "ubernehmen", "uebernehmen", "prendre"),
-    "won": ("won", "gewonnen", "gagne"),
-    "lost": ("lost", "verloren", "perdu"),
-    "contacted": ("contacted", "kontaktiert", "contacte"),
+    "claim": ("claim", "ubernehmen", "uebernehmen", "prendre", "prendi"),
+    "won": ("won", "gewonnen", "gagne", "vinto"),
+    "lost": ("lost", "verloren", "perdu", "perso"),
+    "contacted": ("contacted", "kontaktiert", "contacte", "contattato"),
     "no_contact": (
         "no contact",
         "kein kontakt",
@@ -32,19 +34,29 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "pas de contact",
         "sans contact",
         "injoignable",
+        "nessun contatto",
     ),
     "not_qualified": (
         "not qualified",
         "nicht qualifiziert",
         "non qualifie",
         "pas qualifie",
+        "non qualificato",
     ),
-    "duplicate": ("duplicate", "duplikat", "doublon"),
-    "release": ("release", "zuruckgeben", "zurueckgeben", "freigeben", "rendre", "liberer"),
-    "extend": ("extend", "verlangern", "verlaengern", "prolonger"),
+    "duplicate": ("duplicate", "duplikat", "doublon", "duplicato"),
+    "release": (
+        "release",
+        "zuruckgeben",
+        "zurueckgeben",
+        "freigeben",
+        "rendre",
+        "liberer",
+        "restituisci",
+    ),
+    "extend": ("extend", "verlangern", "verlaengern", "prolonger", "proroga"),
     "leads": ("leads", "pool"),
-    "mine": ("mine", "meine", "meine leads", "mes leads"),
-    "help": ("help", "hilfe", "aide"),
+    "mine": ("mine", "meine", "meine leads", "mes leads", "miei", "i miei lead"),
+    "help": ("help", "hilfe", "aide", "aiuto"),
     "stop": ("stop", "stopp", "abmelden", "unsubscribe", "desabonner", "se desabonner"),
     "start": ("start", "starten", "anmelden", "subscribe", "abonner"),
 }
@@ -259,9 +271,11 @@ _OWNER_KEYWORDS = {
     "bewilligen": True,
     "accepter": True,
     "approuver": True,
+    "approva": True,
     "decline": False,
     "ablehnen": False,
     "refuser": False,
+    "rifiuta": False,
 }
 _OWNER_RE = re.compile(rf"^({'|'.join(_OWNER_KEYWORDS)})(?=$|[^\w])")
 

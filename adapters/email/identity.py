@@ -7,39 +7,84 @@ the lead's customer, the owner or an owner's staff); anything else is refused by
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lyra_bot.adapters.email.parsing import ParsedMail
 
 from lyra_bot import tokens
 from lyra_bot.bus import Bus
-from lyra_bot.commands import Actor
+from lyra_bot.commands import Actor, FindMailSender, Role, TenantProfile
 from lyra_bot.config import Settings
 from lyra_bot.domain import DomainError, TokenExpired
-from lyra_bot.models import Claim, Lead, Partner, Tenant, User
 from lyra_bot.outbox import mail_domain
-from lyra_bot.prepared import Prepared
 
-TENANT_CACHE_SECONDS = 60.0
-# Every reply's identity lookups, built once (see lyra_bot.prepared).
-_USER = Prepared(lambda p: User.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
-_LEAD = Prepared(lambda p: Lead.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
+
+@dataclass(frozen=True)
+class TenantView:
+    id: int
+    name: str
+    locale: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    email: str
+    name: str
+    locale: str | None
+    partner_id: int | None
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    id: int
+    name: str
+    locale: str | None
+
+
+@dataclass(frozen=True)
+class LeadView:
+    id: int
+    ref: str
+    locale: str | None
 
 
 @dataclass
 class Identity:
-    kind: str  # "u" partner user, "c"/"k" a lead's customer, "o" the owner
-    tenant: Tenant
-    user: User | None = None
-    partner: Partner | None = None
-    lead: Lead | None = None  # the lead the answered mail was about
-    claim_id: int | None = None  # "k": the claim a contact check asked about
+    """Who wrote, as ``FindMailSender`` found them (plain values, no rows)."""
 
+    kind: str  # "u" partner user, "c"/"k" a lead's customer, "o" the owner
+    tenant: TenantView
+    user: UserView | None = None
+    partner: PartnerView | None = None
+    lead: LeadView | None = None  # the lead the answered mail was about
+    claim_id: int | None = None  # "k": the claim a contact check asked about
+    staff_id: int | None = None  # "o": the owner's staff user who wrote, if not the owner
+    locale: str = "en"  # the locale their answers are written in
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Identity:
+        def view(kind: type, key: str) -> Any:
+            value = data.get(key)
+            return kind(**value) if value else None
+
+        return cls(
+            data["kind"],
+            TenantView(**data["tenant"]),
+            user=view(UserView, "user"),
+            partner=view(PartnerView, "partner"),
+            lead=view(LeadView, "lead"),
+            claim_id=data.get("claim_id"),
+            staff_id=data.get("staff_id"),
+            locale=data.get("locale") or "en",
+        )
 
 
 class Identifier:
-    """Finds the person behind a mail; keeps a short cache of tenants."""
+    """Finds the person behind a mail (``FindMailSender`` on the bus)."""
 
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
@@ -47,7 +92,6 @@ class Identifier:
         self.domain = mail_domain(settings).lower()
         local, _, domain = settings.inbound_address.lower().rpartition("@")
         self.inbound_local, self.inbound_domain = local, domain
-        self._tenants: dict[int, tuple[float, Tenant]] = {}
 
     def candidates(self, parsed: ParsedMail) -> tuple[list[str], list[str]]:
         """Tokens in our reply addresses, and tokens in our Message-IDs it refers to."""
@@ -70,7 +114,7 @@ class Identifier:
 
     async def identify(
         self, parsed: ParsedMail
-    ) -> tuple[Identity | None, str | None, Tenant | None]:
+    ) -> tuple[Identity | None, str | None, TenantView | None]:
         """The person behind the mail; else why not (an answer code) and, if known, the tenant.
 
         The address outranks References: when the mail went to a valid reply address, only
@@ -108,65 +152,30 @@ class Identifier:
                 return found, None, found.tenant
             if valid:
                 break  # a valid token named someone else: refused
-        tenant = await Tenant.get_or_none(id=tenant_id) if tenant_id else None
-        return None, error, tenant
+        return None, error, await self.tenant(tenant_id)
 
-    async def _tenant(self, tenant_id: int) -> Tenant:
-        """Tenants change rarely (name, language, time zone): a minute's
-        cache spares every reply a query."""
-        now = time.monotonic()
-        cached = self._tenants.get(tenant_id)
-        if cached is not None and now - cached[0] < TENANT_CACHE_SECONDS:
-            return cached[1]
-        tenant = await Tenant.get(id=tenant_id)
-        self._tenants[tenant_id] = (now, tenant)
-        return tenant
+    async def tenant(self, tenant_id: int | None) -> TenantView | None:
+        """The tenant a refused mail's token named, if it exists (for the answer's words)."""
+        if not tenant_id:
+            return None
+        reply = await self.bus.dispatch(TenantProfile(), system(tenant_id))
+        if not reply.ok:
+            return None
+        found = reply.data["tenant"]
+        return TenantView(found["id"], found["name"], found["locale"], found["timezone"])
 
     async def person(self, token: tokens.ReplyToken, sender: str) -> Identity | None:
         """The token's person, if ``sender`` is that person (addresses compare case-blind)."""
         if not sender:
             return None
-        if token.kind == "u":
-            # Plain lookups (no joins): this runs for every reply. The partner row is read
-            # only when an answer needs its name or language (``answers.complete``).
-            user = await _USER.first(id=token.subject_id, tenant_id=token.tenant_id)
-            if user is None or user.email.lower() != sender or user.partner_id is None:
-                return None
-            tenant = await self._tenant(token.tenant_id)
-            lead = None
-            if token.lead_id is not None:
-                lead = await _LEAD.first(id=token.lead_id, tenant_id=tenant.id)
-            return Identity("u", tenant, user=user, lead=lead)
-        tenant = await Tenant.get_or_none(id=token.tenant_id)
-        if tenant is None:
-            return None
-        if token.kind == "k":
-            claim = (
-                await Claim.filter(id=token.subject_id, tenant_id=tenant.id)
-                .select_related("lead")
-                .first()
-            )
-            if claim is None or claim.lead.email.lower() != sender:
-                return None
-            return Identity("k", tenant, lead=claim.lead, claim_id=claim.id)
-        if token.kind == "c":
-            lead = await Lead.get_or_none(id=token.subject_id, tenant_id=tenant.id)
-            if lead is None or lead.email.lower() != sender:
-                return None
-            return Identity("c", tenant, lead=lead)
-        lead = None
-        if token.lead_id is not None:
-            lead = await Lead.get_or_none(id=token.lead_id, tenant_id=tenant.id)
-        owners = {tenant.owner_email.lower()}
-        owners.update(
-            e.lower()
-            for e in await User.filter(
-                tenant_id=tenant.id, partner_id__isnull=True, active=True
-            ).values_list("email", flat=True)
-        )
-        if sender in owners:
-            return Identity("o", tenant, lead=lead)
-        return None
+        cmd = FindMailSender(token.kind, token.subject_id, token.lead_id, sender)
+        reply = await self.bus.dispatch(cmd, system(token.tenant_id))
+        return Identity.of(reply.data) if reply.ok and reply.data.get("found") else None
+
+
+def system(tenant_id: int | None) -> Actor:
+    """The email adapter asking the store on behalf of a mail of ``tenant_id``."""
+    return Actor(Role.SYSTEM, "email", tenant_id)
 
 
 def actor_of(identity: Identity) -> Actor:

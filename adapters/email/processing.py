@@ -33,7 +33,6 @@ from lyra_bot.adapters.email.grammar import (
 from lyra_bot.adapters.email.identity import Identifier, actor_of
 from lyra_bot.adapters.email.parsing import ParsedMail, read_mail
 from lyra_bot.adapters.email.quotes import cut_own
-from lyra_bot.handlers import notify, pool
 
 from lyra_bot import commands as c
 from lyra_bot.bus import Bus, Reply, UnitOfWork
@@ -41,8 +40,7 @@ from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import REF_PREFIX
 from lyra_bot.logs import correlation
-from lyra_bot.models import User
-from lyra_bot.render import pick_locale
+from lyra_bot.render import local_time, pick_locale
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +238,7 @@ class MailProcessor:
         found = parse_owner_lines(ctx.mail.text, default_ref, REF_PREFIX)
         if not found:
             return await self._record(ctx, "owner", answer="owner_reply")
-        staff = await User.get_or_none(
-            tenant_id=identity.tenant.id, email=ctx.mail.sender, partner_id__isnull=True
-        )
-        actor = Actor.owner(identity.tenant.id, "email", staff.id if staff else None)
+        actor = Actor.owner(identity.tenant.id, "email", identity.staff_id)
         return await self._run(ctx, found, actor)
 
     async def _contact_check(self, ctx: Context) -> Outcome:
@@ -275,8 +270,14 @@ class MailProcessor:
                 )
                 outcome.results.append((item.describe(), sub.results[0][1]))
                 continue
+            command = item.command
+            if isinstance(command, c.ListPool):
+                # LEADS by mail is answered with a digest mail, threaded on the partner's.
+                command = c.SendPoolDigest(
+                    f"answer:{key}", tuple(answers.thread_headers(ctx).items())
+                )
             reply = await self.bus.dispatch(
-                item.command, actor, key, self._responder(ctx, item, key, actor)
+                command, actor, key, self._responder(ctx, item, key, actor)
             )
             outcome.results.append((item.describe(), reply))
         return outcome
@@ -284,11 +285,13 @@ class MailProcessor:
     def _responder(self, ctx: Context, item: ParsedCommand, key: str, actor: Actor):
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             sender = ctx.mail.sender
+            if reply.ok and reply.code == "pool_sent":
+                return  # the digest mail is the answer
             if reply.ok and any(m.recipient == sender for m in uow.outbox):
                 return  # the handler already wrote to the sender (claim, feedback): that answers
             await complete(ctx)
-            if reply.ok and reply.code == "pool":
-                await answers.answer_pool(uow, ctx, key)
+            if reply.ok and reply.code == "pool_empty":
+                answers.answer(uow, ctx, "pool_empty", {}, "", key, error=False)
                 return
             if reply.code == "mine":
                 answers.answer_mine(uow, ctx, reply, key)
@@ -296,11 +299,11 @@ class MailProcessor:
             data = dict(reply.data)
             data.setdefault("ref", _ref_of(item.command))
             if data.get("due_at") and ctx.tenant is not None:
-                data["due"] = notify.local_time(ctx.tenant, when(data["due_at"]))
+                data["due"] = local_time(ctx.tenant.timezone, when(data["due_at"]))
             if reply.code == "lead_taken" and data["ref"] and "similar" not in data:
                 # Up to three leads like the one that got away (a read in this short
                 # transaction: the claim's own transaction has already ended).
-                similar = await pool.similar_leads(c.SimilarLeads(data["ref"], 3), actor, uow)
+                similar = await self.bus.dispatch(c.SimilarLeads(data["ref"], 3), actor)
                 data["similar"] = similar.data.get("leads", [])
             answers.answer(
                 uow,
@@ -314,6 +317,7 @@ class MailProcessor:
             )
 
         return respond
+
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -356,5 +360,3 @@ def _key(message_id: str) -> str:
 
 def _ref_of(cmd: c.Command | None) -> str | None:
     return getattr(cmd, "lead_ref", None)
-
-

@@ -22,14 +22,17 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 import css_inline
 
 from lyra_bot.config import Settings
-from lyra_bot.models import OutboxMessage
 from lyra_bot.outbox import PermanentError
 from lyra_bot.render import one_line
+
+if TYPE_CHECKING:  # the row the outbox worker hands a transport (read, never queried here)
+    from lyra_bot.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,8 @@ def mime_bytes(row: OutboxMessage, settings: Settings) -> bytes:
     # A boundary of our own: "-" never occurs in base64, so no scan of the body is needed
     # (the generator's own check compiles a regular expression per message).
     message = MIMEMultipart("alternative", boundary=f"lyra-{uuid.uuid4().hex}", policy=_POLICY)
-    message["From"] = _address(settings.mail_from)
+    # Customer mails come from the owner (its name, and its address where it set one).
+    message["From"] = _address(payload.get("from") or settings.mail_from)
     message["To"] = _address(payload["to"])
     message["Subject"] = _header(payload["subject"])
     message["Date"] = format_datetime(row.created_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+from typing import Any
 
 from aiohttp import web
 from lyra_bot.adapters.email.processing import MailProcessor
@@ -18,10 +19,9 @@ from lyra_bot.adapters.email.processing import MailProcessor
 from lyra_bot import commands as c
 from lyra_bot import tokens
 from lyra_bot.bus import Bus
-from lyra_bot.commands import Actor
+from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import DomainError
-from lyra_bot.models import User
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ async def inbound_email(request: web.Request) -> web.Response:
     )
 
 
-async def _user_of(request: web.Request) -> User | None:
+async def _user_of(request: web.Request) -> dict[str, Any] | None:
+    """The partner user an unsubscribe link names (``DigestRecipient``), if it is valid."""
     settings = request.app[SETTINGS]
     bus = request.app[BUS]
     try:
@@ -94,7 +95,9 @@ async def _user_of(request: web.Request) -> User | None:
         return None
     if token.kind != "u":
         return None
-    return await User.get_or_none(id=token.subject_id, tenant_id=token.tenant_id)
+    actor = Actor(Role.SYSTEM, "email", token.tenant_id)
+    reply = await bus.dispatch(c.DigestRecipient(token.subject_id), actor)
+    return reply.data.get("user") if reply.ok else None
 
 
 _PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Lyra</title></head>
@@ -110,7 +113,7 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
             status=404,
         )
     form = (
-        f"<p>Stop digest mails to {html.escape(user.email)}?</p>"
+        f"<p>Stop digest mails to {html.escape(user['email'])}?</p>"
         '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button></form>'
     )
@@ -119,13 +122,13 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
 
 async def unsubscribe(request: web.Request) -> web.Response:
     user = await _user_of(request)
-    if user is None or user.partner_id is None:
+    if user is None or user["partner_id"] is None:
         return web.Response(text="This link is not valid.", status=404)
-    actor = Actor.partner_user(user.tenant_id, user.partner_id, user.id, "email")
+    actor = Actor.partner_user(user["tenant_id"], user["partner_id"], user["id"], "email")
     reply = await request.app[BUS].dispatch(c.SetDigests(False), actor)
     if not reply.ok:
         return web.Response(text=reply.message, status=403)
-    log.info("%s unsubscribed from digests (one-click)", user.email)
+    log.info("%s unsubscribed from digests (one-click)", user["email"])
     return web.Response(
         text=_PAGE.format(body="<p>Done: you will get no more digest mails.</p>"),
         content_type="text/html",

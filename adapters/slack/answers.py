@@ -16,19 +16,14 @@ from typing import Any
 
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.identity import SYSTEM, Identity, Installed, SlackPerson, identify
-from lyra_bot.handlers.common import lead_by_ref
-from lyra_bot.handlers.reports import slack_summary
-from lyra_bot.handlers.slack_digests import queue_update
 from slack_sdk.web.async_client import AsyncWebClient
-from tortoise.exceptions import IntegrityError
 
 from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.clock import Clock
-from lyra_bot.commands import Actor, ClaimLead, Command, SimilarLeads
+from lyra_bot.commands import Actor, ClaimLead, Command, LocateSlackRequest, SimilarLeads
 from lyra_bot.config import Settings
-from lyra_bot.db import transaction
-from lyra_bot.models import InboundKey, SlackChannel, SlackMessage
-from lyra_bot.outbox import slack
+from lyra_bot.outbox import slack, slack_update
+from lyra_bot.slack_actions import slack_summary
 
 NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 PARTNERS_ONLY = "Only partner users can do this."
@@ -67,6 +62,24 @@ def channel_of(body: Mapping[str, Any]) -> str | None:
         return str(channel["id"])
     container = body.get("container") or {}
     return container.get("channel_id") or None
+
+
+@dataclass(frozen=True)
+class Clicked:
+    """The recorded digest message a button was pressed in."""
+
+    id: int
+    channel_id: str
+    tenant_id: int
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a request happened, as Lyra knows it (hints for who is speaking)."""
+
+    channel_tenant: int | None = None
+    owner_tenant: int | None = None
+    clicked: Clicked | None = None
 
 
 class Answers:
@@ -111,7 +124,12 @@ class Answers:
             kind="slack.answer",
             recipient=where.channel or where.user,
             method="lyra.claims_answer",
-            args={"user": where.user, "channel": where.channel, "partner": actor.partner_id},
+            args={
+                "user": where.user,
+                "channel": where.channel,
+                "partner": actor.partner_id,
+                "lyra_user": actor.user_id,
+            },
             dedupe_key=f"{key}:answer",
         )
 
@@ -119,35 +137,16 @@ class Answers:
         self, key: str, where: Where, content: Mapping[str, Any], tenant_id: int | None = None
     ) -> None:
         """An answer outside any command (unknown user, help): queued once per request."""
-        uow = UnitOfWork(SYSTEM, self.clock.now(), self.settings, self.bus.renderer)
-        self.queue_answer(uow, key, where, content, tenant_id)
-        try:
-            async with transaction():
-                await uow.flush()
-        except IntegrityError:
-            return  # queued already: the same request, handled again
-        for callback in self.bus.after_commit:
-            callback(uow)
+        await self.bus.send(
+            SYSTEM, lambda uow: self.queue_answer(uow, key, where, content, tenant_id)
+        )
 
     async def say(self, key: str, where: Where, text: str, tenant_id: int | None = None) -> None:
         await self.answer_alone(key, where, blocks.text_answer(text), tenant_id)
 
     async def first_delivery(self, key: str) -> bool:
         """Record a request that changes nothing in Lyra, so a retry of it is ignored."""
-        try:
-            async with transaction():
-                if await InboundKey.exists(key=key):
-                    return False
-                await InboundKey.create(
-                    key=key,
-                    command="slack",
-                    tenant_id=None,
-                    reply=None,
-                    created_at=self.clock.now(),
-                )
-        except IntegrityError:
-            return False
-        return True
+        return await self.bus.remember(key, command="slack")
 
     def content(self, reply: Reply) -> dict[str, Any]:
         """The Block Kit answer to a command's reply (rendered inside its transaction)."""
@@ -173,7 +172,7 @@ class Answers:
         where: Where,
         key: str,
         hint: int | None,
-        clicked: SlackMessage | None = None,
+        clicked: Clicked | None = None,
     ) -> Reply | None:
         """Who is asking, then the command through the bus, answered in its transaction."""
         identity = await self.identify(person, hint)
@@ -185,15 +184,12 @@ class Answers:
             if reply.code == "mine":
                 self.queue_claims_answer(uow, key, where, actor)
             else:
-                lead_id = None
-                if reply.code == "claimed":
-                    lead = await lead_by_ref(actor.tenant_id or 0, reply.data["lead"]["ref"])
-                    lead_id = lead.id
+                lead_id = reply.data.get("lead_id") if reply.code == "claimed" else None
                 content = self.content(reply)
                 self.queue_answer(uow, key, where, content, actor.tenant_id, lead_id)
             if clicked is not None and not reply.ok:
                 # Whatever the button showed was out of date: show what is true now.
-                queue_update(uow, clicked.id, clicked.channel_id, clicked.tenant_id)
+                slack_update(uow, clicked.id, clicked.channel_id, clicked.tenant_id)
 
         reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
         if reply.data.get("duplicate"):
@@ -213,7 +209,7 @@ class Answers:
             await self.answer_alone(f"{key}:similar", where, content, actor.tenant_id)
 
     async def checked(
-        self, identity: Identity, key: str, where: Where, clicked: SlackMessage | None
+        self, identity: Identity, key: str, where: Where, clicked: Clicked | None
     ) -> Actor | None:
         """The actor, or None after telling the user why not."""
         if identity.actor is None:
@@ -224,17 +220,25 @@ class Answers:
             return None
         return identity.actor
 
-    async def clicked_message(self, body: Mapping[str, Any]) -> SlackMessage | None:
-        """The recorded digest message a button was pressed in, if any."""
-        container = body.get("container") or {}
-        if container.get("type") != "message" or container.get("is_ephemeral"):
-            return None
-        return await SlackMessage.filter(
-            channel_id=container.get("channel_id") or "", ts=container.get("message_ts") or ""
-        ).first()
-
-    async def channel_tenant(self, channel: str | None) -> int | None:
+    async def place(self, body: Mapping[str, Any], channel: str | None) -> Place:
+        """Where the request happened: the tenant of the channel (linked to a partner, or an
+        owner's channel) and the recorded digest message clicked in, if any."""
         if not channel:
-            return None
-        link = await SlackChannel.filter(channel_id=channel, active=True).first()
-        return link.tenant_id if link else None
+            return Place()
+        container = body.get("container") or {}
+        message_ts = None
+        if container.get("type") == "message" and not container.get("is_ephemeral"):
+            message_ts = container.get("message_ts") or None
+        reply = await self.bus.dispatch(LocateSlackRequest(channel, message_ts), SYSTEM)
+        found = reply.data.get("message")
+        return Place(
+            reply.data.get("channel_tenant"),
+            reply.data.get("owner_tenant"),
+            Clicked(int(found["id"]), found["channel_id"], int(found["tenant_id"]))
+            if found
+            else None,
+        )
+
+    def hint(self, place: Place) -> int | None:
+        """The tenant a click most likely speaks for (a person with several owners)."""
+        return place.clicked.tenant_id if place.clicked else place.channel_tenant

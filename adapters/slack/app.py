@@ -78,7 +78,7 @@ class SlackApp:
         self.inbox = DurableInbox(
             settings,
             self.verifier,
-            bus.metrics,
+            bus,
             self.holder,
             spawn=lambda work: self._spawn(work),
             dispatch=lambda body, query, headers: self._dispatch(body, query, headers),

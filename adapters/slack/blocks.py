@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from lyra_bot.domain import Outcome
+from lyra_bot.render import local_time  # noqa: F401  (times in the tenant's zone)
 from lyra_bot.slack_actions import (  # noqa: F401  (the adapter's names for them)
     APPROVE_EXTENSION,
     CLAIM,
@@ -261,7 +262,7 @@ def home_partner(
 
 
 def home_owner(summary: list[Block]) -> dict:
-    """The owner's App Home: this week's report so far (``handlers.reports.slack_summary``)."""
+    """The owner's App Home: this week's report so far (``slack_actions.slack_summary``)."""
     return {"type": "home", "blocks": [header("Lyra"), *summary][:HOME_MAX_BLOCKS]}
 
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.answers import Answers, request_key
 from lyra_bot.adapters.slack.identity import SlackPerson
 from lyra_bot.adapters.slack.transport import slack_error
-from lyra_bot.handlers.notify import local_time
-from lyra_bot.handlers.reports import slack_summary
 from slack_sdk.errors import SlackApiError
 
-from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport
-from lyra_bot.models import Tenant
+from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport, TenantProfile
+from lyra_bot.slack_actions import slack_summary
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +44,19 @@ class Home:
             log.warning("views.publish for %s failed: %s", slack_user, slack_error(exc))
 
     async def _view(self, actor: Actor) -> dict[str, Any]:
-        tenant = await Tenant.get(id=actor.tenant_id)
         if actor.role == Role.PARTNER:
             pool = await self.bus.dispatch(ListPool(limit=1), actor)
             mine = await self.bus.dispatch(ListMine(), actor)
             if not (pool.ok and mine.ok):
                 return blocks.home_unknown(pool.message if not pool.ok else mine.message)
             claims = mine.data["claims"]
-            due = {c["ref"]: _local(tenant, c["due_at"]) for c in claims}
+            profile = await self.bus.dispatch(TenantProfile(), actor)
+            timezone = profile.data["tenant"]["timezone"]
+            due = {c["ref"]: blocks.local_time(timezone, c["due_at"]) for c in claims}
             await self.bus.disclosed(mine, actor, "slack App Home")
             return blocks.home_partner(pool.data["total"], claims, due)
         week = await self.bus.dispatch(ShowReport(), actor)
         if not week.ok:
             return blocks.home_unknown(week.message)
-        _, summary = slack_summary(self.bus.renderer, week.data["view"], tenant.locale)
+        _, summary = slack_summary(self.bus.renderer, week.data["view"], week.data.get("locale"))
         return blocks.home_owner(summary)
-
-
-def _local(tenant: Tenant, when: datetime | str | None) -> str:
-    """A reply's time (ISO text in reply data) in the tenant's time zone."""
-    if isinstance(when, str):
-        when = datetime.fromisoformat(when)
-    return local_time(tenant, when)

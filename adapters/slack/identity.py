@@ -38,8 +38,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from lyra_bot.bus import Bus
-from lyra_bot.commands import Actor, LinkSlackUser, Role
-from lyra_bot.models import User
+from lyra_bot.commands import Actor, FindSlackUser, LinkSlackUser, Role
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +188,17 @@ class Identity:
     email: str = ""
 
 
-def _actor(user: User) -> Actor:
-    if user.partner_id is not None:
-        return Actor.partner_user(user.tenant_id, user.partner_id, user.id, "slack")
-    return Actor.owner(user.tenant_id, "slack", user_id=user.id)
+def _actor(user: Mapping[str, Any]) -> Actor:
+    if user["partner_id"] is not None:
+        return Actor.partner_user(user["tenant_id"], user["partner_id"], user["id"], "slack")
+    return Actor.owner(user["tenant_id"], "slack", user_id=user["id"])
 
 
-async def _stored(person: SlackPerson) -> list[User]:
-    teams = list({person.home_team_id, person.team_id})
-    return await User.filter(
-        slack_user_id=person.user_id, slack_team_id__in=teams, active=True
-    ).order_by("id")
+async def _stored(person: SlackPerson, bus: Bus, email: str = "") -> tuple[list[dict], bool]:
+    """The Lyra users linked to this Slack user, and whether ``email`` could be linked."""
+    teams = tuple(sorted({person.home_team_id, person.team_id}))
+    reply = await bus.dispatch(FindSlackUser(person.user_id, teams, email), SYSTEM)
+    return list(reply.data.get("users") or []), bool(reply.data.get("linkable"))
 
 
 async def identify(
@@ -220,27 +219,27 @@ async def identify(
     if not installation.serves(person) or not person.user_id:
         log.warning("Slack request from workspace %r refused: not ours", person.team_id)
         return Identity(None, FOREIGN)
-    users = await _stored(person)
+    users, _ = await _stored(person, bus)
     if not users and not person.external:
         email, problem = await _verified_email(person, client, installation)
         if problem:
             return Identity(None, problem)
-        if email and await User.exists(email=email, active=True, slack_user_id__isnull=True):
+        if email and (await _stored(person, bus, email))[1]:
             reply = await bus.dispatch(
                 LinkSlackUser(email, person.home_team_id, person.user_id), SYSTEM
             )
             if reply.ok:
                 log.info("linked Slack user %s to %s", person.user_id, reply.data.get("users"))
-            users = await _stored(person)
+            users, _ = await _stored(person, bus)
     if not users:
         return Identity(None, UNKNOWN)
-    tenants = {u.tenant_id for u in users}
+    tenants = {u["tenant_id"] for u in users}
     if tenant_hint in tenants:
-        users = [u for u in users if u.tenant_id == tenant_hint]
+        users = [u for u in users if u["tenant_id"] == tenant_hint]
     elif len(tenants) > 1:
         return Identity(None, AMBIGUOUS)
-    user = next((u for u in users if u.partner_id is not None), users[0])
-    return Identity(_actor(user), email=user.email)
+    user = next((u for u in users if u["partner_id"] is not None), users[0])
+    return Identity(_actor(user), email=user["email"])
 
 
 async def _verified_email(

@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from lyra_bot.adapters.slack.identity import SYSTEM
 from slack_sdk.signature import SignatureVerifier
-from tortoise.expressions import F
 
+from lyra_bot.bus import Bus
+from lyra_bot.commands import DeleteSlackRequests, StoreSlackRequests, TakeSlackRequests
 from lyra_bot.config import Settings
-from lyra_bot.db import transaction
-from lyra_bot.metrics import Metrics
-from lyra_bot.models import SlackInbox
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,18 @@ class DurableInbox:
         self,
         settings: Settings,
         verifier: SignatureVerifier,
-        metrics: Metrics,
+        bus: Bus,
         holder: str,
         spawn: Spawn,
         dispatch: Dispatch,
     ) -> None:
-        self.settings, self.verifier, self.metrics = settings, verifier, metrics
+        self.settings, self.verifier, self.bus = settings, verifier, bus
+        self.metrics = bus.metrics
         self.holder = holder
         self._spawn, self._dispatch = spawn, dispatch
         self._inflight: set[uuid.UUID] = set()  # stored requests queued or handled here
-        self._stores = GroupCommit(SlackInbox.bulk_create)
-        self._deletes = GroupCommit(_delete_rows)
+        self._stores: GroupCommit[dict[str, Any]] = GroupCommit(self._store_rows)
+        self._deletes: GroupCommit[uuid.UUID] = GroupCommit(self._delete_rows)
         self._recovery: asyncio.Task[None] | None = None
 
     async def store(self, body: str, query: str, headers: Mapping[str, str]) -> uuid.UUID:
@@ -68,23 +68,22 @@ class DurableInbox:
         one each). An insert that fails answers 500, and Slack sends the request again."""
         now = datetime.now(UTC)
         kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-        row = SlackInbox(
-            id=uuid.uuid4(),
-            body=body,
-            query=query,
-            headers=kept,
-            received_at=now,
-            holder=self.holder,
-            taken_at=now,
-            attempts=1,
-        )
-        self._inflight.add(row.id)
+        row_id = uuid.uuid4()
+        row = {
+            "id": str(row_id),
+            "body": body,
+            "query": query,
+            "headers": kept,
+            "received_at": now,
+            "holder": self.holder,
+        }
+        self._inflight.add(row_id)
         try:
             await self._stores.add(row)
         except BaseException:
-            self._inflight.discard(row.id)
+            self._inflight.discard(row_id)
             raise
-        return row.id
+        return row_id
 
     async def dispatch_stored(self, row_id: uuid.UUID, body: str, query: str, headers: Any) -> None:
         """Bolt handles a stored request, then its row goes. A failure of Lyra's (a 5xx,
@@ -105,32 +104,28 @@ class DurableInbox:
         """
         stale = self.settings.slack_recover_seconds if older_than is None else older_than
         now = datetime.now(UTC)
-        async with transaction() as conn:
-            due = SlackInbox.filter(taken_at__lte=now - timedelta(seconds=stale))
-            if self._inflight:
-                due = due.exclude(id__in=list(self._inflight))
-            due = due.order_by("id").limit(RECOVER_BATCH).using_db(conn)
-            if conn.capabilities.dialect != "sqlite":
-                due = due.select_for_update(skip_locked=True)
-            rows = await due
-            if rows:
-                await (
-                    SlackInbox.filter(id__in=[row.id for row in rows])
-                    .using_db(conn)
-                    .update(holder=self.holder, taken_at=now, attempts=F("attempts") + 1)
-                )
+        take = TakeSlackRequests(
+            holder=self.holder,
+            now=now,
+            stale_before=now - timedelta(seconds=stale),
+            exclude=tuple(str(i) for i in self._inflight),
+            limit=RECOVER_BATCH,
+            max_attempts=MAX_ATTEMPTS,
+        )
+        reply = await self.bus.dispatch(take, SYSTEM)
+        if not reply.ok:
+            raise RuntimeError(f"taking over stored Slack requests: {reply.message}")
+        for row in reply.data["dropped"]:
+            log.error("Slack request %s dropped after %d attempts", row["id"], row["attempts"] - 1)
+            self.metrics.slack_recovered.labels("dropped").inc()
         queued = 0
-        for row in rows:
-            if row.attempts >= MAX_ATTEMPTS:
-                log.error("Slack request %s dropped after %d attempts", row.id, row.attempts)
-                await SlackInbox.filter(id=row.id).delete()
-                self.metrics.slack_recovered.labels("dropped").inc()
-                continue
-            self._inflight.add(row.id)
-            headers = self._signed(row.body, row.headers)
+        for row in reply.data["taken"]:
+            row_id = uuid.UUID(row["id"])
+            self._inflight.add(row_id)
+            headers = self._signed(row["body"], row["headers"])
             self._spawn(
-                lambda row=row, headers=headers: self.dispatch_stored(  # type: ignore[misc]
-                    row.id, row.body, row.query, headers
+                lambda row=row, row_id=row_id, headers=headers: self.dispatch_stored(  # type: ignore[misc]
+                    row_id, row["body"], row["query"], headers
                 )
             )
             queued += 1
@@ -148,6 +143,14 @@ class DurableInbox:
             "X-Slack-Request-Timestamp": timestamp,
             "X-Slack-Signature": signature,
         }
+
+    async def _store_rows(self, rows: list[dict[str, Any]]) -> None:
+        reply = await self.bus.dispatch(StoreSlackRequests(tuple(rows)), SYSTEM)
+        if not reply.ok:
+            raise RuntimeError(f"storing Slack requests: {reply.message}")
+
+    async def _delete_rows(self, ids: list[uuid.UUID]) -> None:
+        await self.bus.dispatch(DeleteSlackRequests(tuple(str(i) for i in ids)), SYSTEM)
 
     def start(self) -> None:
         """Look for stored requests to take over, from now on."""
@@ -209,7 +212,3 @@ class GroupCommit(Generic[T]):
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
-
-
-async def _delete_rows(ids: list[uuid.UUID]) -> None:
-    await SlackInbox.filter(id__in=ids).delete()

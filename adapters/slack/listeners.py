@@ -27,7 +27,6 @@ from lyra_bot.commands import (
     Role,
     ShowReport,
 )
-from lyra_bot.models import Tenant
 from lyra_bot.outbox import slack
 
 POOL_LIMIT = 20
@@ -93,10 +92,10 @@ class Listeners:
         person = SlackPerson.from_body(body)
         action = (body.get("actions") or [{}])[0]
         where = Where(person.user_id, channel_of(body))
-        clicked = await answers.clicked_message(body)
-        hint = clicked.tenant_id if clicked else await answers.channel_tenant(where.channel)
+        place = await answers.place(body, where.channel)
         ref = str(action.get("value") or "")
-        await answers.run(ClaimLead(ref), person, where, request_key(body), hint, clicked)
+        key = request_key(body)
+        await answers.run(ClaimLead(ref), person, where, key, answers.hint(place), place.clicked)
 
     async def decision(self, body: dict[str, Any], approve: bool) -> None:
         """Approve / Decline on an owner's extension request: ``DecideExtension`` as the
@@ -106,11 +105,8 @@ class Listeners:
         action = (body.get("actions") or [{}])[0]
         where = Where(person.user_id, channel_of(body))
         key = request_key(body)
-        hint = None
-        if where.channel:
-            owner_of = await Tenant.filter(slack_owner_channel=where.channel).first()
-            hint = owner_of.id if owner_of else None
-        identity = await answers.identify(person, hint)
+        place = await answers.place(body, where.channel)
+        identity = await answers.identify(person, place.owner_tenant)
         actor = await answers.checked(identity, key, where, None)
         if actor is None:
             return
@@ -148,7 +144,7 @@ class Listeners:
         where = Where(person.user_id, body.get("channel_id") or None)
         verb, _, rest = (body.get("text") or "").strip().partition(" ")
         verb, rest = verb.lower(), rest.strip()
-        hint = await answers.channel_tenant(where.channel)
+        hint = (await answers.place(body, where.channel)).channel_tenant
         if verb in ("", "help"):
             if await answers.first_delivery(key):
                 await answers.answer_alone(key, where, blocks.help_answer())

@@ -17,6 +17,7 @@ from lyra_bot.adapters.slack.answers import (
     NOT_OFFERED,
     PARTNERS_ONLY,
     Answers,
+    Clicked,
     Where,
     channel_of,
     request_key,
@@ -24,24 +25,17 @@ from lyra_bot.adapters.slack.answers import (
 from lyra_bot.adapters.slack.home import Home
 from lyra_bot.adapters.slack.identity import SlackPerson
 from lyra_bot.adapters.slack.transport import slack_error
-from lyra_bot.handlers.common import lead_by_ref
 from slack_sdk.errors import SlackApiError
 
 from lyra_bot.bus import Reply, UnitOfWork
-from lyra_bot.commands import GiveFeedback, RequestExtension, Role
-from lyra_bot.domain import (
-    DomainError,
-    InvalidInput,
-    parse_amount,
-    parse_currency,
-    parse_outcome,
-    teaser,
-)
-from lyra_bot.models import Lead, SlackMessage, Tenant
+from lyra_bot.commands import GiveFeedback, LeadForm, RequestExtension, Role
+from lyra_bot.domain import TEASER_FIELDS, InvalidInput, parse_amount, parse_currency, parse_outcome
 
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[Callable[[], Awaitable[Any]]], None]
+View = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+"""A modal's view from the tenant's profile and the lead's teaser (``LeadForm``)."""
 
 
 def validate_feedback(values: Mapping[str, str]) -> dict[str, str]:
@@ -76,8 +70,8 @@ class Modals:
         person = SlackPerson.from_body(body)
         action = (body.get("actions") or [{}])[0]
         where = Where(person.user_id, channel_of(body))
-        clicked = await self.answers.clicked_message(body)
-        hint = clicked.tenant_id if clicked else await self.answers.channel_tenant(where.channel)
+        place = await self.answers.place(body, where.channel)
+        hint, clicked = self.answers.hint(place), place.clicked
         from_home = (body.get("view") or {}).get("type") == "home"
         await self.open_feedback(
             body, person, str(action.get("value") or ""), where, hint, clicked, from_home
@@ -90,12 +84,17 @@ class Modals:
         raw_ref: str,
         where: Where,
         hint: int | None,
-        clicked: SlackMessage | None,
+        clicked: Clicked | None,
         from_home: bool = False,
     ) -> None:
-        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
-            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or "", "h": int(from_home)}
-            return blocks.feedback_modal(teaser(lead), tenant.currency, json.dumps(meta))
+        def view(tenant: Mapping[str, Any], lead: Mapping[str, Any]) -> dict[str, Any]:
+            meta = {
+                "t": tenant["id"],
+                "r": lead["ref"],
+                "c": where.channel or "",
+                "h": int(from_home),
+            }
+            return blocks.feedback_modal(_teaser(lead), tenant["currency"], json.dumps(meta))
 
         failed = "Lyra could not open the feedback form. Try `/lyra feedback {ref}` again."
         await self._open_lead_modal(body, person, raw_ref, where, hint, clicked, view, failed)
@@ -104,7 +103,7 @@ class Modals:
         view = body.get("view") or {}
         try:
             meta = json.loads(view.get("private_metadata") or "")
-            tenant_id, lead_id = int(meta["t"]), int(meta["l"])
+            tenant_id, ref = int(meta["t"]), str(meta["r"])
             channel, from_home = str(meta.get("c") or "") or None, bool(meta.get("h"))
         except (ValueError, KeyError, TypeError):
             await _errors(ack, {"outcome": "This form is out of date. Please open it again."})
@@ -117,13 +116,12 @@ class Modals:
         person = SlackPerson.from_body(body)
         identity = await self.answers.identify(person, tenant_id)
         actor = identity.actor
-        lead = await Lead.get_or_none(id=lead_id, tenant_id=tenant_id)
-        if actor is None or actor.tenant_id != tenant_id or lead is None:
+        if actor is None or actor.tenant_id != tenant_id:
             await _errors(ack, {"outcome": identity.problem or NOT_OFFERED})
             return
         key, where = request_key(body), Where(person.user_id, channel)
         cmd = GiveFeedback(
-            lead.ref,
+            ref,
             values["outcome"],
             values.get("amount") or None,
             values.get("currency") or None,
@@ -152,14 +150,14 @@ class Modals:
         person = SlackPerson.from_body(body)
         action = (body.get("actions") or [{}])[0]
         where = Where(person.user_id, channel_of(body))
-        hint = await self.answers.channel_tenant(where.channel)
+        hint = (await self.answers.place(body, where.channel)).channel_tenant
 
-        def view(tenant: Tenant, lead: Lead) -> dict[str, Any]:
-            meta = {"t": tenant.id, "l": lead.id, "c": where.channel or ""}
+        def view(tenant: Mapping[str, Any], lead: Mapping[str, Any]) -> dict[str, Any]:
+            meta = {"t": tenant["id"], "r": lead["ref"], "c": where.channel or ""}
             return blocks.extension_modal(
-                teaser(lead),
-                tenant.extension_max_days,
-                tenant.extension_auto_days,
+                _teaser(lead),
+                tenant["extension_max_days"],
+                tenant["extension_auto_days"],
                 json.dumps(meta),
             )
 
@@ -172,7 +170,7 @@ class Modals:
         view = body.get("view") or {}
         try:
             meta = json.loads(view.get("private_metadata") or "")
-            tenant_id, lead_id = int(meta["t"]), int(meta["l"])
+            tenant_id, ref = int(meta["t"]), str(meta["r"])
             channel = str(meta.get("c") or "") or None
         except (ValueError, KeyError, TypeError):
             await _errors(ack, {"days": "This form is out of date. Please open it again."})
@@ -185,12 +183,11 @@ class Modals:
         person = SlackPerson.from_body(body)
         identity = await self.answers.identify(person, tenant_id)
         actor = identity.actor
-        lead = await Lead.get_or_none(id=lead_id, tenant_id=tenant_id)
-        if actor is None or actor.tenant_id != tenant_id or lead is None:
+        if actor is None or actor.tenant_id != tenant_id:
             await _errors(ack, {"days": identity.problem or NOT_OFFERED})
             return
         key, where = request_key(body), Where(person.user_id, channel)
-        cmd = RequestExtension(lead.ref, int(raw_days), values.get("reason", ""))
+        cmd = RequestExtension(ref, int(raw_days), values.get("reason", ""))
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if reply.ok:  # errors are shown in the modal itself
@@ -212,8 +209,8 @@ class Modals:
         raw_ref: str,
         where: Where,
         hint: int | None,
-        clicked: SlackMessage | None,
-        view: Callable[[Tenant, Lead], dict[str, Any]],
+        clicked: Clicked | None,
+        view: View,
         failed: str,
     ) -> None:
         """Open a partner's modal about one lead (``views.open`` needs the trigger within 3 s
@@ -228,17 +225,21 @@ class Modals:
         if actor.role != Role.PARTNER:
             await answers.say(key, where, PARTNERS_ONLY, actor.tenant_id)
             return
-        try:
-            lead = await lead_by_ref(actor.tenant_id or 0, raw_ref)
-        except DomainError as exc:
-            await answers.say(key, where, exc.message, actor.tenant_id)
+        form = await self.bus.dispatch(LeadForm(raw_ref), actor)
+        if not form.ok:
+            await answers.say(key, where, form.message, actor.tenant_id)
             return
-        tenant = await Tenant.get(id=actor.tenant_id)
+        tenant, lead = form.data["tenant"], form.data["lead"]
         try:
             await self.client.views_open(trigger_id=body["trigger_id"], view=view(tenant, lead))
         except SlackApiError as exc:
             log.warning("views.open failed: %s", slack_error(exc))
-            await answers.say(key, where, failed.format(ref=lead.ref), tenant.id)
+            await answers.say(key, where, failed.format(ref=lead["ref"]), tenant["id"])
+
+
+def _teaser(lead: Mapping[str, Any]) -> dict[str, Any]:
+    """The teaser fields of a ``LeadForm`` lead (its id stays out of the view)."""
+    return {field: lead.get(field) for field in TEASER_FIELDS}
 
 
 async def _errors(ack: Any, errors: dict[str, str]) -> None:

@@ -19,9 +19,14 @@ Methods:
   that, or when a later update of the same message is queued (it will show the latest
   state). A message or channel gone from Slack is marked gone and not retried.
 
-- ``lyra.claims_answer`` ``{"user": ..., "channel": ... or null, "partner": <id>}``: a
-  partner user's open claims with their customers, rendered *now* and shown to that user
-  only (ephemeral, else DM), so the outbox never stores several customers in one row.
+- ``lyra.claims_answer`` ``{"user": ..., "channel": ... or null, "partner": <id>,
+  "lyra_user": <id>}``: a partner user's open claims with their customers (``ListMine``),
+  rendered *now* and shown to that user only (ephemeral, else DM), so the outbox never
+  stores several customers in one row.
+
+What the transport reads of the store (``SlackMessageView``) and records in it
+(``RecordSlackDelivery``, ``DeactivateSlackChannel`` when a channel is lost) goes through
+the bus as commands.
 
 Order: a row waits (the worker retries it later) while an earlier row to the same
 recipient is still pending, so messages to one channel arrive in the order they were
@@ -35,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from lyra_bot.adapters.slack import blocks
@@ -47,11 +52,21 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from lyra_bot.clock import Clock, SystemClock
+from lyra_bot.bus import Bus
+from lyra_bot.commands import (
+    Actor,
+    DeactivateSlackChannel,
+    ListMine,
+    RecordSlackDelivery,
+    Role,
+    SlackMessageView,
+    TenantProfile,
+)
 from lyra_bot.config import Settings
-from lyra_bot.domain import OutboxStatus
-from lyra_bot.models import OutboxMessage, SlackChannel, SlackMessage, SlackMessageStatus
-from lyra_bot.outbox import PermanentError, Waiting
+from lyra_bot.outbox import PermanentError, Waiting, pending_after, pending_before
+
+if TYPE_CHECKING:  # the row the outbox worker hands a transport (read, never queried here)
+    from lyra_bot.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +109,8 @@ MESSAGE_GONE = frozenset(
     }
 )
 CHANNEL_LOST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+SYSTEM = Actor(Role.SYSTEM, "slack", None)
+PENDING, POSTED = "pending", "posted"
 
 
 class NotYet(Waiting):
@@ -152,9 +169,10 @@ async def web_answer(call: Awaitable[Any]) -> dict[str, Any]:
 class SlackTransport:
     channel = "slack"
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, bus: Bus) -> None:
+        """``bus``: what the transport reads and records of digest messages goes through it."""
         self.settings = settings
-        self.clock = clock or SystemClock()
+        self.bus = bus
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         # Rows delivered in the worker's current batch are marked sent only when the batch
@@ -188,7 +206,7 @@ class SlackTransport:
         elif method == "lyra.update_message":
             await self._update_message(int(args["message"]), row)
         elif method == "lyra.claims_answer":
-            content = await render_claims(row.tenant_id or 0, int(args["partner"]))
+            content = await self._claims(row.tenant_id or 0, args)
             if args.get("channel"):
                 await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
             else:
@@ -199,17 +217,27 @@ class SlackTransport:
             await self._call(method, args)
 
     async def _wait_for_earlier(self, row: OutboxMessage) -> None:
-        query = OutboxMessage.filter(
-            channel=self.channel,
-            recipient=row.recipient,
-            status=OutboxStatus.PENDING,
-            id__lt=row.id,
-        )
-        if self._delivered:
-            query = query.exclude(id__in=list(self._delivered))
-        earlier = await query.exists()
-        if earlier:
+        if await pending_before(self.channel, row.recipient, row.id, tuple(self._delivered)):
             raise NotYet(f"waiting for an earlier message to {row.recipient}")
+
+    async def _claims(self, tenant_id: int, args: dict[str, Any]) -> dict[str, Any]:
+        """``ListMine`` as the partner user who asked (rows queued before the user was kept
+        in ``lyra_user`` list the partner's claims all the same)."""
+        partner = int(args["partner"])
+        actor = Actor.partner_user(tenant_id, partner, int(args.get("lyra_user") or 0), "slack")
+        mine = await self.bus.dispatch(ListMine(), actor)
+        profile = await self.bus.dispatch(TenantProfile(), actor)
+        if not (mine.ok and profile.ok):
+            raise PermanentError(f"lyra.claims_answer: {mine.message or profile.message}")
+        return render_claims(mine, profile.data["tenant"]["timezone"])
+
+    async def _view(self, message_id: int) -> dict[str, Any] | None:
+        """The recorded message as it should look now (None: deleted)."""
+        reply = await self.bus.dispatch(SlackMessageView(message_id), SYSTEM)
+        return reply.data if reply.data.get("message") else None
+
+    async def _record(self, message_id: int, outcome: str, **details: Any) -> None:
+        await self.bus.dispatch(RecordSlackDelivery(message_id, outcome, **details), SYSTEM)
 
     async def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -232,20 +260,21 @@ class SlackTransport:
             await self._call("chat.postMessage", {"channel": args["user"], **dm})
 
     async def _post_message(self, message_id: int, final: bool) -> None:
-        message = await SlackMessage.get_or_none(id=message_id)
-        if message is None or message.status != SlackMessageStatus.PENDING:
+        view = await self._view(message_id)
+        if view is None or view["message"]["status"] != PENDING:
             return  # deleted, or already posted by an earlier attempt
-        content = await render_message(message, self.clock.now())
+        message = view["message"]
+        content = render_message(view)
         if not _offers_claims(content):
             # Everything in it was taken before it could be posted: nothing to show. Its
             # leads are free for a later digest should they come back to the pool.
-            await SlackMessage.filter(id=message.id).update(status=SlackMessageStatus.GONE)
+            await self._record(message_id, "gone")
             return
         try:
             data = await self._call(
                 "chat.postMessage",
                 {
-                    "channel": message.channel_id,
+                    "channel": message["channel_id"],
                     **content,
                     "unfurl_links": False,
                     "unfurl_media": False,
@@ -255,56 +284,49 @@ class SlackTransport:
             if isinstance(exc, PermanentError) or final:
                 await self._post_failed(message, exc)
             raise
-        await SlackMessage.filter(id=message.id).update(
+        await self._record(
+            message_id,
+            "posted",
             ts=data.get("ts"),
-            team_id=(data.get("message") or {}).get("team") or message.team_id,
-            status=SlackMessageStatus.POSTED,
-            posted_at=self.clock.now(),
+            team_id=(data.get("message") or {}).get("team"),
             content_hash=blocks.content_hash(content),
         )
 
-    async def _post_failed(self, message: SlackMessage, exc: Exception) -> None:
-        await SlackMessage.filter(id=message.id).update(status=SlackMessageStatus.FAILED)
+    async def _post_failed(self, message: dict[str, Any], exc: Exception) -> None:
+        await self._record(message["id"], "failed")
         cause = exc.__cause__
         if isinstance(cause, SlackApiError) and slack_error(cause) in CHANNEL_LOST:
             # Lyra cannot post there any more: stop digests until an owner links it again.
-            await SlackChannel.filter(channel_id=message.channel_id).update(active=False)
-            log.warning("Slack channel %s unlinked: %s", message.channel_id, slack_error(cause))
+            channel, error = message["channel_id"], slack_error(cause)
+            await self.bus.dispatch(DeactivateSlackChannel(channel, error), SYSTEM)
+            log.warning("Slack channel %s unlinked: %s", channel, error)
 
     async def _update_message(self, message_id: int, row: OutboxMessage) -> None:
-        message = await SlackMessage.get_or_none(id=message_id)
-        if message is None or message.status in (
-            SlackMessageStatus.FAILED,
-            SlackMessageStatus.GONE,
-        ):
+        view = await self._view(message_id)
+        if view is None or view["message"]["status"] not in (PENDING, POSTED):
             return
-        if await OutboxMessage.filter(
-            channel=self.channel,
-            status=OutboxStatus.PENDING,
-            dedupe_key__startswith=f"slack:update:{message_id}:",
-            id__gt=row.id,
-        ).exists():
+        prefix = f"slack:update:{message_id}:"
+        if await pending_after(self.channel, prefix, row.id):
             return  # a later update of this message follows and will show the latest state
-        if message.status == SlackMessageStatus.PENDING or not message.ts:
+        message = view["message"]
+        if message["status"] == PENDING or not message["ts"]:
             raise NotYet(f"Slack message {message_id} is not posted yet")
-        content = await render_message(message, self.clock.now())
+        content = render_message(view)
         digest = blocks.content_hash(content)
-        if digest == message.content_hash:
+        if digest == message["content_hash"]:
             return
         try:
             await self._call(
-                "chat.update", {"channel": message.channel_id, "ts": message.ts, **content}
+                "chat.update", {"channel": message["channel_id"], "ts": message["ts"], **content}
             )
         except PermanentError as exc:
             cause = exc.__cause__
             if isinstance(cause, SlackApiError) and slack_error(cause) in MESSAGE_GONE:
                 log.info("Slack message %s is gone (%s)", message_id, slack_error(cause))
-                await SlackMessage.filter(id=message.id).update(status=SlackMessageStatus.GONE)
+                await self._record(message_id, "gone")
                 return
             raise
-        await SlackMessage.filter(id=message.id).update(
-            content_hash=digest, updated_at=self.clock.now()
-        )
+        await self._record(message_id, "updated", content_hash=digest)
 
 
 def _offers_claims(content: dict[str, Any]) -> bool:

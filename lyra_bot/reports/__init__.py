@@ -5,7 +5,7 @@
 - ``metrics``: the arithmetic, pure (every metric, the reliability score).
 - ``report``: ``build_report(tenant, period, now)``, the entry point.
 - ``exports``: the JSON document (``lyra.report/1``), flat rows, formula-safe CSV.
-- ``view``, ``labels``, ``table``, ``chart``: the report for reading, in de/fr/en.
+- ``view``, ``labels``, ``table``, ``chart``: the report for reading, in de/fr/it/en.
 
 docs/reports.md defines each metric and the JSON schema.
 """

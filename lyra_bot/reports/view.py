@@ -18,6 +18,7 @@ from lyra_bot.render import pick_locale
 from lyra_bot.reports.exports import headline
 from lyra_bot.reports.labels import labels as labels_for
 from lyra_bot.reports.metrics import AGE_BANDS, Metrics
+from lyra_bot.reports.periods import Period
 from lyra_bot.reports.report import PartnerCard, Report
 
 DASH = "–"
@@ -109,6 +110,13 @@ def formatter(report: Report) -> Fmt:
         report.zone,
         labels_for(tenant.locale),
     )
+
+
+def period_name(period: Period, fmt: Fmt) -> str:
+    """A period as its reader names it: "Woche 45", "2.–8. Nov. 2026" (never 2026-W45)."""
+    if period.kind == "week":
+        return f"{fmt.words['week']} {period.first.isocalendar().week}"
+    return str(format_interval(period.first, period.last, "yMMMd", locale=fmt.locale))
 
 
 def period_text(report: Report, fmt: Fmt) -> str:
@@ -219,10 +227,10 @@ def report_context(report: Report, max_partners: int = 15) -> dict[str, Any]:
         "tenant": {"name": report.tenant.name},
         "title": words["title"] if report.period.kind == "week" else words["range_title"],
         "period": period_text(report, fmt),
-        "period_label": report.period.label,
+        "period_label": period_name(report.period, fmt),
         "is_week": report.period.kind == "week",
         "partial": report.partial,
-        "previous_label": report.previous.label,
+        "previous_label": period_name(report.previous, fmt),
         "generated": fmt.moment(report.generated_at),
         "headline": rows,
         "partners": shown,
@@ -246,6 +254,9 @@ def report_context(report: Report, max_partners: int = 15) -> dict[str, Any]:
         if len(idle) > MAX_ROWS
         else "",
         "summary": {
+            "n_claims": t.claims,
+            "n_won": t.won,
+            "n_lapses": t.lapses,
             "claims": fmt.int(t.claims),
             "won": fmt.int(t.won),
             "revenue": fmt.revenue(t.revenue),

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from lyra_bot import commands as c
+from lyra_bot.adapters.slack import gallery as slack_gallery
 from lyra_bot.app import bootstrap
 from lyra_bot.clock import FrozenClock
 from lyra_bot.commands import Actor
@@ -57,6 +58,7 @@ class RecordingRenderer(Renderer):
 def run_gallery(out: Path, png: bool, console: Console) -> list[Path]:
     """Write the gallery to ``out``; returns the HTML files written."""
     pages: list[Path] = []
+    slack: list[Path] = []
     for lang in LOCALES:
         with tempfile.TemporaryDirectory(prefix="lyra-gallery-") as tmp:
             settings = get_settings().model_copy(
@@ -74,7 +76,9 @@ def run_gallery(out: Path, png: bool, console: Console) -> list[Path]:
         for kind, context in sorted({**contexts, "owner_report": report}.items()):
             inline = {CHART_CID: chart} if kind == "owner_report" else {}
             pages.append(_write(folder, kind, renderer.mail(kind, lang, context), inline))
+        slack += slack_gallery.write(folder / "slack", lang)
     console.print(f"{len(pages)} mails in {len(LOCALES)} languages written to {out}")
+    console.print(f"{len(slack)} Slack messages, modals and App Home tabs (JSON) in */slack/")
     if png:
         for page in pages:
             screenshot(page)

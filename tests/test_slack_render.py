@@ -7,6 +7,7 @@ with long values, and checked against the documented limits and slack_sdk's own 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,3 +189,47 @@ def test_buttons_and_headers_speak_the_reader_s_language(locale):
     assert said["digest"]["blocks"][0]["text"]["text"].startswith("124 ")
     owner = said["extension_owner"]["blocks"][1]["elements"]
     assert [b["text"]["text"] for b in owner] != ["Approve", "Decline"]
+
+
+def slack_texts(payload: Any) -> list[str]:
+    """Every text a reader sees in a Slack payload (message, modal or App Home)."""
+    found: list[str] = []
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if key == "text" and isinstance(value, str):
+                found.append(value)
+            elif key not in ("action_id", "block_id", "callback_id", "value", "url"):
+                found += slack_texts(value)
+    elif isinstance(payload, list):
+        for item in payload:
+            found += slack_texts(item)
+    return found
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_gallery_payload_speaks_its_reader_s_language(locale):
+    """The Slack half of the voice check: no English words in a German, French or Italian
+    payload, no raw codes, no "(s)" plurals, no ISO timestamps, in any language."""
+    from lyra_bot.adapters.slack import gallery
+
+    from tests.voice import voice_problems
+
+    payloads = {**gallery.messages(locale), **gallery.views(locale)}
+    problems = {}
+    for name, payload in payloads.items():
+        assert limit_problems(payload, 100 if "type" in payload else 50) == [], name
+        # <!date^…|fallback> and lead facts (the sample lead is written in English) are data
+        text = "\n".join(slack_texts(payload))
+        text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+        text = re.sub(r"`[^`]*`", " ", text)  # what the user types (/lyra claim L-1042) is syntax
+        for fact in (
+            "Firewall for 3 shops",
+            "Remote access for 40 staff",
+            "Board decides next week",
+            "Three shops; IT by a nephew.",
+        ):
+            text = text.replace(fact, "")
+        found = voice_problems(text, locale)
+        if found:
+            problems[name] = found
+    assert problems == {}

@@ -22,6 +22,7 @@ from lyra_bot.commands import (
     TenantProfile,
 )
 from lyra_bot.domain import ClaimState, LeadStatus, NotFound, is_entitled, teaser
+from lyra_bot.i18n import pick_locale
 from lyra_bot.models import (
     Claim,
     LeadHide,
@@ -72,15 +73,28 @@ async def locate_slack_request(cmd: LocateSlackRequest, actor: Actor, uow: UnitO
 @handles(FindSlackUser)
 async def find_slack_user(cmd: FindSlackUser, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.SYSTEM)
-    users = await User.filter(
-        slack_user_id=cmd.slack_user_id, slack_team_id__in=list(cmd.team_ids), active=True
-    ).order_by("id")
+    users = (
+        await User.filter(
+            slack_user_id=cmd.slack_user_id, slack_team_id__in=list(cmd.team_ids), active=True
+        )
+        .select_related("partner", "tenant")
+        .order_by("id")
+    )
     email = cmd.email.strip().lower()
     linkable = bool(email) and await User.exists(
         email=email, active=True, slack_user_id__isnull=True
     )
     rows = [
-        {"id": u.id, "tenant_id": u.tenant_id, "partner_id": u.partner_id, "email": u.email}
+        {
+            "id": u.id,
+            "tenant_id": u.tenant_id,
+            "partner_id": u.partner_id,
+            "email": u.email,
+            # the language the person reads: their own, else their partner's, else the owner's
+            "locale": pick_locale(
+                u.locale, u.partner.locale if u.partner else None, u.tenant.locale
+            ),
+        }
         for u in users
     ]
     return Reply(True, "slack_users", {"users": rows, "linkable": linkable})

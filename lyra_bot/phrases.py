@@ -263,6 +263,7 @@ PHRASES: dict[str, Phrase] = {
         N_("Lyra could not look you up in Slack just now. Please try again in a minute.")
     ),
     "slack_not_offered": P(N_("This lead is offered by an owner you do not work with in Lyra.")),
+    "slack_foreign": P(N_("This Slack workspace is not connected to Lyra.")),
     "slack_partners_only": P(N_("Only partner users can do this.")),
     "slack_owners_only": P(N_("Only the owner's staff can see the report.")),
     "slack_owners_decide": P(N_("Only the owner's staff can decide on more time.")),

@@ -43,7 +43,7 @@ async def test_feedback_button_opens_a_modal_with_ids_only(slack):  # noqa: F811
         "note",
     ]
     meta = json.loads(view["private_metadata"])
-    assert set(meta) == {"t", "r", "c", "h"}
+    assert set(meta) == {"t", "r", "c", "h", "l"}  # ids, and the reader's language code
     assert meta["t"] == slack.world.tenant_id and meta["r"] == "L-1001"
     assert meta["c"] == ALPINE_CHANNEL
     assert "Huber" not in json.dumps(view)

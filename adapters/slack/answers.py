@@ -23,10 +23,10 @@ from lyra_bot.bus import Bus, Reply, UnitOfWork
 from lyra_bot.clock import Clock
 from lyra_bot.commands import Actor, ClaimLead, Command, LocateSlackRequest, SimilarLeads
 from lyra_bot.config import Settings
-from lyra_bot.outbox import slack, slack_update
+from lyra_bot.outbox import slack, slack_say, slack_update
 
-NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
-PARTNERS_ONLY = "Only partner users can do this."
+NOT_OFFERED = "slack_not_offered"  # phrases of lyra_bot.phrases
+PARTNERS_ONLY = "slack_partners_only"
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,47 @@ class Answers:
             SYSTEM, lambda uow: self.queue_answer(uow, key, where, content, tenant_id)
         )
 
-    async def say(self, key: str, where: Where, text: str, tenant_id: int | None = None) -> None:
-        await self.answer_alone(key, where, blocks.text_answer(text), tenant_id)
+    async def say(
+        self,
+        key: str,
+        where: Where,
+        code: str,
+        tenant_id: int | None = None,
+        locale: str = "en",
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A phrase to the user outside any command, said in their language at delivery."""
+        said = {"code": code, "data": dict(data or {})}
+        await self.bus.send(
+            SYSTEM,
+            lambda uow: self.queue_say(uow, key, where, "problem", locale, said, tenant_id),
+        )
+
+    def queue_say(
+        self,
+        uow: UnitOfWork,
+        key: str,
+        where: Where,
+        kind: str,
+        locale: str,
+        context: Mapping[str, Any],
+        tenant_id: int | None,
+        lead_id: int | None = None,
+    ) -> None:
+        """Queue what to tell the user (``lyra.say``); the Slack renderer words it when the
+        row is delivered, ephemeral in the channel clicked in, else in their DM."""
+        slack_say(
+            uow,
+            tenant_id=tenant_id,
+            kind="slack.answer",
+            say=kind,
+            locale=locale,
+            context=dict(context),
+            channel=where.channel or where.user,
+            user=where.user if where.channel else None,
+            dedupe_key=f"{key}:answer",
+            lead_id=lead_id,
+        )
 
     async def first_delivery(self, key: str) -> bool:
         """Record a request that changes nothing in Lyra, so a retry of it is ignored."""
@@ -183,10 +222,15 @@ class Answers:
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if reply.code == "mine":
                 self.queue_claims_answer(uow, key, where, actor)
+            elif reply.code == "report":
+                content = self.content(reply)
+                self.queue_answer(uow, key, where, content, actor.tenant_id)
             else:
                 lead_id = reply.data.get("lead_id") if reply.code == "claimed" else None
-                content = self.content(reply)
-                self.queue_answer(uow, key, where, content, actor.tenant_id, lead_id)
+                said = {"code": reply.code, "ok": reply.ok, "data": reply.data}
+                self.queue_say(
+                    uow, key, where, "reply", identity.locale, said, actor.tenant_id, lead_id
+                )
             if clicked is not None and not reply.ok:
                 # Whatever the button showed was out of date: show what is true now.
                 slack_update(uow, clicked.id, clicked.channel_id, clicked.tenant_id)
@@ -196,27 +240,39 @@ class Answers:
             return reply
         await self.bus.disclosed(reply, actor, f"slack {cmd.kind}")
         if reply.code == "lead_taken" and isinstance(cmd, ClaimLead):
-            await self.offer_similar(cmd.lead_ref, actor, key, where)
+            await self.offer_similar(cmd.lead_ref, actor, key, where, identity.locale)
         return reply
 
-    async def offer_similar(self, ref: str, actor: Actor, key: str, where: Where) -> None:
+    async def offer_similar(
+        self, ref: str, actor: Actor, key: str, where: Where, locale: str = "en"
+    ) -> None:
         """After "taken": leads like it, in a second answer (outside the claim's transaction,
         which stays short; the "taken" answer itself is queued with the refusal)."""
         similar = await self.bus.dispatch(SimilarLeads(ref), actor)
         leads = (similar.data.get("leads") or []) if similar.ok else []
         if leads:
-            content = blocks.similar_answer(leads)
-            await self.answer_alone(f"{key}:similar", where, content, actor.tenant_id)
+            await self.bus.send(
+                SYSTEM,
+                lambda uow: self.queue_say(
+                    uow,
+                    f"{key}:similar",
+                    where,
+                    "similar",
+                    locale,
+                    {"leads": leads},
+                    actor.tenant_id,
+                ),
+            )
 
     async def checked(
         self, identity: Identity, key: str, where: Where, clicked: Clicked | None
     ) -> Actor | None:
         """The actor, or None after telling the user why not."""
         if identity.actor is None:
-            await self.say(key, where, identity.problem)
+            await self.say(key, where, identity.problem, locale=identity.locale)
             return None
         if clicked is not None and clicked.tenant_id != identity.actor.tenant_id:
-            await self.say(key, where, NOT_OFFERED)
+            await self.say(key, where, NOT_OFFERED, locale=identity.locale)
             return None
         return identity.actor
 

@@ -13,6 +13,7 @@ from lyra_bot.adapters.slack.transport import slack_error
 from slack_sdk.errors import SlackApiError
 
 from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport, TenantProfile
+from lyra_bot.phrases import say as phrase
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ class Home:
         person = SlackPerson.from_body(body)
         identity = await self.answers.identify(person)
         if identity.actor is None:
-            await self._views_publish(person.user_id, blocks.home_unknown(identity.problem))
+            await self._views_publish(
+                person.user_id, blocks.home_unknown(phrase(identity.problem, {}, identity.locale))
+            )
             return
         await self.publish(person.user_id, identity.actor)
 
@@ -48,7 +51,8 @@ class Home:
             pool = await self.bus.dispatch(ListPool(limit=1), actor)
             mine = await self.bus.dispatch(ListMine(), actor)
             if not (pool.ok and mine.ok):
-                return blocks.home_unknown(pool.message if not pool.ok else mine.message)
+                bad = pool if not pool.ok else mine
+                return blocks.home_unknown(phrase(bad.code, bad.data, None))
             claims = mine.data["claims"]
             profile = await self.bus.dispatch(TenantProfile(), actor)
             tenant = profile.data["tenant"]
@@ -57,6 +61,6 @@ class Home:
             return blocks.home_partner(pool.data["total"], claims, locale, tenant.get("timezone"))
         week = await self.bus.dispatch(ShowReport(), actor)
         if not week.ok:
-            return blocks.home_unknown(week.message)
+            return blocks.home_unknown(phrase(week.code, week.data, None))
         _, summary = report_summary(self.bus.renderer, week.data["view"], week.data.get("locale"))
         return blocks.home_owner(summary)

@@ -42,16 +42,11 @@ from lyra_bot.commands import Actor, FindSlackUser, LinkSlackUser, Role
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = (
-    "Lyra does not know you yet. Ask the channel manager who works with your company to "
-    "register your email address (the one in your Slack profile) in Lyra."
-)
-AMBIGUOUS = (
-    "You are registered with several owners in Lyra. Use this in a Slack channel that is "
-    "linked to your partner, so Lyra knows which one you mean."
-)
-LOOKUP_FAILED = "Lyra could not look you up in Slack just now. Please try again in a minute."
-FOREIGN = "This Slack workspace is not connected to Lyra."
+# Why a Slack user cannot act: phrases of lyra_bot.phrases, said by the Slack renderer.
+UNKNOWN = "slack_unknown"
+AMBIGUOUS = "slack_ambiguous"
+LOOKUP_FAILED = "slack_lookup_failed"
+FOREIGN = "slack_foreign"
 SYSTEM = Actor(Role.SYSTEM, "slack", None)
 
 
@@ -184,8 +179,9 @@ def installation_guard(installed: Installed) -> Callable[..., Awaitable[BoltResp
 @dataclass(frozen=True)
 class Identity:
     actor: Actor | None
-    problem: str = ""
+    problem: str = ""  # a phrase code
     email: str = ""
+    locale: str = "en"  # the language the person reads
 
 
 def _actor(user: Mapping[str, Any]) -> Actor:
@@ -239,7 +235,7 @@ async def identify(
     elif len(tenants) > 1:
         return Identity(None, AMBIGUOUS)
     user = next((u for u in users if u["partner_id"] is not None), users[0])
-    return Identity(_actor(user), email=user["email"])
+    return Identity(_actor(user), email=user["email"], locale=user.get("locale") or "en")
 
 
 async def _verified_email(

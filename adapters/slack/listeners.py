@@ -12,7 +12,7 @@ from typing import Any
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.answers import Answers, Where, channel_of, request_key
 from lyra_bot.adapters.slack.home import Home
-from lyra_bot.adapters.slack.identity import SlackPerson
+from lyra_bot.adapters.slack.identity import SYSTEM, SlackPerson
 from lyra_bot.adapters.slack.modals import Modals
 from slack_bolt.async_app import AsyncApp
 
@@ -28,10 +28,11 @@ from lyra_bot.commands import (
     ShowReport,
 )
 from lyra_bot.outbox import slack
+from lyra_bot.phrases import say as phrase
 
 POOL_LIMIT = 20
-OWNERS_ONLY = "Only the owner's staff can see the report."
-OWNERS_DECIDE = "Only the owner's staff can decide on more time."
+OWNERS_ONLY = "slack_owners_only"  # phrases of lyra_bot.phrases
+OWNERS_DECIDE = "slack_owners_decide"
 
 
 class Listeners:
@@ -112,16 +113,19 @@ class Listeners:
             return
         if actor.role != Role.OWNER:
             if await answers.first_delivery(key):
-                await answers.say(key, where, OWNERS_DECIDE, actor.tenant_id)
+                await answers.say(key, where, OWNERS_DECIDE, actor.tenant_id, identity.locale)
             return
         container = body.get("container") or {}
         message_ts = container.get("message_ts")
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
-            content = blocks.text_answer(reply.message)
-            answers.queue_answer(uow, key, where, content, actor.tenant_id)
+            said = {"code": reply.code, "ok": reply.ok, "data": reply.data}
+            answers.queue_say(uow, key, where, "reply", identity.locale, said, actor.tenant_id)
             if reply.ok and where.channel and message_ts:
-                content = blocks.decided(approve, person.user_id, reply.message)
+                # The decided request, in the channel's (the owner's) language, now: the
+                # message it replaces was written in it too.
+                text = phrase(reply.code, reply.data, identity.locale)
+                content = blocks.decided(approve, person.user_id, text, identity.locale)
                 slack(
                     uow,
                     tenant_id=actor.tenant_id,
@@ -144,17 +148,21 @@ class Listeners:
         verb, _, rest = (body.get("text") or "").strip().partition(" ")
         verb, rest = verb.lower(), rest.strip()
         hint = (await answers.place(body, where.channel)).channel_tenant
-        if verb in ("", "help"):
-            if await answers.first_delivery(key):
-                await answers.answer_alone(key, where, blocks.help_answer())
-            return
-        if verb not in ("leads", "mine", "claim", "feedback", "release", "report"):
-            await answers.answer_alone(key, where, blocks.help_answer(f"I do not know '{verb}'."))
-            return
         ref, _, reason = rest.partition(" ")
-        if verb in ("claim", "feedback", "release") and not ref:
-            prompt = f"Say which lead, e.g. `/lyra {verb} L-1042`."
-            await answers.answer_alone(key, where, blocks.help_answer(prompt))
+        problem: dict[str, Any] | None = None
+        if verb not in ("", "help", "leads", "mine", "claim", "feedback", "release", "report"):
+            problem = {"code": "slack_unknown_verb", "data": {"verb": verb}}
+        elif verb in ("claim", "feedback", "release") and not ref:
+            problem = {"code": "slack_which_lead", "data": {"verb": verb}}
+        if verb in ("", "help") or problem is not None:
+            if await answers.first_delivery(key):
+                locale = (await answers.identify(person, hint)).locale
+                await answers.bus.send(
+                    SYSTEM,
+                    lambda uow: answers.queue_say(
+                        uow, key, where, "help", locale, problem or {}, hint
+                    ),
+                )
             return
         if verb == "feedback":
             await self.modals.open_feedback(body, person, ref, where, hint, None)
@@ -162,7 +170,9 @@ class Listeners:
         if verb == "report":
             identity = await answers.identify(person, hint)
             if identity.actor is not None and identity.actor.role != Role.OWNER:
-                await answers.say(key, where, OWNERS_ONLY, identity.actor.tenant_id)
+                await answers.say(
+                    key, where, OWNERS_ONLY, identity.actor.tenant_id, identity.locale
+                )
                 return
         commands: dict[str, Command] = {
             "leads": ListPool(limit=POOL_LIMIT),

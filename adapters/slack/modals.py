@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from lyra_bot.bus import Reply, UnitOfWork
 from lyra_bot.commands import GiveFeedback, LeadForm, RequestExtension, Role
 from lyra_bot.domain import TEASER_FIELDS, InvalidInput, parse_amount, parse_currency, parse_outcome
+from lyra_bot.phrases import say as phrase
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ View = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
 """A modal's view from the tenant's profile and the lead's teaser (``LeadForm``)."""
 
 
-def validate_feedback(values: Mapping[str, str]) -> dict[str, str]:
+def validate_feedback(values: Mapping[str, str], locale: str | None = None) -> dict[str, str]:
     """Field errors of a feedback modal, by block id (the rules that need no database)."""
     errors: dict[str, str] = {}
     checks = (
@@ -47,13 +48,13 @@ def validate_feedback(values: Mapping[str, str]) -> dict[str, str]:
         ("currency", lambda v: parse_currency(v, "XXX")),
     )
     if not values.get("outcome"):
-        errors["outcome"] = "Please choose an outcome."
+        errors["outcome"] = phrase("choose_outcome", {}, locale)
     for block_id, check in checks:
         if values.get(block_id) and block_id not in errors:
             try:
                 check(values[block_id])
             except InvalidInput as exc:
-                errors[block_id] = blocks.clip(exc.message, 150)
+                errors[block_id] = blocks.clip(phrase(exc.code, exc.data, locale), 150)
     return errors
 
 
@@ -93,10 +94,14 @@ class Modals:
                 "r": lead["ref"],
                 "c": where.channel or "",
                 "h": int(from_home),
+                "l": tenant.get("reader_locale") or "en",
             }
-            return blocks.feedback_modal(_teaser(lead), tenant["currency"], json.dumps(meta))
+            locale = tenant.get("reader_locale")
+            return blocks.feedback_modal(
+                _teaser(lead), tenant["currency"], json.dumps(meta), locale
+            )
 
-        failed = "Lyra could not open the feedback form. Try `/lyra feedback {ref}` again."
+        failed = "slack_feedback_form_failed"
         await self._open_lead_modal(body, person, raw_ref, where, hint, clicked, view, failed)
 
     async def feedback_submitted(self, ack: Any, body: dict[str, Any]) -> None:
@@ -105,11 +110,12 @@ class Modals:
             meta = json.loads(view.get("private_metadata") or "")
             tenant_id, ref = int(meta["t"]), str(meta["r"])
             channel, from_home = str(meta.get("c") or "") or None, bool(meta.get("h"))
+            locale = str(meta.get("l") or "en")
         except (ValueError, KeyError, TypeError):
-            await _errors(ack, {"outcome": "This form is out of date. Please open it again."})
+            await _errors(ack, {"outcome": phrase("form_out_of_date", {}, "en")})
             return
         values = blocks.modal_values(view.get("state") or {})
-        errors = validate_feedback(values)
+        errors = validate_feedback(values, locale)
         if errors:
             await _errors(ack, errors)
             return
@@ -117,7 +123,7 @@ class Modals:
         identity = await self.answers.identify(person, tenant_id)
         actor = identity.actor
         if actor is None or actor.tenant_id != tenant_id:
-            await _errors(ack, {"outcome": identity.problem or NOT_OFFERED})
+            await _errors(ack, {"outcome": phrase(identity.problem or NOT_OFFERED, {}, locale)})
             return
         key, where = request_key(body), Where(person.user_id, channel)
         cmd = GiveFeedback(
@@ -131,13 +137,13 @@ class Modals:
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if reply.ok:  # errors are shown in the modal itself
-                content = blocks.text_answer(reply.message)
-                self.answers.queue_answer(uow, key, where, content, tenant_id)
+                said = {"code": reply.code, "ok": True, "data": reply.data}
+                self.answers.queue_say(uow, key, where, "reply", locale, said, tenant_id)
 
         reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
         if not reply.ok:
             field = str(reply.data.get("field") or "outcome")
-            await _errors(ack, {field: blocks.clip(reply.message, 150)})
+            await _errors(ack, {field: blocks.clip(phrase(reply.code, reply.data, locale), 150)})
             return
         await ack()
         if from_home and not reply.data.get("duplicate"):
@@ -153,15 +159,21 @@ class Modals:
         hint = (await self.answers.place(body, where.channel)).channel_tenant
 
         def view(tenant: Mapping[str, Any], lead: Mapping[str, Any]) -> dict[str, Any]:
-            meta = {"t": tenant["id"], "r": lead["ref"], "c": where.channel or ""}
+            meta = {
+                "t": tenant["id"],
+                "r": lead["ref"],
+                "c": where.channel or "",
+                "l": tenant.get("reader_locale") or "en",
+            }
             return blocks.extension_modal(
                 _teaser(lead),
                 tenant["extension_max_days"],
                 tenant["extension_auto_days"],
                 json.dumps(meta),
+                tenant.get("reader_locale"),
             )
 
-        failed = "Lyra could not open the form. Reply EXTEND {ref} <days> to any Lyra mail."
+        failed = "slack_extension_form_failed"
         raw_ref = str(action.get("value") or "")
         await self._open_lead_modal(body, person, raw_ref, where, hint, None, view, failed)
 
@@ -172,31 +184,32 @@ class Modals:
             meta = json.loads(view.get("private_metadata") or "")
             tenant_id, ref = int(meta["t"]), str(meta["r"])
             channel = str(meta.get("c") or "") or None
+            locale = str(meta.get("l") or "en")
         except (ValueError, KeyError, TypeError):
-            await _errors(ack, {"days": "This form is out of date. Please open it again."})
+            await _errors(ack, {"days": phrase("form_out_of_date", {}, "en")})
             return
         values = blocks.modal_values(view.get("state") or {})
         raw_days = values.get("days", "")
         if not raw_days.isdigit() or int(raw_days) < 1:
-            await _errors(ack, {"days": "Say how many days, as a whole number like 3."})
+            await _errors(ack, {"days": phrase("whole_days", {}, locale)})
             return
         person = SlackPerson.from_body(body)
         identity = await self.answers.identify(person, tenant_id)
         actor = identity.actor
         if actor is None or actor.tenant_id != tenant_id:
-            await _errors(ack, {"days": identity.problem or NOT_OFFERED})
+            await _errors(ack, {"days": phrase(identity.problem or NOT_OFFERED, {}, locale)})
             return
         key, where = request_key(body), Where(person.user_id, channel)
         cmd = RequestExtension(ref, int(raw_days), values.get("reason", ""))
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             if reply.ok:  # errors are shown in the modal itself
-                content = blocks.text_answer(reply.message)
-                self.answers.queue_answer(uow, key, where, content, tenant_id)
+                said = {"code": reply.code, "ok": True, "data": reply.data}
+                self.answers.queue_say(uow, key, where, "reply", locale, said, tenant_id)
 
         reply = await self.bus.dispatch(cmd, actor, key=key, respond=respond)
         if not reply.ok:
-            await _errors(ack, {"days": blocks.clip(reply.message, 150)})
+            await _errors(ack, {"days": blocks.clip(phrase(reply.code, reply.data, locale), 150)})
             return
         await ack()
 
@@ -219,22 +232,24 @@ class Modals:
         key = request_key(body)
         if not await answers.first_delivery(key):
             return
-        actor = await answers.checked(await answers.identify(person, hint), key, where, clicked)
+        identity = await answers.identify(person, hint)
+        actor = await answers.checked(identity, key, where, clicked)
         if actor is None:
             return
+        locale = identity.locale
         if actor.role != Role.PARTNER:
-            await answers.say(key, where, PARTNERS_ONLY, actor.tenant_id)
+            await answers.say(key, where, PARTNERS_ONLY, actor.tenant_id, locale)
             return
         form = await self.bus.dispatch(LeadForm(raw_ref), actor)
         if not form.ok:
-            await answers.say(key, where, form.message, actor.tenant_id)
+            await answers.say(key, where, form.code, actor.tenant_id, locale, form.data)
             return
-        tenant, lead = form.data["tenant"], form.data["lead"]
+        tenant, lead = {**form.data["tenant"], "reader_locale": locale}, form.data["lead"]
         try:
             await self.client.views_open(trigger_id=body["trigger_id"], view=view(tenant, lead))
         except SlackApiError as exc:
             log.warning("views.open failed: %s", slack_error(exc))
-            await answers.say(key, where, failed.format(ref=lead["ref"]), tenant["id"])
+            await answers.say(key, where, failed, tenant["id"], locale, {"ref": lead["ref"]})
 
 
 def _teaser(lead: Mapping[str, Any]) -> dict[str, Any]:

@@ -215,6 +215,39 @@ async def _more(services: Any, tenant_id: int, lang: str) -> None:
     await services.worker.close()
 
 
+def _reply_context(base: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The one answer to a reply with three commands: a claim (with its customer), a lead
+    already taken (with similar ones), a refusal."""
+    from lyra_bot.phrases import command, say
+
+    lead = base.get("lead", {})
+    ref, tz = lead.get("ref", "L-1001"), base.get("tz")
+    due = "2026-11-12T09:00:00+00:00"
+    similar = [{**lead, "ref": "L-1005", "claim_url": "mailto:leads@lyra.example"}]
+    lines = [
+        (f"{command('claim', lang)} {ref}", "claimed", {"lead": lead, "due_at": due}, lead, []),
+        (f"{command('claim', lang)} L-1003", "lead_taken", {"ref": "L-1003"}, None, similar),
+        (f"{command('won', lang)} L-1004", "not_your_lead", {"ref": "L-1004"}, None, []),
+    ]
+    results = [
+        {
+            "wrote_text": say("you_wrote", {"line": line}, lang),
+            "text": say(code, data, lang, tz),
+            "lead": shown,
+            "similar": leads,
+            "similar_text": say("similar_intro", {}, lang),
+        }
+        for line, code, data, shown, leads in lines
+    ]
+    return {
+        **base,
+        "subject": "Re: Lyra",
+        "results": results,
+        "show_help": False,
+        "token": True,
+    }
+
+
 def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict[str, Any]]:
     """Mails the email adapter writes (answers, bounces, customer replies, dead letters):
     their contexts from the story's own data."""
@@ -238,6 +271,7 @@ def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict
             "text": SAID[lang][4],
             "holder": base.get("partner", {}).get("name", ""),
         },
+        "reply": _reply_context(base, lang),
         "delivery_failed": {
             **base,
             "kind": "claim.partner",

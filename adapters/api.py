@@ -48,7 +48,24 @@ def _text(name: str, description: str = "") -> Any:
 class LeadIn(BaseModel):
     """A new lead. Customer data (company … notes) reaches a partner only with its claim."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "product": "Firewall",
+                    "region": "CH-ZH",
+                    "need": "Firewall for 3 shops",
+                    "company": "Velo AG",
+                    "contact_name": "Lea Frei",
+                    "email": "lea@velo.example",
+                    "legal_basis": "consent",
+                    "consent_source": "web form",
+                    "consent_at": "2026-11-27",
+                }
+            ]
+        },
+    )
 
     product: str = Field(max_length=LIMITS["product"], pattern=r"[^\s\x00-\x1f\x7f]")
     region: str = Field(

@@ -343,6 +343,7 @@ async def orm_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int,
             database_url=url,
             db_pool_max=args.pool,
             claims_per_minute=BENCH_CLAIMS_PER_MINUTE,
+            partner_claims_per_minute=BENCH_CLAIMS_PER_MINUTE,
         )
         await init_db(settings)
         try:
@@ -367,6 +368,7 @@ async def raw_run(kind: str, args: argparse.Namespace) -> tuple[float, int, int,
             database_url=url,
             db_pool_max=args.pool,
             claims_per_minute=BENCH_CLAIMS_PER_MINUTE,
+            partner_claims_per_minute=BENCH_CLAIMS_PER_MINUTE,
         )
         await init_db(settings)
         try:

@@ -209,6 +209,7 @@ async def phase(args: argparse.Namespace, store: str, instances: int, slack_url:
                 # Rate limits are not what is measured here (settings unknown before the
                 # API branch are ignored).
                 claims_per_minute=1_000_000,
+                partner_claims_per_minute=1_000_000,
                 api_rate_per_minute=1_000_000,
             )
             settings = settings_of(env)

@@ -106,8 +106,10 @@ async def prepare(settings: Settings, users: int, leads: int) -> None:
             await ok(c.AddPartner(f"p{i}", f"Partner {i}", ("*",), ("CH",)), owner)
             await ok(c.AddUser(f"u{i}@p{i}.example", f"User {i}", f"p{i}"), owner)
             await ok(c.LinkSlackUser(f"u{i}@p{i}.example", TEAM, f"U{i:07d}X"), owner)
-        rows = "".join(f"Firewall,CH-ZH,Company {n},need {n}\n" for n in range(leads))
-        await ok(c.ImportLeads("product,region,company,need\n" + rows), owner)
+        rows = "".join(
+            f"Firewall,CH-ZH,Company {n},need {n},c{n}@customer.example\n" for n in range(leads)
+        )
+        await ok(c.ImportLeads("product,region,company,need,email\n" + rows), owner)
         await ok(c.LinkSlackChannel("p0", CHANNEL), owner)
         await ok(c.PostSlackDigests(max_leads=leads), owner)
     finally:

@@ -4,8 +4,6 @@ Errors a user can cause print one line on stderr and exit with status 1; an unre
 or outdated database exits with status 2.
 """
 
-from __future__ import annotations
-
 import contextlib
 import json
 import sys
@@ -135,13 +133,13 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
         raise typer.Exit(2) from None
 
 
-async def tenant_by_slug(slug: str | None) -> Tenant:
+async def tenant_by_slug(slug: str | None) -> "Tenant":
     tenant = await _tenant_by_slug(slug)
     _ZONE.append(zoneinfo.ZoneInfo(tenant.timezone))
     return tenant
 
 
-async def _tenant_by_slug(slug: str | None) -> Tenant:
+async def _tenant_by_slug(slug: str | None) -> "Tenant":
     from lyra_bot.models import Tenant
 
     if slug:
@@ -159,7 +157,7 @@ async def _tenant_by_slug(slug: str | None) -> Tenant:
     return tenants[0]
 
 
-async def partner_actor(tenant: Tenant, email: str) -> Actor:
+async def partner_actor(tenant: "Tenant", email: str) -> "Actor":
     from lyra_bot.models import User
 
     user = await User.get_or_none(tenant_id=tenant.id, email=email.strip().lower())
@@ -168,7 +166,7 @@ async def partner_actor(tenant: Tenant, email: str) -> Actor:
     return c.Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
 
 
-async def send(cmd: c.Command, actor: Actor, bus: Bus | None = None) -> Reply:
+async def send(cmd: "c.Command", actor: "Actor", bus: "Bus | None" = None) -> "Reply":
     from lyra_bot.wiring import build_bus
 
     reply = await (bus or build_bus()).dispatch(cmd, actor)
@@ -183,7 +181,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[str] = ()) -> None:
+def show(
+    reply: "Reply", as_json: bool, key: str | None = None, columns: Sequence[str] = ()
+) -> None:
     """Print a listing as a rich table (times in the tenant's zone, a caption when it shows
     only part of the rows), or its data as JSON."""
     if as_json:
@@ -202,7 +202,7 @@ def show(reply: Reply, as_json: bool, key: str | None = None, columns: Sequence[
     out.print(cli_render.table(reply.message, rows, columns, zone(), caption))
 
 
-def show_record(reply: Reply, as_json: bool, key: str) -> None:
+def show_record(reply: "Reply", as_json: bool, key: str) -> None:
     """One record (``… show``) as a panel, or its data as JSON."""
     if as_json:
         print_json(reply.to_json()["data"])
@@ -220,7 +220,7 @@ def zone() -> Any:
     return _ZONE[-1] if _ZONE else None
 
 
-def say(reply: Reply, as_json: bool = False) -> None:
+def say(reply: "Reply", as_json: bool = False) -> None:
     if as_json:
         print_json(reply.to_json())
     else:
@@ -441,7 +441,7 @@ def tenant_set(
         customer_feedback_mails=customer_feedback_mails,
     )
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(cmd, c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
@@ -451,7 +451,7 @@ def tenant_set(
 def tenant_show(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's whole policy."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ShowTenant(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     show_record(run(body), as_json, "policy")
@@ -485,7 +485,7 @@ def api_key_create(
 ) -> None:
     """Make an API key; it is printed once and only its hash is stored."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.CreateApiKey(name), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body), as_json)
@@ -495,7 +495,7 @@ def api_key_create(
 def api_key_revoke(slug: str, key_id: int) -> None:
     """Revoke an API key at once (requests with it get 401)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.RevokeApiKey(key_id), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     say(run(body))
@@ -505,7 +505,7 @@ def api_key_revoke(slug: str, key_id: int) -> None:
 def api_key_list(slug: str, as_json: JsonOpt = False) -> None:
     """A tenant's API keys (never the keys themselves)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ListApiKeys(), c.Actor.owner((await tenant_by_slug(slug)).id))
 
     show(
@@ -527,7 +527,7 @@ def partner_add(
 ) -> None:
     """Add a partner with its entitlements."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         cmd = c.AddPartner(
             slug, name, tuple(products.split(",")), tuple(regions.split(",")), locale
@@ -541,7 +541,7 @@ def partner_add(
 def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List partners with their entitlements, open claims and pool size."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ListPartners(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     show(
@@ -556,7 +556,7 @@ def partner_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
 def partner_show(slug: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """One partner: entitlements, users, claims by state, pool size."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ShowPartner(slug), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     reply = run(body)
@@ -571,7 +571,7 @@ def user_list(
 ) -> None:
     """People acting for partners or for the owner."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ListUsers(partner), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     show(
@@ -586,7 +586,7 @@ def user_list(
 def user_show(email: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """One user: partner, language, Slack link, digests, open claims."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ShowUser(email), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     show_record(run(body), as_json, "user")
@@ -604,7 +604,7 @@ def user_add(
 ) -> None:
     """Add a person acting for a partner (or for the owner)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.AddUser(email, name, partner, locale), c.Actor.owner(t.id))
 
@@ -620,7 +620,7 @@ def partner_link_slack(
 ) -> None:
     """Post this partner's lead digests in a Slack channel."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.LinkSlackChannel(partner, channel_id, team), c.Actor.owner(t.id))
 
@@ -631,7 +631,7 @@ def partner_link_slack(
 def partner_unlink_slack(channel_id: str, tenant: TenantOpt = None) -> None:
     """Stop posting digests in a Slack channel."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.UnlinkSlackChannel(channel_id), c.Actor.owner(t.id))
 
@@ -647,7 +647,7 @@ def user_link_slack(
 ) -> None:
     """Link a user to a Slack account (needed for people from other organisations)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.LinkSlackUser(email, slack_team, slack_user), c.Actor.owner(t.id))
 
@@ -685,7 +685,7 @@ def lead_add(
 ) -> None:
     """Add one lead to the pool."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         cmd = c.AddLead(
             product,
@@ -735,11 +735,13 @@ def lead_import(
     except OSError as exc:
         fail_now(f"cannot read {path}: {exc.strerror or exc}")
     try:
-        found = lead_files.records(lead_files.read_file(data, path.name))
+        table = lead_files.read_file(data, path.name)
+        found = lead_files.records(table)
     except DomainError as exc:
         fail_now(exc.message)
+    found_in_xlsx = table.encoding == "xlsx"
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         t = await tenant_by_slug(tenant)
@@ -756,7 +758,7 @@ def lead_import(
                 progress.update(task, completed=done, total=total or len(found))
 
             cmd = c.ImportLeads(
-                source=path.suffix.lstrip(".").lower() or "csv",
+                source="xlsx" if found_in_xlsx else "csv",
                 allow_duplicates=allow_duplicates,
                 records=tuple(found),
                 dry_run=dry_run,
@@ -777,7 +779,7 @@ def lead_list(
 ) -> None:
     """List leads with status and holder, newest first (says when there are more)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(
             c.ListLeads(status, limit, offset), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
@@ -795,7 +797,7 @@ def lead_show(ref: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> N
     """Everything about one lead, with its claims, feedback and history (owner view)."""
     from lyra_bot.bus import Bus
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         bus = Bus()
         reply = await send(c.ShowLead(ref), actor, bus)
@@ -815,7 +817,7 @@ def lead_show(ref: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> N
 def lead_withdraw(ref: str, reason: str = "", tenant: TenantOpt = None) -> None:
     """Take a lead out of the pool (its holder, if any, is told to stop)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(
             c.WithdrawLead(ref, reason), c.Actor.owner((await tenant_by_slug(tenant)).id)
         )
@@ -835,7 +837,7 @@ def lead_consent(
 ) -> None:
     """Record why the customer may be contacted (a lead held for it then enters the pool)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         actor = c.Actor.owner((await tenant_by_slug(tenant)).id)
         if legitimate_interest is not None:
             cmd = c.RecordConsent(ref, "legitimate_interest", legal_note=legitimate_interest)
@@ -850,7 +852,7 @@ def lead_consent(
 def lead_approve(ref: str, tenant: TenantOpt = None) -> None:
     """Put a held lead (a possible duplicate) into the pool."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ApproveLead(ref), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
@@ -860,7 +862,7 @@ def lead_approve(ref: str, tenant: TenantOpt = None) -> None:
 def lead_claim(ref: str, as_user: AsOpt, tenant: TenantOpt = None) -> None:
     """Claim a lead on behalf of a partner user."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.ClaimLead(ref), await partner_actor(t, as_user))
 
@@ -880,7 +882,7 @@ def lead_feedback(
 ) -> None:
     """Record feedback on behalf of a partner user (won, lost, contacted, no_contact, …)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         cmd = c.GiveFeedback(ref, outcome, amount, currency, reason, note)
         return await send(cmd, await partner_actor(t, as_user))
@@ -892,7 +894,7 @@ def lead_feedback(
 def lead_release(ref: str, as_user: AsOpt, reason: str = "", tenant: TenantOpt = None) -> None:
     """Give a claimed lead back to the pool on behalf of its partner user."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.ReleaseClaim(ref, reason), await partner_actor(t, as_user))
 
@@ -909,7 +911,7 @@ def lead_extend(
 ) -> None:
     """Ask for more days on a claimed lead, on behalf of its partner user."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.RequestExtension(ref, days, reason), await partner_actor(t, as_user))
 
@@ -917,7 +919,7 @@ def lead_extend(
 
 
 def _decide(ref: str, approve: bool, note: str, tenant: str | None) -> None:
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         return await send(c.DecideExtension(ref, approve, note), c.Actor.owner(t.id))
 
@@ -940,7 +942,7 @@ def extension_decline(ref: str, note: str = "", tenant: TenantOpt = None) -> Non
 def lead_expire(tenant: TenantOpt = None) -> None:
     """Lapse every overdue claim now (the scheduler does this every minute)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ExpireOverdue(), c.Actor.owner((await tenant_by_slug(tenant)).id))
 
     say(run(body))
@@ -957,7 +959,7 @@ def pool(
 ) -> None:
     """The pool as teasers (as a partner user sees it with --as)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         actor = await partner_actor(t, as_user) if as_user else c.Actor.owner(t.id)
         return await send(c.ListPool(limit), actor)
@@ -974,7 +976,7 @@ def claims(
     """Open claims of a partner user's partner, with deadlines."""
     from lyra_bot.bus import Bus
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         t = await tenant_by_slug(tenant)
         actor, bus = await partner_actor(t, as_user), Bus()
         reply = await send(c.ListMine(), actor, bus)
@@ -1005,7 +1007,7 @@ def outbox_list(
 ) -> None:
     """Messages in the outbox, newest first."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ListOutbox(status, limit, offset), await outbox_actor(tenant))
 
     show(
@@ -1024,7 +1026,7 @@ def outbox_show(
 ) -> None:
     """One message: status, attempts, last error, what it says (its payload)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.ShowOutboxMessage(message_id), await outbox_actor(tenant))
 
     show_record(run(body), as_json, "message")
@@ -1043,15 +1045,28 @@ def outbox_retry(
     if not message_ids and not all_dead:
         fail_now("Say which messages (IDs) or --all; see 'lyra-bot outbox list --status dead'.")
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         return await send(c.RetryOutbox(tuple(message_ids or ())), await outbox_actor(tenant))
 
     say(run(body), as_json)
 
 
-async def outbox_actor(tenant: str | None) -> Actor:
+async def outbox_actor(tenant: str | None) -> "Actor":
     """The tenant's owner with --tenant, else the system (every tenant's messages)."""
-    return c.Actor.owner((await tenant_by_slug(tenant)).id) if tenant else c.Actor.system()
+    if tenant:
+        return c.Actor.owner((await tenant_by_slug(tenant)).id)
+    await common_zone()
+    return c.Actor.system()
+
+
+async def common_zone() -> None:
+    """Tables of every tenant's rows (outbox, jobs) show times in the tenants' zone when
+    they all share one (else in UTC, labelled so)."""
+    from lyra_bot.models import Tenant
+
+    zones = await Tenant.all().distinct().limit(2).values_list("timezone", flat=True)
+    if len(zones) == 1:
+        _ZONE.append(zoneinfo.ZoneInfo(zones[0]))
 
 
 @outbox_app.command("deliver")
@@ -1081,7 +1096,7 @@ def privacy_log(
 ) -> None:
     """Who was shown which customer data, when and how."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ListDisclosures(lead, customer), actor)
 
@@ -1103,7 +1118,7 @@ def privacy_export(
 ) -> None:
     """Everything Lyra holds about one customer, as JSON (a data subject access request)."""
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.ExportCustomerData(customer), actor)
 
@@ -1126,7 +1141,7 @@ def privacy_erase(
     if not yes and not typer.confirm(f"Erase every trace of {customer}? This cannot be undone."):
         raise typer.Exit(1)
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         actor = c.Actor.owner((await tenant_by_slug(tenant_slug)).id)
         return await send(c.EraseCustomerData(customer), actor)
 
@@ -1138,7 +1153,7 @@ def privacy_purge() -> None:
     """Erase customer data past every tenant's retention now (the scheduler does this daily)."""
     from lyra_bot.bus import Bus, Reply
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         bus, erased = Bus(), 0
         while True:
             reply = await send(c.PurgeExpiredPersonalData(), c.Actor.system(), bus)
@@ -1158,8 +1173,9 @@ def jobs_list(as_json: JsonOpt = False) -> None:
     from lyra_bot.app import bootstrap
     from lyra_bot.bus import Reply
 
-    async def body() -> Reply:
+    async def body() -> "Reply":
         rows = await bootstrap().scheduler.status()
+        await common_zone()
         return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
 
     show(
@@ -1203,7 +1219,7 @@ def digest_send(
     """Queue digests now: today's mail for every partner user (once per user and day), and
     for every linked Slack channel the teasers it has not been shown yet."""
 
-    async def body() -> list[Reply]:
+    async def body() -> "list[Reply]":
         tenant_id = (await tenant_by_slug(tenant)).id if tenant else None
         mails = await send(c.SendDigests(tenant_id), c.Actor.system())
         actor = c.Actor.owner(tenant_id) if tenant_id is not None else c.Actor.system()

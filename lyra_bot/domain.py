@@ -345,13 +345,16 @@ _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[
 
 @lru_cache(maxsize=1024)
 def known_region(code: str) -> bool:
-    """An ISO 3166-1 country (``CH``) or ISO 3166-2 subdivision (``CH-ZH``) code: a lead in
-    "Narnia" would match no partner and reach nobody."""
+    """``*``, an ISO 3166-1 country (``CH``) or an ISO 3166-2 subdivision (``CH-ZH``), which an
+    owner may divide further (``CH-ZH-WIN``): a lead in "Narnia" would reach nobody."""
     import pycountry  # its tables load on first use; most processes never validate a lead
 
-    if "-" in code:
-        return pycountry.subdivisions.get(code=code) is not None
-    return pycountry.countries.get(alpha_2=code) is not None
+    if code == "*":
+        return True
+    country, *parts = code.split("-")
+    if pycountry.countries.get(alpha_2=country) is None:
+        return False
+    return not parts or pycountry.subdivisions.get(code=f"{country}-{parts[0]}") is not None
 
 
 def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,13 @@ from typing import Any
 
 from lyra_bot import commands as c
 from lyra_bot.domain import OutboxStatus
-from lyra_bot.models import OutboxMessage, SlackMessage, SlackMessageLead, SlackMessageStatus
+from lyra_bot.models import (
+    AuditEvent,
+    OutboxMessage,
+    SlackMessage,
+    SlackMessageLead,
+    SlackMessageStatus,
+)
 from tests.slack_harness import ALPINE_CHANNEL, LAKESIDE_CHANNEL, slack  # noqa: F401
 
 PRIVATE = ("Huber", "Anna", "anna@huber.example", "555 01 01", "Street 1", "private note")
@@ -165,6 +171,10 @@ async def test_digest_to_a_channel_lyra_cannot_post_in_unlinks_it(slack):  # noq
     alert = await OutboxMessage.get(kind="outbox.dead")
     assert alert.recipient == "owner@acme.example"
     assert dead.recipient == ALPINE_CHANNEL  # the first one posted
+    # DeactivateSlackChannel: the owner can read in the audit trail why digests stopped.
+    [event] = await AuditEvent.filter(kind="slack.channel_deactivated")
+    assert (event.tenant_id, event.channel) == (slack.world.tenant_id, "slack")
+    assert event.data == {"channel": ALPINE_CHANNEL, "reason": "not_in_channel"}
 
     await slack.world.ok(c.AddLead("Firewall", "CH-ZH"), slack.world.owner)
     await slack.digests()

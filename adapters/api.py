@@ -25,7 +25,8 @@ from pydantic.json_schema import models_json_schema
 from lyra_bot.bus import Reply
 from lyra_bot.commands import Actor, AddLead, AuthenticateApiKey, Role, ShowLead, WithdrawLead
 from lyra_bot.domain import FIELD_LIMITS as LIMITS
-from lyra_bot.domain import LEAD_FIELDS, normalize_ref
+from lyra_bot.domain import normalize_ref
+from lyra_bot.phrases import say
 
 if TYPE_CHECKING:
     from lyra_bot.services import Services
@@ -35,7 +36,6 @@ REF_PATTERN = r"^([A-Za-z]{1,6}-?)?[0-9]{1,9}$"  # L-1042, l1042 or 1042
 REGION_PATTERN = r"^(\*|[A-Za-z0-9]{2,8}(-[A-Za-z0-9]{1,8})*)$"  # clean_lead upper-cases it
 EMAIL_PATTERN = r'^$|^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+\.[^@\s<>()\[\],;:"]+$'
 _IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
-_FIELD_WORD = re.compile(r"\b(" + "|".join(sorted(LEAD_FIELDS, key=len, reverse=True)) + r")\b")
 
 
 # --- the documents ------------------------------------------------------------------------
@@ -224,7 +224,10 @@ def refused(reply: Reply) -> ApiError:
     """A refused command as an HTTP error; ``InvalidInput`` problems become field errors."""
     status = STATUS_OF_CODE.get(reply.code, 400)
     errors = [
-        FieldError(field=m.group(1) if (m := _FIELD_WORD.search(p)) else "body", message=p)
+        FieldError(
+            field=str(p.get("field") or "body"),
+            message=say(str(p.get("phrase") or reply.code), p, "en"),
+        )
         for p in reply.data.get("problems") or []
     ]
     headers = {}

@@ -52,7 +52,7 @@ _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 def _slug(value: str) -> str:
     slug = value.strip().lower()
     if not _SLUG_RE.match(slug):
-        raise InvalidInput(f"'{value}' is not a short name (letters, digits, - and _).")
+        raise InvalidInput("bad_slug", value=value)
     return slug
 
 
@@ -60,20 +60,20 @@ def _email(value: str) -> str:
     try:
         return clean_address(value.strip()).lower()
     except ValueError:
-        raise InvalidInput(f"'{value}' is not an email address.") from None
+        raise InvalidInput("bad_email", value=value) from None
 
 
 def _locale(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if value.lower() not in LOCALES:
-        raise InvalidInput(f"'{value}' is not a supported language ({', '.join(LOCALES)}).")
+        raise InvalidInput("bad_locale", value=value, choices=list(LOCALES))
     return value.lower()
 
 
 def _between(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise InvalidInput(f"{name} must be between {low} and {high}.")
+        raise InvalidInput("out_of_range", name=name, low=low, high=high)
     return value
 
 
@@ -81,7 +81,7 @@ def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"'{value}' is not a time zone (like Europe/Zurich).") from None
+        raise InvalidInput("bad_timezone", value=value) from None
     return value
 
 
@@ -109,7 +109,7 @@ def _policy(values: dict[str, Any]) -> dict[str, Any]:
         elif name == "name":
             columns[name] = value.strip()
             if not columns[name]:
-                raise InvalidInput("The name may not be empty.")
+                raise InvalidInput("empty_name")
         elif name == "owner_email":
             columns[name] = _email(value)
         elif name == "timezone":
@@ -154,7 +154,7 @@ def _text(name: str, value: str) -> str:
     """One line of text (line breaks become spaces: it may end up in a header)."""
     text = " ".join(str(value).split())
     if len(text) > _TEXT_LIMITS[name]:
-        raise InvalidInput(f"{name} is longer than {_TEXT_LIMITS[name]} characters.")
+        raise InvalidInput("text_too_long", field=name, max=_TEXT_LIMITS[name])
     return text
 
 
@@ -165,7 +165,7 @@ def _cleared(value: str | None) -> bool:
 def _url(value: str) -> str:
     url = value.strip()
     if not re.match(r"^https?://[^\s<>\"]+$", url) or len(url) > 500:
-        raise InvalidInput(f"'{value}' is not a web address (https://…).")
+        raise InvalidInput("bad_url", value=value)
     return url
 
 
@@ -175,7 +175,7 @@ FEEDBACK_MAILS = ("all", "positive", "none")
 def _feedback_mails(value: str) -> str:
     choice = value.strip().lower()
     if choice not in FEEDBACK_MAILS:
-        raise InvalidInput(f"'{value}' is not one of {', '.join(FEEDBACK_MAILS)}.")
+        raise InvalidInput("not_a_choice", value=value, choices=list(FEEDBACK_MAILS))
     return choice
 
 
@@ -183,14 +183,13 @@ def _slack_channel(value: str | None) -> str | None:
     """The owner's Slack channel id (upper-cased), or None for ``none`` / empty."""
     if (value or "").strip().lower() in {"", "none", "-"}:
         return None
-    return slack_id(value or "", CHANNEL_RE, "channel id (like C0123ABCD)")
+    return slack_id(value or "", CHANNEL_RE, "channel")
 
 
 def _check_consistent(tenant: Tenant) -> None:
     if tenant.extension_auto_days > tenant.extension_max_days:
         raise InvalidInput(
-            f"The automatic extension ({tenant.extension_auto_days} days) may not exceed the "
-            f"longest extension ({tenant.extension_max_days} days)."
+            "auto_over_max", auto=tenant.extension_auto_days, max=tenant.extension_max_days
         )
 
 
@@ -242,12 +241,12 @@ async def add_tenant(cmd: AddTenant, actor: Actor, uow: UnitOfWork) -> Reply:
     values["name"] = values["name"].strip() or slug
     columns = _policy(values)
     if await Tenant.exists(slug=slug):
-        raise InvalidInput(f"A tenant '{slug}' already exists.")
+        raise InvalidInput("tenant_exists", slug=slug)
     tenant = Tenant(slug=slug, **columns)
     _check_consistent(tenant)
     await tenant.save()
     uow.audit("tenant.added", tenant.id, slug=slug)
-    return Reply(True, "tenant_added", f"Tenant '{slug}' added.", {"id": tenant.id, "slug": slug})
+    return Reply(True, "tenant_added", {"id": tenant.id, "slug": slug})
 
 
 @handles(UpdateTenant)
@@ -257,7 +256,7 @@ async def update_tenant(cmd: UpdateTenant, actor: Actor, uow: UnitOfWork) -> Rep
     tenant = await tenant_of(actor)
     given = {k: v for k, v in asdict(cmd).items() if v is not None}
     if not given:
-        raise InvalidInput("Nothing to change; give at least one option.")
+        raise InvalidInput("nothing_to_change")
     columns = _policy(given)
     before = policy_view(tenant)
     for name, value in columns.items():
@@ -267,20 +266,14 @@ async def update_tenant(cmd: UpdateTenant, actor: Actor, uow: UnitOfWork) -> Rep
     after = policy_view(tenant)
     changes = {k: after[k] for k in after if after[k] != before[k]}
     uow.audit("tenant.updated", tenant.id, changes=changes)
-    shown = ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing changed"
-    return Reply(
-        True,
-        "tenant_updated",
-        f"Tenant '{tenant.slug}': {shown}.",
-        {"changes": changes, "policy": after},
-    )
+    return Reply(True, "tenant_updated", {"changes": changes, "policy": after, "slug": tenant.slug})
 
 
 @handles(ShowTenant)
 async def show_tenant(cmd: ShowTenant, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER, Role.SYSTEM)
     tenant = await tenant_of(actor)
-    return Reply(True, "tenant", f"Tenant '{tenant.slug}'.", {"policy": policy_view(tenant)})
+    return Reply(True, "tenant", {"policy": policy_view(tenant), "slug": tenant.slug})
 
 
 @handles(ListTenants)
@@ -301,7 +294,7 @@ async def list_tenants(cmd: ListTenants, actor: Actor, uow: UnitOfWork) -> Reply
             "mail_customers",
         )
     )
-    return Reply(True, "tenants", f"{len(rows)} tenant(s).", {"tenants": rows})
+    return Reply(True, "tenants", {"tenants": rows, "count": len(rows)})
 
 
 @handles(AddPartner)
@@ -312,9 +305,9 @@ async def add_partner(cmd: AddPartner, actor: Actor, uow: UnitOfWork) -> Reply:
     products = normalize_entitlements(cmd.products, upper=False)
     regions = normalize_entitlements(cmd.regions, upper=True)
     if not products or not regions:
-        raise InvalidInput("A partner needs at least one product and one region (or *).")
+        raise InvalidInput("partner_needs_scope")
     if await Partner.exists(tenant_id=tenant.id, slug=slug):
-        raise InvalidInput(f"A partner '{slug}' already exists.")
+        raise InvalidInput("partner_exists", slug=slug)
     partner = await Partner.create(
         tenant_id=tenant.id,
         slug=slug,
@@ -324,9 +317,7 @@ async def add_partner(cmd: AddPartner, actor: Actor, uow: UnitOfWork) -> Reply:
         locale=_locale(cmd.locale),
     )
     uow.audit("partner.added", tenant.id, partner_id=partner.id, products=products, regions=regions)
-    return Reply(
-        True, "partner_added", f"Partner '{slug}' added.", {"id": partner.id, "slug": slug}
-    )
+    return Reply(True, "partner_added", {"id": partner.id, "slug": slug})
 
 
 @handles(ListPartners)
@@ -350,7 +341,7 @@ async def list_partners(cmd: ListPartners, actor: Actor, uow: UnitOfWork) -> Rep
         }
         for p in partners
     ]
-    return Reply(True, "partners", f"{len(rows)} partner(s).", {"partners": rows})
+    return Reply(True, "partners", {"partners": rows, "count": len(rows)})
 
 
 @handles(AddUser)
@@ -362,9 +353,9 @@ async def add_user(cmd: AddUser, actor: Actor, uow: UnitOfWork) -> Reply:
     if cmd.partner_slug:
         partner = await Partner.get_or_none(tenant_id=tenant.id, slug=cmd.partner_slug.lower())
         if partner is None:
-            raise NotFound(f"There is no partner '{cmd.partner_slug}'.")
+            raise NotFound("no_partner", slug=cmd.partner_slug)
     if await User.exists(tenant_id=tenant.id, email=email):
-        raise InvalidInput(f"A user {email} already exists.")
+        raise InvalidInput("user_exists", email=email)
     user = await User.create(
         tenant_id=tenant.id,
         partner_id=partner and partner.id,
@@ -375,7 +366,13 @@ async def add_user(cmd: AddUser, actor: Actor, uow: UnitOfWork) -> Reply:
         slack_team_id=cmd.slack_team_id,
     )
     uow.audit("user.added", tenant.id, partner_id=partner and partner.id, user_id=user.id)
-    who = f"partner '{partner.slug}'" if partner else "the owner"
     return Reply(
-        True, "user_added", f"User {email} added for {who}.", {"id": user.id, "email": email}
+        True,
+        "user_added",
+        {
+            "id": user.id,
+            "email": email,
+            "partner": partner.slug if partner else "",
+            "phrase": "user_added" if partner else "owner_user_added",
+        },
     )

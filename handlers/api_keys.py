@@ -17,7 +17,7 @@ async def create_api_key(cmd: CreateApiKey, actor: Actor, uow: UnitOfWork) -> Re
     tenant = await tenant_of(actor)
     name = " ".join(cmd.name.split())
     if len(name) > 100:
-        raise InvalidInput("The key's name is longer than 100 characters.")
+        raise InvalidInput("key_name_too_long")
     prefix, key, digest = api_keys.new_key()
     row = await ApiKey.create(
         tenant_id=tenant.id, name=name, prefix=prefix, key_hash=digest, created_at=uow.now
@@ -26,8 +26,7 @@ async def create_api_key(cmd: CreateApiKey, actor: Actor, uow: UnitOfWork) -> Re
     return Reply(
         True,
         "api_key_created",
-        f"API key {row.id} for {tenant.slug} (keep it now, it is not shown again):\n{key}",
-        {"id": row.id, "name": name, "prefix": prefix, "key": key},
+        {"id": row.id, "name": name, "prefix": prefix, "key": key, "tenant": tenant.slug},
     )
 
 
@@ -37,12 +36,12 @@ async def revoke_api_key(cmd: RevokeApiKey, actor: Actor, uow: UnitOfWork) -> Re
     tenant = await tenant_of(actor)
     row = await ApiKey.get_or_none(id=cmd.key_id, tenant_id=tenant.id)
     if row is None:
-        raise NotFound(f"{tenant.slug} has no API key {cmd.key_id}.")
+        raise NotFound("no_api_key", tenant=tenant.slug, id=cmd.key_id)
     changed = await ApiKey.filter(id=row.id, revoked_at=None).update(revoked_at=uow.now)
     if changed != 1:
-        raise InvalidTransition(f"API key {row.id} is already revoked.")
+        raise InvalidTransition("key_already_revoked", id=row.id)
     uow.audit("api_key.revoked", tenant.id, key_id=row.id, name=row.name, prefix=row.prefix)
-    return Reply(True, "api_key_revoked", f"API key {row.id} is revoked.", {"id": row.id})
+    return Reply(True, "api_key_revoked", {"id": row.id})
 
 
 @handles(ListApiKeys)
@@ -61,4 +60,4 @@ async def list_api_keys(cmd: ListApiKeys, actor: Actor, uow: UnitOfWork) -> Repl
         }
         for row in rows
     ]
-    return Reply(True, "api_keys", f"{len(items)} API key(s) of {tenant.slug}.", {"keys": items})
+    return Reply(True, "api_keys", {"keys": items, "count": len(items), "tenant": tenant.slug})

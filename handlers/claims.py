@@ -60,35 +60,22 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
         if lead.status == LeadStatus.CLAIMED and await _HOLDS.exists(
             lead_id=lead.id, partner_id=actor.partner_id
         ):
-            raise AlreadyYours(f"You already hold {lead.ref}.", ref=lead.ref)
+            raise AlreadyYours(ref=lead.ref)
         if lead.status in (LeadStatus.CLAIMED, LeadStatus.CLOSED):
-            raise LeadTaken(f"{lead.ref} has already been taken.", ref=lead.ref)
-        raise LeadTaken(f"{lead.ref} is no longer available.", ref=lead.ref)
+            raise LeadTaken(ref=lead.ref)
+        raise LeadTaken("lead_gone", ref=lead.ref)
 
     tenant, partner, user = await partner_context(actor, lock=True)
     if partner.paused_until is not None and partner.paused_until > uow.now:
-        raise PartnerPaused(
-            f"Your partner may not claim leads until "
-            f"{notify.local_time(tenant, partner.paused_until)}: too many claims lapsed "
-            f"without feedback recently. You can still see the pool.",
-            ref=lead.ref,
-            until=partner.paused_until,
-        )
+        raise PartnerPaused(ref=lead.ref, until=partner.paused_until, tz=tenant.timezone)
     if not is_entitled(partner.products, partner.regions, lead.product, lead.region):
-        raise NotEntitled(f"{lead.ref} is not in your products or regions.", ref=lead.ref)
+        raise NotEntitled(ref=lead.ref)
     hide = await _HIDDEN.first(lead_id=lead.id, partner_id=partner.id, now=uow.now)
     if hide is not None:
-        raise NotEntitled(
-            f"You gave {lead.ref} back or let it lapse; others get a turn until "
-            f"{notify.local_time(tenant, hide.until)}.",
-            ref=lead.ref,
-            until=hide.until,
-        )
+        raise NotEntitled("cooling_off", ref=lead.ref, until=hide.until, tz=tenant.timezone)
     held = await _HELD.scalar(partner_id=partner.id)
     if held >= tenant.cap_open_claims:
         raise OverCap(
-            f"Your partner already holds {held} lead(s) awaiting feedback (the limit is "
-            f"{tenant.cap_open_claims}). Give feedback on one to claim another.",
             ref=lead.ref,
             held=held,
             cap=tenant.cap_open_claims,
@@ -97,7 +84,7 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     # The claim itself: one conditional update. Exactly one concurrent caller changes the row.
     won = await _TAKE.update(id=lead.id)
     if won != 1:
-        raise LeadTaken(f"{lead.ref} has just been taken.", ref=lead.ref)
+        raise LeadTaken("lead_just_taken", ref=lead.ref)
     lead.status = LeadStatus.CLAIMED
     calendar = calendar_of(tenant)
     due_at = calendar.deadline(uow.now, tenant.claim_deadline_hours)
@@ -126,9 +113,13 @@ async def claim_lead(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> Reply:
     return Reply(
         True,
         "claimed",
-        f"You have claimed {lead.ref}. "
-        f"Please give feedback by {notify.local_time(tenant, claim.due_at)}.",
-        {"lead": full_view(lead), "due_at": claim.due_at, "claim_id": claim.id, "lead_id": lead.id},
+        {
+            "lead": full_view(lead),
+            "due_at": claim.due_at,
+            "claim_id": claim.id,
+            "tz": tenant.timezone,
+            "lead_id": lead.id,
+        },
     )
 
 
@@ -147,8 +138,6 @@ async def _count_claim(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> None:
     if wait is not None:
         limit = limits.claims.amount if limits.claims else 0
         raise RateLimited(
-            f"You are claiming too fast: at most {limit} claims a minute. "
-            f"Please try again in {wait} seconds.",
             ref=None,
             retry_after=wait,
             limit=limit,
@@ -158,8 +147,7 @@ async def _count_claim(cmd: ClaimLead, actor: Actor, uow: UnitOfWork) -> None:
     if wait is not None:
         limit = limits.partner_claims.amount if limits.partner_claims else 0
         raise RateLimited(
-            f"Your partner is claiming too fast: at most {limit} claims a minute for all "
-            f"its users together. Please try again in {wait} seconds.",
+            "partner_rate_limited",
             ref=None,
             retry_after=wait,
             limit=limit,
@@ -176,12 +164,12 @@ async def release_claim(cmd: ReleaseClaim, actor: Actor, uow: UnitOfWork) -> Rep
         lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
     ).first()
     if claim is None:
-        raise NotYourLead(f"You do not hold {lead.ref}.", ref=lead.ref)
+        raise NotYourLead(ref=lead.ref)
     ended = await Claim.filter(id=claim.id, state=ClaimState.ACTIVE).update(
         state=ClaimState.RELEASED, ended_at=uow.now
     )
     if ended != 1:
-        raise NotYourLead(f"You no longer hold {lead.ref}.", ref=lead.ref)
+        raise NotYourLead("no_longer_yours", ref=lead.ref)
     await Lead.filter(id=lead.id, status=LeadStatus.CLAIMED).update(
         status=LeadStatus.OPEN, opened_at=uow.now
     )
@@ -199,4 +187,4 @@ async def release_claim(cmd: ReleaseClaim, actor: Actor, uow: UnitOfWork) -> Rep
         reason=cmd.reason,
     )
     notify.released(uow, tenant, lead, claim, partner, await claim.user, cmd.reason)
-    return Reply(True, "released", f"{lead.ref} is back in the pool. Thank you.", {"ref": lead.ref})
+    return Reply(True, "released", {"ref": lead.ref})

@@ -25,24 +25,23 @@ _LEAD = Prepared(lambda p: Lead.filter(tenant_id=p.tenant_id, ref=p.ref).limit(1
 
 def require(actor: Actor, *roles: Role) -> None:
     if actor.role not in roles:
-        names = " or ".join(str(r) for r in roles)
-        raise Forbidden(f"Only a {names} may do this.")
+        raise Forbidden("role_required", roles=[str(r) for r in roles])
     if actor.role != Role.SYSTEM and actor.tenant_id is None:
-        raise Forbidden("No tenant given.")
+        raise Forbidden("no_tenant")
     if actor.role == Role.PARTNER and (actor.partner_id is None or actor.user_id is None):
-        raise Forbidden("A partner user is needed for this.")
+        raise Forbidden("partner_user_needed")
 
 
 async def tenant_of(actor: Actor) -> Tenant:
     if actor.tenant_id is None:
-        raise Forbidden("No tenant given.")
+        raise Forbidden("no_tenant")
     return await Tenant.get(id=actor.tenant_id)
 
 
 async def partner_of(actor: Actor) -> Partner:
     partner = await Partner.filter(id=actor.partner_id, tenant_id=actor.tenant_id).first()
     if partner is None or not partner.active:
-        raise Forbidden("This partner account is not active.")
+        raise Forbidden("inactive")
     return partner
 
 
@@ -60,7 +59,7 @@ async def partner_context(actor: Actor, *, lock: bool = False) -> tuple[Tenant, 
         id=actor.user_id, tenant_id=actor.tenant_id, partner_id=actor.partner_id
     )
     if user is None or not user.active or not user.partner.active:
-        raise Forbidden("This partner account is not active.")
+        raise Forbidden("inactive")
     return user.tenant, user.partner, user
 
 
@@ -70,5 +69,5 @@ async def lead_by_ref(tenant: Tenant | int, raw_ref: str) -> Lead:
     tenant_id = tenant if isinstance(tenant, int) else tenant.id
     lead = await _LEAD.first(tenant_id=tenant_id, ref=ref)
     if lead is None:
-        raise UnknownLead(f"There is no lead {ref}.", ref=ref)
+        raise UnknownLead(ref=ref)
     return lead

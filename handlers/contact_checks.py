@@ -67,7 +67,7 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
         query = query.select_for_update(skip_locked=True)
     ids = list(await query.values_list("id", flat=True))
     if not ids:
-        return Reply(True, "checked", "No contact checks are due.", {"count": 0, "more": False})
+        return Reply(True, "checked", {"count": 0, "more": False})
 
     claims = await Claim.filter(id__in=ids).prefetch_related("lead", "partner", "tenant")
     await Claim.filter(id__in=ids).update(check_due_at=None)
@@ -107,7 +107,6 @@ async def customer_contact_check(cmd: CustomerContactCheck, actor: Actor, uow: U
     return Reply(
         True,
         "checked",
-        f"Asked {len(checks)} customer(s) whether they were contacted.",
         {"count": len(checks), "more": len(ids) == cmd.batch},
     )
 
@@ -121,7 +120,7 @@ async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str
         .first()
     )
     if check is None:
-        raise NotFound("We did not ask you about this enquiry.")
+        raise NotFound("not_asked")
     tenant, lead = check.tenant, check.lead
     page = {
         "locale": notify.customer_locale(tenant, lead),
@@ -134,12 +133,7 @@ async def _check_of(claim_id: int, actor: Actor) -> tuple[ContactCheck, dict[str
 
 
 def _already(check: ContactCheck, page: dict[str, Any]) -> AlreadyAnswered:
-    return AlreadyAnswered(
-        "You have already answered this question. Thank you.",
-        **page,
-        answer=check.answer,
-        answered_at=check.answered_at.isoformat() if check.answered_at else "",
-    )
+    return AlreadyAnswered(**page, answer=check.answer, answered_at=check.answered_at)
 
 
 @handles(ShowContactCheck)
@@ -148,7 +142,7 @@ async def show_contact_check(cmd: ShowContactCheck, actor: Actor, uow: UnitOfWor
     check, page = await _check_of(cmd.claim_id, actor)
     if check.answered_at is not None:
         raise _already(check, page)
-    return Reply(True, "contact_check_question", "Please confirm your answer.", page)
+    return Reply(True, "contact_check_question", page)
 
 
 @handles(AnswerContactCheck)
@@ -178,7 +172,5 @@ async def answer_contact_check(cmd: AnswerContactCheck, actor: Actor, uow: UnitO
     return Reply(
         True,
         "contact_confirmed" if contacted else "contact_denied",
-        "Thank you: recorded that "
-        + (f"{partner.name} contacted you." if contacted else f"{partner.name} did not."),
         {**page, "answer": answer},
     )

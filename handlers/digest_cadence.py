@@ -71,7 +71,6 @@ async def send_scheduled_digests(cmd: SendScheduledDigests, actor: Actor, uow: U
     return Reply(
         True,
         "digests_scheduled",
-        f"Digests of {handled} tenant(s): {mails} mail(s), {channels} Slack channel(s).",
         {
             "count": mails + channels,
             "tenants": handled,

@@ -148,12 +148,7 @@ async def send_digests(cmd: SendDigests, actor: Actor, uow: UnitOfWork) -> Reply
         queued_here, skipped_here = await queue_tenant_digests(uow, tenant)
         queued += queued_here
         skipped += skipped_here
-    return Reply(
-        True,
-        "digests",
-        f"Queued {queued} digest(s); {skipped} user(s) had nothing new today or get none.",
-        {"queued": queued, "skipped": skipped},
-    )
+    return Reply(True, "digests", {"queued": queued, "skipped": skipped})
 
 
 async def queue_tenant_digests(
@@ -249,10 +244,5 @@ async def set_digests(cmd: SetDigests, actor: Actor, uow: UnitOfWork) -> Reply:
             user_id=user.id,
         )
     if cmd.enabled:
-        return Reply(True, "digests_on", "You will get digests again.", {"enabled": True})
-    return Reply(
-        True,
-        "digests_off",
-        "You will get no more digests (START turns them on).",
-        {"enabled": False},
-    )
+        return Reply(True, "digests_on", {"enabled": True})
+    return Reply(True, "digests_off", {"enabled": False})

@@ -30,7 +30,7 @@ def _user_row(user: User, partner: str) -> dict[str, Any]:
 async def _partner(tenant_id: int, slug: str) -> Partner:
     partner = await Partner.get_or_none(tenant_id=tenant_id, slug=slug.strip().lower())
     if partner is None:
-        raise NotFound(f"There is no partner '{slug}'. See 'lyra-bot partner list'.")
+        raise NotFound("no_partner", slug=slug)
     return partner
 
 
@@ -61,7 +61,7 @@ async def show_partner(cmd: ShowPartner, actor: Actor, uow: UnitOfWork) -> Reply
         "pool": await pool_query(tenant.id, partner, uow.now).count(),
         "users": [_user_row(u, partner.slug) for u in users],
     }
-    return Reply(True, "partner", f"{partner.name} ({partner.slug})", {"partner": data})
+    return Reply(True, "partner", {"partner": data, "name": partner.name, "slug": partner.slug})
 
 
 @handles(ListUsers)
@@ -73,7 +73,7 @@ async def list_users(cmd: ListUsers, actor: Actor, uow: UnitOfWork) -> Reply:
         query = query.filter(partner_id=(await _partner(tenant.id, cmd.partner_slug)).id)
     users = await query.select_related("partner").order_by("email")
     rows = [_user_row(u, u.partner.slug if u.partner else "(owner)") for u in users]
-    return Reply(True, "users", f"{len(rows)} user(s).", {"users": rows})
+    return Reply(True, "users", {"users": rows, "count": len(rows)})
 
 
 @handles(ShowUser)
@@ -86,11 +86,11 @@ async def show_user(cmd: ShowUser, actor: Actor, uow: UnitOfWork) -> Reply:
         .first()
     )
     if user is None:
-        raise NotFound(f"There is no user {cmd.email}. See 'lyra-bot user list'.")
+        raise NotFound("no_such_user", email=cmd.email)
     row = _user_row(user, user.partner.slug if user.partner else "(owner)")
     row["slack_team"] = user.slack_team_id or ""
     if user.partner_id is not None:
         row["active_claims"] = await Claim.filter(
             partner_id=user.partner_id, user_id=user.id, state=ClaimState.ACTIVE
         ).count()
-    return Reply(True, "user", f"{user.email} ({row['partner']})", {"user": row})
+    return Reply(True, "user", {"user": row, "email": user.email, "who": row["partner"]})

@@ -32,22 +32,18 @@ async def request_extension(cmd: RequestExtension, actor: Actor, uow: UnitOfWork
     lead = await lead_by_ref(tenant, cmd.lead_ref)
     if not 1 <= cmd.days <= tenant.extension_max_days:
         raise InvalidInput(
-            f"Ask for 1 to {tenant.extension_max_days} days, e.g. EXTEND {lead.ref} 3 reason.",
-            ref=lead.ref,
+            "extension_days", ref=lead.ref, max=tenant.extension_max_days, field="days"
         )
     query = Claim.filter(lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE)
     if dialect() == "postgres":
         query = query.select_for_update()  # two requests at once: the second sees the first
     claim = await query.first()
     if claim is None:
-        raise NotYourLead(f"You do not hold {lead.ref}.", ref=lead.ref)
+        raise NotYourLead(ref=lead.ref)
     if claim.due_at <= uow.now:
-        raise InvalidTransition(f"The deadline for {lead.ref} has passed.", ref=lead.ref)
+        raise InvalidTransition("deadline_passed", ref=lead.ref)
     if await Extension.exists(claim_id=claim.id, status=ExtensionStatus.PENDING):
-        raise InvalidTransition(
-            f"Your earlier request for {lead.ref} is still waiting for {tenant.name}.",
-            ref=lead.ref,
-        )
+        raise InvalidTransition("extension_waiting", ref=lead.ref, tenant=tenant.name)
     auto = cmd.days <= tenant.extension_auto_days and not await Extension.exists(
         claim_id=claim.id, auto=True
     )
@@ -78,17 +74,27 @@ async def request_extension(cmd: RequestExtension, actor: Actor, uow: UnitOfWork
         return Reply(
             True,
             "extension_approved",
-            f"Granted: {lead.ref} is now due {notify.local_time(tenant, claim.due_at)}.",
-            {"ref": lead.ref, "due_at": claim.due_at, "auto": True},
+            {
+                "phrase": "extension_granted",
+                "ref": lead.ref,
+                "due_at": claim.due_at,
+                "auto": True,
+                "tz": tenant.timezone,
+            },
         )
     owner_slack = await owner_slack_targets(tenant)
     notify.extension_requested(uow, tenant, lead, claim, partner, user, extension, owner_slack)
     return Reply(
         True,
         "extension_requested",
-        f"Asked {tenant.name} for {cmd.days} more day(s) on {lead.ref}; you will hear back. "
-        f"Until then the deadline stays {notify.local_time(tenant, claim.due_at)}.",
-        {"ref": lead.ref, "due_at": claim.due_at, "auto": False},
+        {
+            "ref": lead.ref,
+            "due_at": claim.due_at,
+            "auto": False,
+            "days": cmd.days,
+            "tenant": tenant.name,
+            "tz": tenant.timezone,
+        },
     )
 
 
@@ -105,20 +111,19 @@ async def decide_extension(cmd: DecideExtension, actor: Actor, uow: UnitOfWork) 
     )
     pending = await query.order_by("-id").first()
     if pending is None:
-        raise InvalidTransition(f"No extension request is waiting on {lead.ref}.", ref=lead.ref)
+        raise InvalidTransition("no_extension_waiting", ref=lead.ref)
     decided = await Extension.filter(id=pending.id, status=ExtensionStatus.PENDING).update(
         status=ExtensionStatus.APPROVED if cmd.approve else ExtensionStatus.DECLINED,
         decided_at=uow.now,
         decided_by_id=actor.user_id,
     )
     if decided != 1:
-        raise InvalidTransition(f"The request on {lead.ref} was just decided.", ref=lead.ref)
+        raise InvalidTransition("extension_just_decided", ref=lead.ref)
     claim = await Claim.get(id=pending.claim_id)
     partner = await Partner.get(id=pending.partner_id)
     user = await User.get(id=pending.user_id)
     if cmd.approve:
         await _approve(uow, tenant, lead, claim, partner, user, pending, auto=False, note=cmd.note)
-        message = f"Approved: {lead.ref} is now due {notify.local_time(tenant, claim.due_at)}."
     else:
         pending.status = ExtensionStatus.DECLINED
         uow.audit(
@@ -132,15 +137,15 @@ async def decide_extension(cmd: DecideExtension, actor: Actor, uow: UnitOfWork) 
             note=cmd.note,
         )
         notify.extension_decided(uow, tenant, lead, claim, partner, user, pending)
-        message = (
-            f"Declined: {lead.ref} stays due {notify.local_time(tenant, claim.due_at)}; "
-            f"{partner.name} is told."
-        )
     return Reply(
         True,
         "extension_approved" if cmd.approve else "extension_declined",
-        message,
-        {"ref": lead.ref, "due_at": claim.due_at},
+        {
+            "ref": lead.ref,
+            "due_at": claim.due_at,
+            "partner": partner.name,
+            "tz": tenant.timezone,
+        },
     )
 
 
@@ -181,7 +186,7 @@ async def _approve(
         due_at=due_at, next_remind_at=next_reminder_at(tenant, calendar, due_at, uow.now)
     )
     if changed != 1:
-        raise InvalidTransition(f"The claim on {lead.ref} has just ended.", ref=lead.ref)
+        raise InvalidTransition("claim_just_ended", ref=lead.ref)
     claim.due_at = due_at
     extension.status, extension.auto, extension.new_due_at = (
         ExtensionStatus.APPROVED,

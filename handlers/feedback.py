@@ -31,20 +31,18 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
     amount = money.value if money is not None else None
     said = money.currency if money is not None else None
     if said and cmd.currency and parse_currency(cmd.currency, tenant.currency) != said:
-        raise InvalidInput(
-            f"The amount says {said}, the currency {cmd.currency}.", field="currency"
-        )
+        raise InvalidInput("currency_mismatch", field="currency", said=said, currency=cmd.currency)
     currency = parse_currency(cmd.currency or said, tenant.currency) if amount is not None else None
     reason, note = cmd.reason.strip(), cmd.note.strip()
     if outcome == Outcome.WON and amount is None:
         raise InvalidInput(
-            f"Please add the amount won, e.g. WON {lead.ref} 12000 {tenant.currency}.",
+            "missing_amount",
             field="amount",
+            ref=lead.ref,
+            currency=tenant.currency,
         )
     if outcome == Outcome.LOST and not reason:
-        raise InvalidInput(
-            f"Please add why it was lost, e.g. LOST {lead.ref} price too high.", field="reason"
-        )
+        raise InvalidInput("missing_reason", field="reason", ref=lead.ref)
 
     claim = await Claim.filter(
         lead_id=lead.id, partner_id=partner.id, state=ClaimState.ACTIVE
@@ -55,7 +53,7 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
             state=ClaimState.CLOSED, ended_at=uow.now
         )
         if closed != 1:
-            raise NotYourLead(f"Your claim on {lead.ref} has just ended.", ref=lead.ref)
+            raise NotYourLead("claim_just_ended", ref=lead.ref)
         await Lead.filter(id=lead.id, status=LeadStatus.CLAIMED).update(
             status=LeadStatus.CLOSED, closed_at=uow.now
         )
@@ -63,7 +61,7 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
     else:
         claim = await _contacted_claim(lead, partner.id)
         if outcome == Outcome.CONTACTED:
-            raise InvalidInput(f"{lead.ref} is already recorded as contacted.", ref=lead.ref)
+            raise InvalidInput("already_contacted", ref=lead.ref)
 
     feedback = await Feedback.create(
         tenant_id=tenant.id,
@@ -93,12 +91,16 @@ async def give_feedback(cmd: GiveFeedback, actor: Actor, uow: UnitOfWork) -> Rep
         on_time=feedback.on_time,
     )
     notify.feedback_given(uow, tenant, lead, claim, partner, user, feedback, update=update)
-    verb = "updated" if update else "recorded"
     return Reply(
         True,
         "feedback",
-        f"Thank you: {lead.ref} {verb} as {outcome.value}.",
-        {"ref": lead.ref, "outcome": outcome.value, "amount": amount, "currency": currency},
+        {
+            **({"phrase": "feedback_updated"} if update else {}),
+            "ref": lead.ref,
+            "outcome": outcome.value,
+            "amount": amount,
+            "currency": currency,
+        },
     )
 
 
@@ -111,5 +113,5 @@ async def _contacted_claim(lead: Lead, partner_id: int) -> Claim:
     )
     last = await Feedback.filter(claim_id=claim.id).order_by("-id").first() if claim else None
     if claim is None or last is None or last.outcome != Outcome.CONTACTED:
-        raise NotYourLead(f"You do not hold {lead.ref}.", ref=lead.ref)
+        raise NotYourLead(ref=lead.ref)
     return claim

@@ -27,6 +27,5 @@ async def prune_inbound_keys(cmd: PruneInboundKeys, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "pruned",
-        f"Forgot {len(ids)} inbound key(s) older than {uow.settings.inbound_key_days} days.",
         {"count": len(ids), "more": len(ids) == cmd.batch},
     )

@@ -43,7 +43,7 @@ async def record_mail(cmd: RecordMail, actor: Actor, uow: UnitOfWork) -> Reply:
         )
         if cmd.verdict == "customer" and cmd.lead_id is not None:
             await _forward_to_owner(cmd, actor.tenant_id, uow)
-    return Reply(True, cmd.verdict, f"Mail from {cmd.sender or 'unknown'} recorded.", data)
+    return Reply(True, cmd.verdict, {**data, "phrase": "mail_recorded"})
 
 
 @handles(SentText)
@@ -61,7 +61,7 @@ async def sent_text(cmd: SentText, actor: Actor, uow: UnitOfWork) -> Reply:
     for payload in payloads:
         text = payload.get("text") if isinstance(payload, dict) else None
         lines.update(dict.fromkeys(x for x in (text or "").splitlines() if x.strip()))
-    return Reply(True, "sent_text", f"{len(lines)} line(s).", {"lines": list(lines)})
+    return Reply(True, "sent_text", {"lines": list(lines), "count": len(lines)})
 
 
 async def _hard_bounce(cmd: RecordMail, uow: UnitOfWork) -> list[str]:

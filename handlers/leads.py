@@ -51,10 +51,14 @@ async def add_lead(cmd: AddLead, actor: Actor, uow: UnitOfWork) -> Reply:
         return Reply(
             True,
             "lead_held",
-            f"Added {lead.ref} but kept it out of the pool: {lead.hold_reason}. {_hint(lead)}",
-            {"lead": full_view(lead), "hold_reason": lead.hold_reason},
+            {
+                "lead": full_view(lead),
+                "hold_reason": lead.hold_reason,
+                "hold": lead.hold_reason,
+                "hint": _hint(lead),
+            },
         )
-    return Reply(True, "lead_added", f"Added {lead.ref} to the pool.", {"lead": full_view(lead)})
+    return Reply(True, "lead_added", {"lead": full_view(lead)})
 
 
 @handles(ImportLeads)
@@ -71,16 +75,11 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
         return await _preview(tenant, rows, cmd.allow_duplicates)
     leads = await _insert(uow, tenant, rows, cmd.source, cmd.allow_duplicates, cmd.progress)
     held = [lead for lead in leads if lead.status == LeadStatus.HELD]
-    message = f"Imported {len(leads)} lead(s)."
-    if held:
-        message += f" {len(held)} kept out of the pool as possible duplicates: " + ", ".join(
-            f"{lead.ref} ({lead.hold_reason})" for lead in held[:20]
-        )
     return Reply(
         True,
         "imported",
-        message,
         {
+            "phrase": "imported_held" if held else "imported",
             "count": len(leads),
             "refs": [lead.ref for lead in leads],
             "held": [lead.ref for lead in held],
@@ -91,37 +90,41 @@ async def import_leads(cmd: ImportLeads, actor: Actor, uow: UnitOfWork) -> Reply
 def _validate(found: list[tuple[int, dict[str, Any]]], progress: Any) -> list[dict[str, Any]]:
     """Validate every row; any bad row fails the whole file, naming each line."""
     rows: list[dict[str, Any]] = []
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     seen_refs: dict[str, int] = {}
     total = len(found)
     for line, raw in found:
         if lead_files.EXTRA in raw:
-            problems.append(f"line {line}: more values than columns")
+            problems.append({"phrase": "extra_values", "line": line})
             continue
         try:
             row = clean_lead(raw)
         except InvalidInput as exc:
-            problems.append(f"line {line}: {exc.message}")
+            problems += [{**p, "line": line} for p in exc.data.get("problems") or [exc.data]]
             continue
         if not row["email"] and not row["phone"]:
-            problems.append(f"line {line}: neither email nor phone to reach the customer")
+            problems.append({"phrase": "no_way_to_reach", "line": line, "field": "email"})
             continue
         if row["ref"] and row["ref"] in seen_refs:
-            problems.append(f"line {line}: {row['ref']} already on line {seen_refs[row['ref']]}")
+            problems.append(
+                {
+                    "phrase": "ref_repeated",
+                    "line": line,
+                    "ref": row["ref"],
+                    "first": seen_refs[row["ref"]],
+                }
+            )
         seen_refs.setdefault(row["ref"], line)
         row["line"] = line
         rows.append(row)
         if progress and len(rows) % 500 == 0:
             progress(len(rows), total)
     if len(rows) > MAX_IMPORT_ROWS:
-        problems.append(f"the file has {len(rows)} leads; import at most {MAX_IMPORT_ROWS} at once")
+        problems.append({"phrase": "too_many_rows", "count": len(rows), "max": MAX_IMPORT_ROWS})
     if problems:
-        shown = problems[:50] + ([f"… and {len(problems) - 50} more"] if len(problems) > 50 else [])
-        raise InvalidInput(
-            "Nothing was imported. Please fix:\n" + "\n".join(shown), problems=problems
-        )
+        raise InvalidInput("import_failed", problems=problems)
     if not rows:
-        raise InvalidInput("The file has a header but no leads.")
+        raise InvalidInput("import_no_rows")
     return rows
 
 
@@ -137,16 +140,17 @@ async def _preview(tenant: Tenant, rows: list[dict[str, Any]], allow_duplicates:
         if reasons
     ]
     pooled = len(rows) - len(held)
-    message = f"Dry run: would import {len(rows)} lead(s), {pooled} into the pool"
-    message += f", {len(held)} held:" if held else "; nothing was changed."
-    if held:
-        message += "".join(f"\n  line {h['line']}: {h['reason']}" for h in held[:50])
-        message += "\nNothing was changed."
     return Reply(
         True,
         "import_preview",
-        message,
-        {"count": len(rows), "pool": pooled, "held": held, "dry_run": True},
+        {
+            "phrase": "import_preview_held" if held else "import_preview",
+            "count": len(rows),
+            "pool": pooled,
+            "held": held,
+            "held_count": len(held),
+            "dry_run": True,
+        },
     )
 
 
@@ -252,9 +256,7 @@ async def _check_refs_free(tenant: Tenant, refs: list[str]) -> None:
             tenant_id=tenant.id, ref__in=refs[start : start + 500]
         ).values_list("ref", flat=True)
         if taken:
-            raise InvalidInput(
-                "Nothing was imported: reference(s) already used: " + ", ".join(sorted(taken))
-            )
+            raise InvalidInput("refs_taken", refs=sorted(taken))
 
 
 async def _allocate_refs(tenant: Tenant, count: int) -> list[str]:
@@ -300,9 +302,8 @@ LEGAL_FIELDS = ("legal_basis", "consent_source", "consent_at", "legal_note")
 
 
 def _hint(lead: Lead) -> str:
-    if NO_CONSENT in lead.hold_reason:
-        return f"Record the customer's consent with 'lyra-bot lead consent {lead.ref} …'."
-    return f"Approve it with 'lyra-bot lead approve {lead.ref}' if it is a new customer."
+    """Which phrase tells the owner how to let a held lead into the pool."""
+    return "hint_consent" if NO_CONSENT in lead.hold_reason else "hint_approve"
 
 
 @handles(ApproveLead)
@@ -312,14 +313,14 @@ async def approve_lead(cmd: ApproveLead, actor: Actor, uow: UnitOfWork) -> Reply
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
     if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
-        raise InvalidTransition(f"{lead.ref}: {lead.hold_reason}. {_hint(lead)}", ref=lead.ref)
+        raise InvalidTransition("held_no_consent", ref=lead.ref, hold=lead.hold_reason)
     changed = await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
         status=LeadStatus.OPEN, opened_at=uow.now, pooled_at=uow.now, hold_reason=""
     )
     if changed != 1:
-        raise InvalidTransition(f"{lead.ref} is {lead.status}, not held.", ref=lead.ref)
+        raise InvalidTransition("not_held", ref=lead.ref, status=str(lead.status))
     uow.audit("lead.approved", tenant.id, lead_id=lead.id)
-    return Reply(True, "lead_approved", f"{lead.ref} is now in the pool.", {"ref": lead.ref})
+    return Reply(True, "lead_approved", {"ref": lead.ref})
 
 
 @handles(RecordConsent)
@@ -339,7 +340,7 @@ async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> R
         }
     )
     if not row["legal_basis"]:
-        raise InvalidInput("Say which legal basis: consent or legitimate_interest.")
+        raise InvalidInput("which_legal_basis")
     legal = {k: row[k] for k in ("legal_basis", "consent_source", "consent_at", "legal_note")}
     await Lead.filter(id=lead.id).update(**legal)
     uow.audit(
@@ -350,10 +351,10 @@ async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> R
         consent_source=row["consent_source"],
         consent_at=row["consent_at"],
     )
-    message = f"{lead.ref}: legal basis recorded ({row['legal_basis']})."
+    said = {"ref": lead.ref, "basis": row["legal_basis"]}
     if lead.status == LeadStatus.HELD and NO_CONSENT in lead.hold_reason:
         if row["legal_basis"] != LegalBasis.CONSENT and tenant.require_consent:
-            return Reply(True, "legal_basis", message + " It stays held: consent is required.")
+            return Reply(True, "legal_basis", {**said, "phrase": "legal_basis_held"})
         rest = "; ".join(r for r in lead.hold_reason.split("; ") if r != NO_CONSENT)
         opened = not rest
         await Lead.filter(id=lead.id, status=LeadStatus.HELD).update(
@@ -364,8 +365,8 @@ async def record_consent(cmd: RecordConsent, actor: Actor, uow: UnitOfWork) -> R
         )
         if opened:
             uow.audit("lead.approved", tenant.id, lead_id=lead.id)
-            message += " It is now in the pool."
-    return Reply(True, "legal_basis", message, {"ref": lead.ref})
+            said["phrase"] = "legal_basis_opened"
+    return Reply(True, "legal_basis", said)
 
 
 @handles(ShowLead)
@@ -388,8 +389,8 @@ async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
         return Reply(
             True,
             "lead",
-            f"{lead.ref}: {lead.status}",
             {
+                "status": str(lead.status),
                 "lead": {
                     **full_view(lead),
                     "hold_reason": lead.hold_reason,
@@ -407,11 +408,11 @@ async def show_lead(cmd: ShowLead, actor: Actor, uow: UnitOfWork) -> Reply:
         state__in=[ClaimState.ACTIVE, ClaimState.CLOSED],
     ).exists()
     if holds:
-        return Reply(True, "lead", f"{lead.ref}: {lead.status}", {"lead": full_view(lead)})
+        return Reply(True, "lead", {"lead": full_view(lead), "status": str(lead.status)})
     partner = await Partner.get(id=actor.partner_id, tenant_id=tenant.id)
     if await pool_query(tenant.id, partner, uow.now).filter(id=lead.id).exists():
-        return Reply(True, "lead_teaser", f"{lead.ref} is in your pool.", {"lead": teaser(lead)})
-    raise NotYourLead(f"{lead.ref} is not available to you.", ref=lead.ref)
+        return Reply(True, "lead_teaser", {"lead": teaser(lead)})
+    raise NotYourLead("not_available", ref=lead.ref)
 
 
 def _claim_row(claim: Claim) -> dict[str, Any]:
@@ -454,7 +455,9 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
         try:
             query = query.filter(status=LeadStatus(cmd.status))
         except ValueError:
-            raise InvalidInput(f"'{cmd.status}' is not a status.") from None
+            raise InvalidInput(
+                "bad_status", value=cmd.status, choices=[s.value for s in LeadStatus]
+            ) from None
     total = await query.count()
     leads = await query.order_by("-id").offset(cmd.offset).limit(cmd.limit)
     holders = dict(
@@ -467,4 +470,4 @@ async def list_leads(cmd: ListLeads, actor: Actor, uow: UnitOfWork) -> Reply:
         for lead in leads
     ]
     page = {"leads": items, "total": total, "offset": cmd.offset, "limit": cmd.limit}
-    return Reply(True, "leads", f"{len(items)} of {total} lead(s).", page)
+    return Reply(True, "leads", {**page, "count": len(items)})

@@ -27,7 +27,7 @@ async def withdraw_lead(cmd: WithdrawLead, actor: Actor, uow: UnitOfWork) -> Rep
     tenant = await tenant_of(actor)
     lead = await lead_by_ref(tenant, cmd.lead_ref)
     await withdraw(uow, tenant, lead, cmd.reason)
-    return Reply(True, "lead_withdrawn", f"{lead.ref} is withdrawn.", {"ref": lead.ref})
+    return Reply(True, "lead_withdrawn", {"ref": lead.ref})
 
 
 async def withdraw(uow: UnitOfWork, tenant: Tenant, lead: Lead, reason: str) -> None:
@@ -47,9 +47,7 @@ async def withdraw(uow: UnitOfWork, tenant: Tenant, lead: Lead, reason: str) -> 
         status=LeadStatus.WITHDRAWN, closed_at=uow.now
     )
     if changed != 1:
-        raise InvalidTransition(
-            f"{lead.ref} is {lead.status}; it cannot be withdrawn.", ref=lead.ref
-        )
+        raise InvalidTransition("not_withdrawable", ref=lead.ref, status=str(lead.status))
     lead.status = LeadStatus.WITHDRAWN
     uow.audit(
         "lead.withdrawn",
@@ -80,9 +78,7 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
         query = query.select_for_update(skip_locked=True)
     ids = [claim.id for claim in await query.only("id")]
     if not ids:
-        return Reply(
-            True, "expired", "No claims are overdue.", {"expired": 0, "count": 0, "more": False}
-        )
+        return Reply(True, "expired", {"expired": 0, "count": 0, "more": False})
 
     claims: list[Claim] = []
     for start in range(0, len(ids), CHUNK):
@@ -136,7 +132,6 @@ async def expire_overdue(cmd: ExpireOverdue, actor: Actor, uow: UnitOfWork) -> R
     return Reply(
         True,
         "expired",
-        f"{len(claims)} claim(s) lapsed: {', '.join(refs[:20])}" + (" …" if len(refs) > 20 else ""),
         {
             "expired": len(claims),
             "count": len(claims),

@@ -17,7 +17,7 @@ from lyra_bot.render import pick_locale
 # Every reply's identity lookups, built once (see lyra_bot.prepared).
 _USER = Prepared(lambda p: User.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
 _LEAD = Prepared(lambda p: Lead.filter(id=p.id, tenant_id=p.tenant_id).limit(1))
-NOBODY = Reply(True, "mail_sender", "", {"found": False})
+NOBODY = Reply(True, "mail_sender", {"found": False})
 
 
 def _tenant(tenant: Tenant) -> dict[str, Any]:
@@ -39,7 +39,6 @@ def _found(kind: str, tenant: Tenant, locale: str, **parts: Any) -> Reply:
     return Reply(
         True,
         "mail_sender",
-        "",
         {"found": True, "kind": kind, "tenant": _tenant(tenant), "locale": locale, **parts},
     )
 
@@ -114,14 +113,14 @@ async def digest_recipient(cmd: DigestRecipient, actor: Actor, uow: UnitOfWork) 
     require(actor, Role.SYSTEM)
     user = await User.get_or_none(id=cmd.user_id, tenant_id=actor.tenant_id)
     if user is None:
-        return Reply(True, "digest_recipient", "", {"user": None})
+        return Reply(True, "digest_recipient", {"user": None})
     view = {
         "id": user.id,
         "tenant_id": user.tenant_id,
         "partner_id": user.partner_id,
         "email": user.email,
     }
-    return Reply(True, "digest_recipient", "", {"user": view})
+    return Reply(True, "digest_recipient", {"user": view})
 
 
 @handles(SendPoolDigest)
@@ -129,7 +128,7 @@ async def send_pool_digest(cmd: SendPoolDigest, actor: Actor, uow: UnitOfWork) -
     tenant, partner, user = await partner_context(actor)
     found = await digests.digest_for(uow, tenant, partner, user)
     if found is None:
-        return Reply(True, "pool_empty", "There are no leads for you right now.")
+        return Reply(True, "pool_empty")
     context, token = found
     context["in_reply"] = True
     digests.queue_digest(
@@ -143,4 +142,4 @@ async def send_pool_digest(cmd: SendPoolDigest, actor: Actor, uow: UnitOfWork) -
         headers=dict(cmd.headers),
         kind="answer",
     )
-    return Reply(True, "pool_sent", "Your leads are on their way.", {"total": context.get("total")})
+    return Reply(True, "pool_sent", {"total": context.get("total")})

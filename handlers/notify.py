@@ -14,16 +14,8 @@ from lyra_bot import tokens
 from lyra_bot.bus import UnitOfWork
 from lyra_bot.domain import ExtensionStatus, customer_language, full_view, teaser
 from lyra_bot.models import Claim, Extension, Feedback, Lead, Partner, Tenant, User
-from lyra_bot.outbox import mail, slack_dm
+from lyra_bot.outbox import mail, slack_say
 from lyra_bot.render import pick_locale
-from lyra_bot.slack_actions import (
-    APPROVE_EXTENSION,
-    DECLINE_EXTENSION,
-    EXTEND,
-    FEEDBACK,
-    actions,
-    button,
-)
 
 
 def local_time(tenant: Tenant, when: datetime | None) -> str:
@@ -365,28 +357,24 @@ def reminder(
         reply_to=reply_to(uow, "u", tenant, user.id, lead),
     )
     if user.slack_user_id:
-        text = uow.renderer.slack("reminder", locale, context)
-        slack_dm(
+        slack_say(
             uow,
             tenant_id=tenant.id,
             kind="reminder.slack",
-            slack_user_id=user.slack_user_id,
-            text=text,
-            blocks=[
-                _section(text),
-                actions(
-                    button(FEEDBACK, "Give feedback", lead.ref, "primary"),
-                    button(EXTEND, "Ask for more time", lead.ref),
-                    block_id=f"reminder:{lead.ref}",
-                ),
-            ],
+            say="reminder",
+            locale=locale,
+            context={
+                "lead": {
+                    k: context["lead"].get(k) for k in ("ref", "company", "product", "region")
+                },
+                "due_at": claim.due_at,
+                "tz": tenant.timezone,
+                "hours_left": hours_left,
+            },
+            channel=user.slack_user_id,
             dedupe_key=f"{key}:slack",
             lead_id=lead.id,
         )
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
 
 def contact_check(
@@ -479,14 +467,25 @@ def extension_decided(
     key = f"extension:{extension.id}:{extension.status}"
     _to_partner(uow, tenant, lead, partner, user, "extension", key, context, f"claim:{claim.id}")
     if user.slack_user_id:
-        text = uow.renderer.slack("extension_partner", user_locale(tenant, partner, user), context)
-        slack_dm(
+        slack_say(
             uow,
             tenant_id=tenant.id,
             kind="extension.slack",
-            slack_user_id=user.slack_user_id,
-            text=text,
-            blocks=[_section(text)],
+            say="extension_partner",
+            locale=user_locale(tenant, partner, user),
+            context={
+                "extension": {
+                    "days": extension.days,
+                    "approved": extension.status == ExtensionStatus.APPROVED,
+                    "auto": extension.auto,
+                    "old_due_at": extension.old_due_at,
+                },
+                "lead": {"ref": lead.ref},
+                "due_at": claim.due_at,
+                "tz": tenant.timezone,
+                "tenant": tenant.name,
+            },
+            channel=user.slack_user_id,
             dedupe_key=f"{key}:partner:slack",
             lead_id=lead.id,
         )
@@ -517,23 +516,23 @@ def extension_requested(
     _to_owner(uow, tenant, lead, "extension", key, context, f"claim:{claim.id}")
     if not owner_slack:
         return
-    text = uow.renderer.slack("extension_owner", tenant.locale, context)
-    blocks = [
-        _section(text),
-        actions(
-            button(APPROVE_EXTENSION, "Approve", lead.ref, "primary"),
-            button(DECLINE_EXTENSION, "Decline", lead.ref, "danger"),
-            block_id=f"extension:{extension.id}",
-        ),
-    ]
+    said = {
+        "extension": {"id": extension.id, "days": extension.days, "reason": extension.reason},
+        "lead": {"ref": lead.ref, "product": lead.product, "region": lead.region},
+        "partner": partner.name,
+        "user": user.name or user.email,
+        "due_at": claim.due_at,
+        "tz": tenant.timezone,
+    }
     for target in owner_slack:
-        slack_dm(
+        slack_say(
             uow,
             tenant_id=tenant.id,
             kind="extension.owner.slack",
-            slack_user_id=target,
-            text=text,
-            blocks=blocks,
+            say="extension_owner",
+            locale=tenant.locale,
+            context=said,
+            channel=target,
             dedupe_key=f"{key}:slack:{target}",
             lead_id=lead.id,
         )

@@ -40,7 +40,9 @@ def _status(text: str) -> OutboxStatus:
     try:
         return OutboxStatus(text.strip().lower())
     except ValueError:
-        raise InvalidInput(f"'{text}' is not a status (pending, sent, dead).") from None
+        raise InvalidInput(
+            "bad_status", value=text, choices=[s.value for s in OutboxStatus]
+        ) from None
 
 
 @handles(ListOutbox)
@@ -53,14 +55,14 @@ async def list_outbox(cmd: ListOutbox, actor: Actor, uow: UnitOfWork) -> Reply:
     for row in rows:
         row["status"] = str(getattr(row["status"], "value", row["status"]))
     data = {"messages": rows, "total": total, "offset": cmd.offset, "limit": cmd.limit}
-    return Reply(True, "outbox", f"{len(rows)} of {total} message(s).", data)
+    return Reply(True, "outbox", {**data, "count": len(rows)})
 
 
 @handles(ShowOutboxMessage)
 async def show_outbox_message(cmd: ShowOutboxMessage, actor: Actor, uow: UnitOfWork) -> Reply:
     row = await _scope(actor).filter(id=cmd.message_id).first()
     if row is None:
-        raise NotFound(f"There is no outbox message {cmd.message_id}.")
+        raise NotFound("no_outbox_message", id=cmd.message_id)
     data: dict[str, Any] = {
         **{name: getattr(row, name) for name in LIST_FIELDS},
         "status": row.status.value,
@@ -71,7 +73,7 @@ async def show_outbox_message(cmd: ShowOutboxMessage, actor: Actor, uow: UnitOfW
         "correlation_id": row.correlation_id,
         "payload": row.payload,
     }
-    return Reply(True, "outbox_message", f"Message {row.id}: {row.status.value}", {"message": data})
+    return Reply(True, "outbox_message", {"message": data, "id": row.id, "state": row.status.value})
 
 
 @handles(RetryOutbox)
@@ -82,10 +84,7 @@ async def retry_outbox(cmd: RetryOutbox, actor: Actor, uow: UnitOfWork) -> Reply
         wanted = set(cmd.message_ids)
         found = set(await query.filter(id__in=wanted).values_list("id", flat=True))
         if missing := sorted(wanted - found):
-            raise InvalidInput(
-                f"Not a dead message: {', '.join(map(str, missing))} (see 'lyra-bot outbox list "
-                "--status dead')."
-            )
+            raise InvalidInput("not_dead", refs=[str(m) for m in missing])
         query = query.filter(id__in=wanted)
     rows = await query.values_list("id", "tenant_id")
     if rows:
@@ -99,4 +98,4 @@ async def retry_outbox(cmd: RetryOutbox, actor: Actor, uow: UnitOfWork) -> Reply
             if tenant_id is not None:
                 uow.audit("outbox.retried", tenant_id, message=message_id)
     ids = [r[0] for r in rows]
-    return Reply(True, "outbox_retried", f"{len(ids)} dead message(s) queued again.", {"ids": ids})
+    return Reply(True, "outbox_retried", {"ids": ids, "count": len(ids)})

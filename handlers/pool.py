@@ -73,7 +73,7 @@ async def list_pool(cmd: ListPool, actor: Actor, uow) -> Reply:
     total = await query.count()
     leads = await (query.limit(cmd.limit) if cmd.limit else query)
     teasers = [teaser(lead) for lead in leads]
-    return Reply(True, "pool", f"{total} lead(s) in the pool.", {"leads": teasers, "total": total})
+    return Reply(True, "pool", {"leads": teasers, "total": total})
 
 
 @handles(SimilarLeads)
@@ -88,7 +88,7 @@ async def similar_leads(cmd: SimilarLeads, actor: Actor, uow) -> Reply:
         .exclude(id=lead.id)
     )
     leads = [teaser(other) for other in await query.limit(max(0, min(cmd.limit, 10)))]
-    return Reply(True, "similar", f"{len(leads)} similar lead(s).", {"leads": leads})
+    return Reply(True, "similar", {"leads": leads, "count": len(leads)})
 
 
 @handles(ListMine)
@@ -102,7 +102,7 @@ async def list_mine(cmd: ListMine, actor: Actor, uow) -> Reply:
         .order_by("due_at")
     )
     items = [{**full_view(c.lead), "due_at": c.due_at, "claimed_at": c.claimed_at} for c in claims]
-    return Reply(True, "mine", f"You hold {len(items)} lead(s).", {"claims": items})
+    return Reply(True, "mine", {"claims": items, "count": len(items)})
 
 
 # --- many partners at once (digests) ------------------------------------------------------

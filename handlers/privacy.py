@@ -72,7 +72,7 @@ async def record_disclosure(cmd: RecordDisclosure, actor: Actor, uow: UnitOfWork
         purpose=cmd.purpose,
         at=uow.now,
     )
-    return Reply(True, "disclosed", "Recorded.")
+    return Reply(True, "disclosed")
 
 
 @handles(ListDisclosures)
@@ -94,7 +94,7 @@ async def list_disclosures(cmd: ListDisclosures, actor: Actor, uow: UnitOfWork) 
         }
         for d in await query.order_by("at", "id")
     ]
-    return Reply(True, "disclosures", f"{len(rows)} disclosure(s).", {"disclosures": rows})
+    return Reply(True, "disclosures", {"disclosures": rows, "count": len(rows)})
 
 
 @handles(PurgeExpiredPersonalData)
@@ -121,7 +121,6 @@ async def purge_expired(cmd: PurgeExpiredPersonalData, actor: Actor, uow: UnitOf
     return Reply(
         True,
         "purged",
-        f"Erased customer data of {len(erased)} lead(s).",
         {"erased": len(erased), "more": len(erased) >= cmd.batch},
     )
 
@@ -205,7 +204,7 @@ async def export_customer(cmd: ExportCustomerData, actor: Actor, uow: UnitOfWork
         ],
     }
     uow.audit("privacy.exported", actor.tenant_id or 0, subject=subject_key(email), leads=len(ids))
-    return Reply(True, "export", f"{len(ids)} lead(s) hold data about {email}.", data)
+    return Reply(True, "export", {**data, "count": len(ids), "email": email})
 
 
 @handles(EraseCustomerData)
@@ -224,8 +223,7 @@ async def erase_customer(cmd: EraseCustomerData, actor: Actor, uow: UnitOfWork) 
     return Reply(
         True,
         "erased",
-        f"Erased {email} from {len(leads)} lead(s).",
-        {"erased": [lead.ref for lead in leads]},
+        {"erased": [lead.ref for lead in leads], "email": email, "count": len(leads)},
     )
 
 
@@ -236,23 +234,21 @@ async def customer_opt_out(cmd: CustomerOptOut, actor: Actor, uow: UnitOfWork) -
     tenant = await tenant_of(actor)
     lead = await Lead.get_or_none(id=actor.lead_id, tenant_id=tenant.id)
     if lead is None:
-        raise InvalidInput("This link is no longer valid.")
+        raise InvalidInput("link_invalid")
     changed = await Lead.filter(id=lead.id, opted_out_at__isnull=True).update(opted_out_at=uow.now)
     if changed != 1:
-        return Reply(True, "already_opted_out", "We had already noted this.", {"ref": lead.ref})
+        return Reply(True, "already_opted_out", {"ref": lead.ref})
     lead.opted_out_at = uow.now
     if lead.status in LIVE:
         await withdraw(uow, tenant, lead, "the customer asked not to be contacted")
     uow.audit("customer.opted_out", tenant.id, lead_id=lead.id)
-    return Reply(
-        True, "opted_out", "You will not be contacted about this enquiry.", {"ref": lead.ref}
-    )
+    return Reply(True, "opted_out", {"ref": lead.ref})
 
 
 def _email(raw: str) -> str:
     email = raw.strip().lower()
     if "@" not in email:
-        raise InvalidInput(f"'{raw}' is not an email address.")
+        raise InvalidInput("bad_email", value=raw)
     return email
 
 

@@ -50,7 +50,7 @@ async def send_reminders(cmd: SendReminders, actor: Actor, uow: UnitOfWork) -> R
         query = query.select_for_update(skip_locked=True)
     ids = list(await query.values_list("id", flat=True))
     if not ids:
-        return Reply(True, "reminded", "No reminders are due.", {"count": 0, "more": False})
+        return Reply(True, "reminded", {"count": 0, "more": False})
 
     claims = await Claim.filter(id__in=ids).prefetch_related("tenant", "lead", "partner", "user")
     calendars: dict[int, Calendar] = {}
@@ -80,6 +80,5 @@ async def send_reminders(cmd: SendReminders, actor: Actor, uow: UnitOfWork) -> R
     return Reply(
         True,
         "reminded",
-        f"{len(sent)} reminder(s) sent" + (f": {', '.join(sent[:20])}" if sent else "."),
         {"count": len(sent), "refs": sent, "more": len(ids) == cmd.batch},
     )

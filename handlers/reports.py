@@ -17,13 +17,12 @@ from lyra_bot.bus import Reply, UnitOfWork, handles, prepares
 from lyra_bot.business_time import parse_clock
 from lyra_bot.commands import Actor, Role, SendOwnerReports, ShowReport
 from lyra_bot.models import AuditEvent, Tenant
-from lyra_bot.outbox import Inline, content_id, mail, slack
+from lyra_bot.outbox import Inline, content_id, mail, slack_say
 from lyra_bot.reports import exports
 from lyra_bot.reports.chart import chart_png
 from lyra_bot.reports.periods import Period, choose_period, week_containing
 from lyra_bot.reports.report import Report, build_report
 from lyra_bot.reports.view import report_context
-from lyra_bot.slack_actions import slack_summary
 
 SENT_EVENT = "report.sent"
 
@@ -41,10 +40,10 @@ async def show_report(cmd: ShowReport, actor: Actor, uow: UnitOfWork) -> Reply:
     return Reply(
         True,
         "report",
-        f"{tenant.name}, {view['period']}: {view['summary']['claims']} claim(s), "
-        f"{view['summary']['won']} won, {view['summary']['lapses']} lapse(s), "
-        f"{view['summary']['open']} open.",
         {
+            "tenant": tenant.name,
+            "period_label": view["period"],
+            **{k: view["summary"][k] for k in ("claims", "won", "lapses", "open")},
             "period": exports.period_json(report.period),
             "headline": exports.headline(report),
             "view": view,
@@ -102,7 +101,6 @@ async def send_owner_reports(cmd: SendOwnerReports, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "reports_sent",
-        f"Sent {len(done)} weekly report(s)" + (f": {', '.join(done)}." if done else "."),
         {"count": len(done), "sent": done, "more": len(todo) > cmd.batch},
     )
 
@@ -164,14 +162,14 @@ async def queue_report(
         inline=[Inline(cid, "image/png", png, f"lyra-{label}.png")],
     )
     if tenant.slack_owner_channel:
-        text, blocks = slack_summary(uow.renderer, view, tenant.locale)
-        slack(
+        slack_say(
             uow,
             tenant_id=tenant.id,
             kind="report.slack",
-            recipient=tenant.slack_owner_channel,
-            method="chat.postMessage",
-            args={"channel": tenant.slack_owner_channel, "text": text, "blocks": blocks},
+            say="owner_report",
+            locale=tenant.locale,
+            context=view,
+            channel=tenant.slack_owner_channel,
             dedupe_key=f"report:{tenant.id}:{label}:slack",
         )
     uow.audit(SENT_EVENT, tenant.id, week=label, partners=len(report.partners))

@@ -18,7 +18,7 @@ async def record_slack_delivery(cmd: RecordSlackDelivery, actor: Actor, uow: Uni
     if cmd.outcome == "posted":
         message = await rows.first()
         if message is None:
-            return Reply(True, "slack_delivery", "")
+            return Reply(True, "slack_delivery")
         await rows.update(
             ts=cmd.ts,
             team_id=cmd.team_id or message.team_id,
@@ -33,8 +33,8 @@ async def record_slack_delivery(cmd: RecordSlackDelivery, actor: Actor, uow: Uni
     elif cmd.outcome == "failed":
         await rows.update(status=SlackMessageStatus.FAILED)
     else:
-        raise InvalidInput(f"'{cmd.outcome}' is not an outcome of a Slack delivery.")
-    return Reply(True, "slack_delivery", "", {"outcome": cmd.outcome})
+        raise InvalidInput("bad_delivery_outcome", value=cmd.outcome)
+    return Reply(True, "slack_delivery", {"outcome": cmd.outcome})
 
 
 @handles(DeactivateSlackChannel)
@@ -54,4 +54,4 @@ async def deactivate_slack_channel(
             channel=cmd.channel_id,
             reason=cmd.reason,
         )
-    return Reply(True, "slack_channel_deactivated", "", {"deactivated": len(links)})
+    return Reply(True, "slack_channel_deactivated", {"deactivated": len(links)})

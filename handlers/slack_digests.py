@@ -9,6 +9,8 @@ the update is queued in the same transaction as the change.
 
 from __future__ import annotations
 
+import json
+
 from lyra_bot.handlers.common import require
 from lyra_bot.handlers.pool import pool_query
 from tortoise.expressions import Subquery
@@ -30,7 +32,7 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
     require(actor, Role.SYSTEM, Role.OWNER)
     limit = cmd.max_leads if cmd.max_leads is not None else uow.settings.slack_digest_max_leads
     if limit < 1:
-        raise InvalidInput("A digest needs room for at least one lead.")
+        raise InvalidInput("digest_room")
     links = SlackChannel.filter(active=True, partner__active=True).select_related("partner")
     if actor.tenant_id is not None:
         links = links.filter(tenant_id=actor.tenant_id)
@@ -44,8 +46,6 @@ async def post_slack_digests(cmd: PostSlackDigests, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "slack_digests",
-        f"Queued {messages} Slack message(s) with {leads_posted} lead(s) "
-        f"for {channels} channel(s).",
         {"channels": channels, "messages": messages, "leads": leads_posted},
     )
 
@@ -65,16 +65,15 @@ async def queue_channel_digest(uow: UnitOfWork, link: SlackChannel, limit: int) 
         return 0, 0
     parts = [leads[i : i + LEADS_PER_MESSAGE] for i in range(0, len(leads), LEADS_PER_MESSAGE)]
     for number, part in enumerate(parts, 1):
-        title = f"{len(leads)} new lead(s) for {link.partner.name}"
-        if len(parts) > 1:
-            title += f" ({number}/{len(parts)})"
+        # What the header says; the Slack renderer words it in the reader's language.
+        title = json.dumps({"leads": len(leads), "part": number, "parts": len(parts)})
         message = await SlackMessage.create(
             tenant_id=link.tenant_id,
             partner_id=link.partner_id,
             kind="digest",
             team_id=link.team_id,
             channel_id=link.channel_id,
-            title=title[:150],
+            title=title,
             created_at=uow.now,
         )
         await SlackMessageLead.bulk_create(

@@ -42,7 +42,7 @@ async def store_slack_requests(cmd: StoreSlackRequests, actor: Actor, uow: UnitO
             for row in cmd.requests
         ]
     )
-    return Reply(True, "slack_requests_stored", "", {"stored": len(cmd.requests)})
+    return Reply(True, "slack_requests_stored", {"stored": len(cmd.requests)})
 
 
 @handles(TakeSlackRequests)
@@ -78,11 +78,11 @@ async def take_slack_requests(cmd: TakeSlackRequests, actor: Actor, uow: UnitOfW
         )
     if dropped:
         await SlackInbox.filter(id__in=[uuid.UUID(r["id"]) for r in dropped]).delete()
-    return Reply(True, "slack_requests_taken", "", {"taken": taken, "dropped": dropped})
+    return Reply(True, "slack_requests_taken", {"taken": taken, "dropped": dropped})
 
 
 @handles(DeleteSlackRequests)
 async def delete_slack_requests(cmd: DeleteSlackRequests, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.SYSTEM)
     await SlackInbox.filter(id__in=[uuid.UUID(i) for i in cmd.ids]).delete()
-    return Reply(True, "slack_requests_deleted", "", {"deleted": len(cmd.ids)})
+    return Reply(True, "slack_requests_deleted", {"deleted": len(cmd.ids)})

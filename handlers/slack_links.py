@@ -22,7 +22,7 @@ def slack_id(value: str, pattern: re.Pattern[str], what: str) -> str:
     """An upper-cased Slack id, or a clear error (ids never contain anything but A-Z0-9)."""
     text = value.strip().upper()
     if not pattern.match(text):
-        raise InvalidInput(f"'{value}' is not a Slack {what}.")
+        raise InvalidInput(f"bad_slack_{what}", value=value)
     return text
 
 
@@ -30,14 +30,14 @@ def slack_id(value: str, pattern: re.Pattern[str], what: str) -> str:
 async def link_slack_channel(cmd: LinkSlackChannel, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
     tenant = await tenant_of(actor)
-    channel = slack_id(cmd.channel_id, CHANNEL_RE, "channel id (like C0123ABCD)")
-    team = slack_id(cmd.team_id, _TEAM_RE, "team id (like T0123ABCD)") if cmd.team_id else None
+    channel = slack_id(cmd.channel_id, CHANNEL_RE, "channel")
+    team = slack_id(cmd.team_id, _TEAM_RE, "team") if cmd.team_id else None
     partner = await Partner.get_or_none(tenant_id=tenant.id, slug=cmd.partner_slug.strip().lower())
     if partner is None:
-        raise NotFound(f"There is no partner '{cmd.partner_slug}'.")
+        raise NotFound("no_partner", slug=cmd.partner_slug)
     link = await SlackChannel.get_or_none(channel_id=channel)
     if link is not None and link.active and link.tenant_id != tenant.id:
-        raise InvalidInput(f"Slack channel {channel} is already linked elsewhere.")
+        raise InvalidInput("slack_channel_taken", channel=channel)
     if link is None:
         link = await SlackChannel.create(
             tenant_id=tenant.id,
@@ -58,8 +58,6 @@ async def link_slack_channel(cmd: LinkSlackChannel, actor: Actor, uow: UnitOfWor
     return Reply(
         True,
         "slack_channel_linked",
-        f"Slack channel {channel} now gets the digests of partner '{partner.slug}'. "
-        "Invite the Lyra app to the channel so it can post there.",
         {"channel": channel, "partner": partner.slug},
     )
 
@@ -67,14 +65,14 @@ async def link_slack_channel(cmd: LinkSlackChannel, actor: Actor, uow: UnitOfWor
 @handles(UnlinkSlackChannel)
 async def unlink_slack_channel(cmd: UnlinkSlackChannel, actor: Actor, uow: UnitOfWork) -> Reply:
     require(actor, Role.OWNER)
-    channel = slack_id(cmd.channel_id, CHANNEL_RE, "channel id (like C0123ABCD)")
+    channel = slack_id(cmd.channel_id, CHANNEL_RE, "channel")
     changed = await SlackChannel.filter(
         tenant_id=actor.tenant_id, channel_id=channel, active=True
     ).update(active=False)
     if not changed:
-        raise NotFound(f"Slack channel {channel} is not linked.")
+        raise NotFound("slack_channel_unknown", channel=channel)
     uow.audit("slack.channel_unlinked", actor.tenant_id or 0, channel=channel)
-    return Reply(True, "slack_channel_unlinked", f"Slack channel {channel} gets no more digests.")
+    return Reply(True, "slack_channel_unlinked", {"channel": channel})
 
 
 @handles(LinkSlackUser)
@@ -82,8 +80,8 @@ async def link_slack_user(cmd: LinkSlackUser, actor: Actor, uow: UnitOfWork) -> 
     """Owner: link (or re-link) one of its users. System: link every registered user with
     this email that has no Slack link yet (first contact through a verified Slack email)."""
     require(actor, Role.OWNER, Role.SYSTEM)
-    team = slack_id(cmd.slack_team_id, _TEAM_RE, "team id (like T0123ABCD)")
-    user_id = slack_id(cmd.slack_user_id, _USER_RE, "user id (like U0123ABCD)")
+    team = slack_id(cmd.slack_team_id, _TEAM_RE, "team")
+    user_id = slack_id(cmd.slack_user_id, _USER_RE, "user")
     email = cmd.email.strip().lower()
     query = User.filter(email=email, active=True)
     if actor.role == Role.OWNER:
@@ -94,7 +92,7 @@ async def link_slack_user(cmd: LinkSlackUser, actor: Actor, uow: UnitOfWork) -> 
             query = query.filter(tenant_id=actor.tenant_id)
     users = await query
     if not users:
-        raise NotFound(f"There is no user {email} to link.")
+        raise NotFound("no_user", email=email)
     for user in users:
         taken = (
             await User.filter(tenant_id=user.tenant_id, slack_team_id=team, slack_user_id=user_id)
@@ -102,7 +100,7 @@ async def link_slack_user(cmd: LinkSlackUser, actor: Actor, uow: UnitOfWork) -> 
             .exists()
         )
         if taken:
-            raise InvalidInput(f"Slack user {user_id} is already linked to another user.")
+            raise InvalidInput("slack_user_taken", slack_user=user_id)
         await User.filter(id=user.id).update(slack_team_id=team, slack_user_id=user_id)
         uow.audit(
             "user.slack_linked",
@@ -115,6 +113,5 @@ async def link_slack_user(cmd: LinkSlackUser, actor: Actor, uow: UnitOfWork) -> 
     return Reply(
         True,
         "slack_user_linked",
-        f"{email} is now Slack user {user_id}.",
-        {"users": [u.id for u in users], "team": team, "slack_user": user_id},
+        {"users": [u.id for u in users], "team": team, "slack_user": user_id, "email": email},
     )

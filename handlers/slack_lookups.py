@@ -66,7 +66,7 @@ async def locate_slack_request(cmd: LocateSlackRequest, actor: Actor, uow: UnitO
                     "channel_id": message.channel_id,
                     "tenant_id": message.tenant_id,
                 }
-    return Reply(True, "slack_location", "", data)
+    return Reply(True, "slack_location", data)
 
 
 @handles(FindSlackUser)
@@ -83,7 +83,7 @@ async def find_slack_user(cmd: FindSlackUser, actor: Actor, uow: UnitOfWork) -> 
         {"id": u.id, "tenant_id": u.tenant_id, "partner_id": u.partner_id, "email": u.email}
         for u in users
     ]
-    return Reply(True, "slack_users", "", {"users": rows, "linkable": linkable})
+    return Reply(True, "slack_users", {"users": rows, "linkable": linkable})
 
 
 @handles(LeadForm)
@@ -94,7 +94,6 @@ async def lead_form(cmd: LeadForm, actor: Actor, uow: UnitOfWork) -> Reply:
     return Reply(
         True,
         "lead_form",
-        "",
         {"lead": {**teaser(lead), "id": lead.id}, "tenant": profile(tenant)},
     )
 
@@ -104,8 +103,8 @@ async def tenant_profile(cmd: TenantProfile, actor: Actor, uow: UnitOfWork) -> R
     require(actor, Role.PARTNER, Role.OWNER, Role.SYSTEM)
     tenant = await Tenant.get_or_none(id=actor.tenant_id) if actor.tenant_id else None
     if tenant is None:
-        raise NotFound("There is no such tenant.")
-    return Reply(True, "tenant_profile", "", {"tenant": profile(tenant)})
+        raise NotFound("no_tenant_found")
+    return Reply(True, "tenant_profile", {"tenant": profile(tenant)})
 
 
 @handles(SlackMessageView)
@@ -117,7 +116,7 @@ async def slack_message_view(cmd: SlackMessageView, actor: Actor, uow: UnitOfWor
     require(actor, Role.SYSTEM)
     message = await SlackMessage.get_or_none(id=cmd.message_id)
     if message is None:
-        return Reply(True, "slack_message", "", {"message": None})
+        return Reply(True, "slack_message", {"message": None})
     links = (
         await SlackMessageLead.filter(message_id=message.id)
         .order_by("position", "id")
@@ -155,8 +154,11 @@ async def slack_message_view(cmd: SlackMessageView, actor: Actor, uow: UnitOfWor
         "title": message.title,
         "content_hash": message.content_hash,
     }
+    said = {"name": partner.name, "locale": partner.locale} if partner else None
     return Reply(
-        True, "slack_message", "", {"message": view, "items": items, "tenant": profile(tenant)}
+        True,
+        "slack_message",
+        {"message": view, "items": items, "tenant": profile(tenant), "partner": said},
     )
 
 

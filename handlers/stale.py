@@ -61,6 +61,5 @@ async def stale_lead_alert(cmd: StaleLeadAlert, actor: Actor, uow: UnitOfWork) -
     return Reply(
         True,
         "stale_reported",
-        f"Reported {count} stale lead(s) to {len(per_tenant)} owner(s).",
-        {"count": count, "more": more},
+        {"count": count, "more": more, "owners": len(per_tenant)},
     )

@@ -23,10 +23,10 @@ async def authenticate_api_key(cmd: AuthenticateApiKey, actor: Actor, uow: UnitO
     prefix = api_keys.prefix_of(token)
     row = await ApiKey.get_or_none(prefix=prefix) if prefix else None
     if row is None or row.revoked_at is not None or not api_keys.matches(token, row.key_hash):
-        raise Forbidden("A valid API key is needed.")
+        raise Forbidden("api_key_needed")
     if row.last_used_at is None or uow.now - row.last_used_at > LAST_USED_EVERY:
         await ApiKey.filter(id=row.id).update(last_used_at=uow.now)
-    return Reply(True, "api_key", "", {"key_id": row.id, "tenant_id": row.tenant_id})
+    return Reply(True, "api_key", {"key_id": row.id, "tenant_id": row.tenant_id})
 
 
 @handles(ShowOptOut)
@@ -36,11 +36,10 @@ async def show_opt_out(cmd: ShowOptOut, actor: Actor, uow: UnitOfWork) -> Reply:
     tenant = await Tenant.get_or_none(id=actor.tenant_id)
     lead = await Lead.get_or_none(id=actor.lead_id, tenant_id=actor.tenant_id)
     if tenant is None or lead is None:
-        raise InvalidInput("This link is no longer valid.")
+        raise InvalidInput("link_invalid")
     return Reply(
         True,
         "opt_out_page",
-        "",
         {
             "tenant_name": tenant.name,
             "tenant_locale": tenant.locale,

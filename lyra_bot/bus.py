@@ -25,6 +25,7 @@ from lyra_bot.db import transaction, try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
 from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
+from lyra_bot.phrases import say
 from lyra_bot.prepared import insert, insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
@@ -37,27 +38,32 @@ C = TypeVar("C", bound=Command)
 
 @dataclass
 class Reply:
-    """A channel-neutral answer: adapters render ``code`` + ``data``; ``message`` is English."""
+    """A channel-neutral answer: a code and data, no prose. Each channel's renderer says it
+    in its reader's language through ``lyra_bot.phrases``; ``message`` is the English
+    sentence, for what is machine-facing (logs, the API's JSON, the scheduler's record)."""
 
     ok: bool
     code: str
-    message: str
     data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Always JSON-shaped (ISO datetimes, decimal strings), fresh or replayed from storage.
         self.data = _jsonable(self.data)
 
+    @property
+    def message(self) -> str:
+        return say(self.code, self.data, "en")
+
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "code": self.code, "message": self.message, "data": self.data}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Reply:
-        return cls(raw["ok"], raw["code"], raw["message"], raw.get("data") or {})
+        return cls(raw["ok"], raw["code"], raw.get("data") or {})
 
     @classmethod
     def error(cls, exc: DomainError) -> Reply:
-        return cls(False, exc.code, exc.message, exc.data)
+        return cls(False, exc.code, exc.data)
 
 
 Handler = Callable[[Any, Actor, "UnitOfWork"], Awaitable[Reply]]
@@ -244,12 +250,7 @@ class Bus:
                 if isinstance(cmd, Sweep) and not await try_advisory_xact_lock(
                     connection, f"lyra.sweep.{cmd.kind}"
                 ):
-                    return Reply(
-                        True,
-                        "busy",
-                        f"{cmd.kind} is running in another instance.",
-                        {"busy": True, "more": False},
-                    )
+                    return Reply(True, "busy", {"busy": True, "more": False, "job": cmd.kind})
                 # A duplicate delivery runs the handler too, then fails to insert its key at
                 # the end and rolls back: one write for the common case, not three.
                 reply = await handler(cmd, actor, uow)
@@ -379,14 +380,9 @@ def _stored(reply: Reply, fingerprint: str | None = None) -> dict[str, Any]:
 async def _stored_reply(key: str, fingerprint: str | None = None) -> Reply:
     row = await InboundKey.get(key=key)
     if row.reply is None:
-        return Reply(True, "duplicate", "Already handled.")
+        return Reply(True, "duplicate")
     if fingerprint is not None and row.reply.get("fingerprint", fingerprint) != fingerprint:
-        return Reply(
-            False,
-            "idempotency_key_reused",
-            "This idempotency key was already used for a different request; "
-            "nothing was done. Use a new key for a new request.",
-        )
+        return Reply(False, "idempotency_key_reused")
     reply = Reply.from_json(row.reply)
     reply.data = {**reply.data, "duplicate": True}
     return reply

@@ -155,7 +155,7 @@ _CLOCK_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 def parse_clock(text: str) -> time:
     match = _CLOCK_RE.match(text.strip())
     if not match:
-        raise InvalidInput(f"'{text}' is not a time of day like 08:00.")
+        raise InvalidInput("bad_time", value=text)
     return time(int(match.group(1)), int(match.group(2)))
 
 
@@ -163,10 +163,10 @@ def parse_work_hours(text: str) -> tuple[str, str]:
     """``08:00-17:00`` → ("08:00", "17:00"); the end must come after the start."""
     parts = text.replace("–", "-").split("-")
     if len(parts) != 2:
-        raise InvalidInput(f"'{text}' is not working hours like 08:00-17:00.")
+        raise InvalidInput("bad_hours", value=text)
     start, end = parse_clock(parts[0]), parse_clock(parts[1])
     if end <= start:
-        raise InvalidInput(f"Working hours '{text}' end before they start.")
+        raise InvalidInput("hours_backwards", value=text)
     return start.strftime("%H:%M"), end.strftime("%H:%M")
 
 
@@ -177,7 +177,7 @@ def _day_number(token: str) -> int:
     for names in (DAY_NAMES, _FULL_NAMES):
         if token in names:
             return names.index(token)
-    raise InvalidInput(f"'{token}' is not a weekday (mon … sun, or 1 … 7).")
+    raise InvalidInput("bad_weekday", value=token)
 
 
 def parse_work_days(text: str) -> list[int]:
@@ -193,7 +193,7 @@ def parse_work_days(text: str) -> list[int]:
         else:
             days.add(_day_number(part))
     if not days:
-        raise InvalidInput("At least one working day is needed (like mon-fri).")
+        raise InvalidInput("no_work_days")
     return sorted(days)
 
 
@@ -233,15 +233,14 @@ def parse_holidays(text: str) -> tuple[str, str]:
 
     supported = holidays_lib.list_supported_countries()
     if country not in supported:
-        raise InvalidInput(f"'{country}' is not a country with known holidays (like CH).")
+        raise InvalidInput("bad_country", value=country)
     if not subdiv.strip():
         return country, ""
     by_key = {s.casefold(): s for s in supported[country]}
     found = by_key.get(subdiv.strip().casefold())
     if found is None:
         raise InvalidInput(
-            f"'{subdiv}' is not a subdivision of {country}; "
-            f"known: {', '.join(supported[country][:40])}."
+            "bad_subdivision", value=subdiv, country=country, choices=supported[country][:40]
         )
     return country, found
 
@@ -260,6 +259,6 @@ def parse_hours_list(text: str) -> list[int]:
     for part in text.split(","):
         part = part.strip().lower().removesuffix("h")
         if not part.isdigit() or not 1 <= int(part) <= 24 * 30:
-            raise InvalidInput(f"'{part}' is not a number of hours between 1 and 720.")
+            raise InvalidInput("bad_hours_list", value=part)
         values.add(int(part))
     return sorted(values, reverse=True)

@@ -6,6 +6,7 @@ or outdated database exits with status 2.
 
 import contextlib
 import json
+import os
 import sys
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from lyra_bot import commands as c
     from lyra_bot.bus import Bus, Reply
     from lyra_bot.commands import Actor
+    from lyra_bot.domain import DomainError
     from lyra_bot.models import Tenant
 else:
     # Loaded by the first command that needs them: `lyra-bot --help` imports no part of the
@@ -166,12 +168,34 @@ async def partner_actor(tenant: "Tenant", email: str) -> "Actor":
     return c.Actor.partner_user(tenant.id, user.partner_id, user.id, "cli")
 
 
+def reader_locale() -> str:
+    """The CLI speaks the language of its user's environment (``LYRA_LOCALE``, else the
+    POSIX locale variables), English when none of Lyra's four is set."""
+    from lyra_bot.i18n import pick_locale
+
+    names = ("LYRA_LOCALE", "LC_ALL", "LC_MESSAGES", "LANG")
+    return pick_locale(*(os.environ.get(name) for name in names))
+
+
+def text_of(reply: "Reply") -> str:
+    """What a reply says, in the reader's language (the CLI's renderer)."""
+    from lyra_bot.phrases import say
+
+    return say(reply.code, reply.data, reader_locale())
+
+
+def error_text(exc: "DomainError") -> str:
+    from lyra_bot.phrases import say
+
+    return say(exc.code, exc.data, reader_locale())
+
+
 async def send(cmd: "c.Command", actor: "Actor", bus: "Bus | None" = None) -> "Reply":
     from lyra_bot.wiring import build_bus
 
     reply = await (bus or build_bus()).dispatch(cmd, actor)
     if not reply.ok:
-        fail(reply.message)
+        fail(text_of(reply))
     return reply
 
 
@@ -190,7 +214,7 @@ def show(
         print_json(reply.to_json()["data"])
         return
     if key is None:
-        out.print(reply.message, highlight=False)
+        out.print(text_of(reply), highlight=False)
         return
     from lyra_bot import cli_render
 
@@ -199,7 +223,7 @@ def show(
     caption = None
     if "total" in data:
         caption = cli_render.page_caption(len(rows), data["total"], data.get("offset", 0), key)
-    out.print(cli_render.table(reply.message, rows, columns, zone(), caption))
+    out.print(cli_render.table(text_of(reply), rows, columns, zone(), caption))
 
 
 def show_record(reply: "Reply", as_json: bool, key: str) -> None:
@@ -209,7 +233,7 @@ def show_record(reply: "Reply", as_json: bool, key: str) -> None:
         return
     from lyra_bot import cli_render
 
-    out.print(cli_render.record(reply.message, reply.to_json()["data"][key], zone()))
+    out.print(cli_render.record(text_of(reply), reply.to_json()["data"][key], zone()))
 
 
 _ZONE: list[Any] = []  # the time zone of the tenant this command works on (tables show it)
@@ -224,7 +248,7 @@ def say(reply: "Reply", as_json: bool = False) -> None:
     if as_json:
         print_json(reply.to_json())
     else:
-        out.print(reply.message, highlight=False)
+        out.print(text_of(reply), highlight=False)
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -738,7 +762,7 @@ def lead_import(
         table = lead_files.read_file(data, path.name)
         found = lead_files.records(table)
     except DomainError as exc:
-        fail_now(exc.message)
+        fail_now(error_text(exc))
     found_in_xlsx = table.encoding == "xlsx"
 
     async def body() -> "Reply":
@@ -1128,7 +1152,7 @@ def privacy_export(
         print(text)
     else:
         out_file.write_text(text + "\n", encoding="utf-8")
-        err.print(reply.message, highlight=False)
+        err.print(text_of(reply), highlight=False)
 
 
 @privacy_app.command("erase")
@@ -1159,7 +1183,7 @@ def privacy_purge() -> None:
             reply = await send(c.PurgeExpiredPersonalData(), c.Actor.system(), bus)
             erased += reply.data["erased"]
             if not reply.data["more"]:
-                return Reply(True, "purged", f"Erased customer data of {erased} lead(s).")
+                return Reply(True, "purged", {"erased": erased})
 
     say(run(body))
 
@@ -1176,7 +1200,7 @@ def jobs_list(as_json: JsonOpt = False) -> None:
     async def body() -> "Reply":
         rows = await bootstrap().scheduler.status()
         await common_zone()
-        return Reply(True, "jobs", f"{len(rows)} job(s).", {"jobs": rows})
+        return Reply(True, "jobs", {"jobs": rows, "count": len(rows)})
 
     show(
         run(body),
@@ -1327,7 +1351,7 @@ def report(
         try:
             period = choose_period(zoneinfo.ZoneInfo(t.timezone), now, week, first, last)
         except DomainError as exc:
-            fail(exc.message)
+            fail(error_text(exc))
         result = await build_report(t, period, now)
         return result, (await chart_png(result) if chart else None)
 

@@ -64,14 +64,27 @@ WILDCARD = "*"
 
 
 class DomainError(Exception):
-    """An error a user can cause; handlers turn it into a Reply, never a crash."""
+    """An error a user can cause; handlers turn it into a Reply, never a crash.
+
+    It carries a code (the class) and data, no prose: ``phrase`` picks the sentence of
+    ``lyra_bot.phrases`` when a code has several (``InvalidInput("bad_timezone", value=…)``).
+    """
 
     code = "error"
 
-    def __init__(self, message: str, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.data = data
+    def __init__(self, phrase: str = "", /, **data: Any) -> None:
+        self.data: dict[str, Any] = {"phrase": phrase, **data} if phrase else dict(data)
+        super().__init__(phrase or self.code)
+
+    @property
+    def message(self) -> str:
+        """The English sentence (logs, the API's ``message``); readers get ``phrases.say``."""
+        from lyra_bot.phrases import say
+
+        return say(self.code, self.data, "en")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class NotFound(DomainError):
@@ -198,7 +211,7 @@ def normalize_ref(raw: str, prefix: str = REF_PREFIX) -> str:
         return f"{prefix}{int(text)}"
     match = _REF_RE.match(text)
     if not match:
-        raise InvalidInput(f"'{raw}' is not a lead reference (like {prefix}1042).")
+        raise InvalidInput("bad_ref", value=raw, example=f"{prefix}1042")
     return f"{match.group(1).upper()}-{int(match.group(2))}"
 
 
@@ -215,8 +228,8 @@ def parse_amount(
         return amounts.parse_amount(raw, locale)
     except amounts.AmountError:
         if raw.strip().startswith(("-", "−")):
-            raise InvalidInput(f"'{raw}' is not a positive amount.") from None
-        raise InvalidInput(f"'{raw}' is not an amount.") from None
+            raise InvalidInput("negative_amount", value=raw) from None
+        raise InvalidInput("not_an_amount", value=raw) from None
 
 
 OUTCOME_WORDS: dict[str, Outcome] = {
@@ -258,14 +271,13 @@ def parse_outcome(raw: str) -> Outcome:
     try:
         return OUTCOME_WORDS[key]
     except KeyError:
-        codes = ", ".join(o.value for o in Outcome)
-        raise InvalidInput(f"'{raw}' is not an outcome. Use one of: {codes}.") from None
+        raise InvalidInput("bad_outcome", value=raw, choices=[o.value for o in Outcome]) from None
 
 
 def parse_currency(raw: str | None, default: str) -> str:
     code = (raw or default).strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", code):
-        raise InvalidInput(f"'{raw}' is not a currency code (like CHF or EUR).")
+        raise InvalidInput("bad_currency", value=raw)
     return code
 
 
@@ -280,7 +292,7 @@ def parse_yes_no(raw: str) -> bool:
         return True
     if word in NO_WORDS:
         return False
-    raise InvalidInput(f"'{raw}' is neither yes nor no (YES/NO, JA/NEIN, OUI/NON).")
+    raise InvalidInput("bad_yes_no", value=raw)
 
 
 def phone_key(phone: str) -> str:
@@ -363,7 +375,7 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
     Single-line fields have their whitespace (CR/LF included) collapsed; emails are
     lower-cased; regions upper-cased.
     """
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
     for name in LEAD_FIELDS:
         value = raw.get(name)
@@ -372,37 +384,39 @@ def clean_lead(raw: dict[str, Any]) -> dict[str, Any]:
         value = _CONTROL_RE.sub("", value)
         value = value.strip() if name in _MULTILINE else " ".join(value.split())
         if len(value) > _LIMITS.get(name, 32):
-            problems.append(f"{name} is longer than {_LIMITS.get(name, 32)} characters")
+            problems.append({"phrase": "too_long", "field": name, "max": _LIMITS.get(name, 32)})
         out[name] = value
     unknown = sorted(set(raw) - set(LEAD_FIELDS) - {"source"})
     if unknown:
-        problems.append(f"unknown field(s): {', '.join(unknown)}")
+        problems.append({"phrase": "unknown_fields", "field": unknown[0], "fields": unknown})
     if not out["product"]:
-        problems.append("product is missing")
+        problems.append({"phrase": "missing_field", "field": "product"})
     out["region"] = out["region"].upper()
     if not out["region"]:
-        problems.append("region is missing")
+        problems.append({"phrase": "missing_field", "field": "region"})
     elif not _REGION_RE.match(out["region"]) or not known_region(out["region"]):
-        problems.append(
-            f"region '{out['region']}' is not a region code like CH or CH-ZH "
-            "(an ISO 3166 country or subdivision)"
-        )
+        problems.append({"phrase": "bad_region", "field": "region", "value": out["region"]})
     out["email"] = out["email"].lower()
     if out["email"] and not _EMAIL_RE.match(out["email"]):
-        problems.append(f"email '{out['email']}' is not an email address")
+        problems.append({"phrase": "bad_lead_email", "field": "email", "value": out["email"]})
     if out["ref"]:
         try:
             out["ref"] = normalize_ref(out["ref"])
         except InvalidInput as exc:
-            problems.append(exc.message)
+            problems.append({**exc.data, "field": "ref"})
     if out["locale"] and language(out["locale"]) is None:
         problems.append(
-            f"locale '{out['locale']}' is not a supported language ({', '.join(LANGUAGES)})"
+            {
+                "phrase": "bad_lead_locale",
+                "field": "locale",
+                "value": out["locale"],
+                "choices": list(LANGUAGES),
+            }
         )
     out["locale"] = language(out["locale"])
     problems += _clean_legal_basis(out)
     if problems:
-        raise InvalidInput("; ".join(problems), problems=problems)
+        raise InvalidInput("lead_invalid", problems=problems)
     return out
 
 
@@ -413,32 +427,38 @@ class LegalBasis(StrEnum):
     LEGITIMATE_INTEREST = "legitimate_interest"  # with a note saying which
 
 
-def _clean_legal_basis(out: dict[str, Any]) -> list[str]:
+def _clean_legal_basis(out: dict[str, Any]) -> list[dict[str, Any]]:
     """Normalise the legal-basis fields of a cleaned lead in place; return the problems."""
     basis = out["legal_basis"].casefold().replace("-", "_").replace(" ", "_")
     basis = {"li": LegalBasis.LEGITIMATE_INTEREST.value}.get(basis, basis)
     out["consent_at"] = out["consent_at"] or None
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     if out["consent_at"]:  # parsed whatever the basis: the column holds a date-time
         try:
             out["consent_at"] = parse_when(out["consent_at"]).astimezone(UTC)
         except (ValueError, OverflowError):
-            problems.append(f"consent_at '{out['consent_at']}' is not a date or date and time")
+            problems.append(
+                {"phrase": "bad_consent_at", "field": "consent_at", "value": out["consent_at"]}
+            )
     if not basis:
         out["legal_basis"] = ""
         return problems
     if basis not in set(LegalBasis):
-        basis_text = out["legal_basis"]
-        return [*problems, f"legal_basis '{basis_text}' is not consent or legitimate_interest"]
+        bad = {"phrase": "bad_legal_basis", "field": "legal_basis", "value": out["legal_basis"]}
+        return [*problems, bad]
     out["legal_basis"] = basis
     if basis == LegalBasis.CONSENT:
         if not out["consent_source"]:
-            problems.append("consent needs consent_source (e.g. web form)")
+            problems.append(
+                {"phrase": "consent_needs", "field": "consent_source", "fields": ["consent_source"]}
+            )
         if not out["consent_at"]:
-            problems.append("consent needs consent_at (when it was given)")
+            problems.append(
+                {"phrase": "consent_needs", "field": "consent_at", "fields": ["consent_at"]}
+            )
         return problems
     if not out["legal_note"]:
-        problems.append("legitimate_interest needs legal_note (which interest)")
+        problems.append({"phrase": "interest_needs", "field": "legal_note"})
     return problems
 
 

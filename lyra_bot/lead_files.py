@@ -202,7 +202,7 @@ def decode(data: bytes) -> tuple[str, str]:
 
     best = from_bytes(data, cp_isolation=LEGACY_ENCODINGS).best()
     if best is None or best.encoding is None:
-        raise InvalidInput("Cannot tell the file's character encoding; save it as CSV UTF-8.")
+        raise InvalidInput("unknown_encoding")
     return str(best), best.encoding
 
 
@@ -239,7 +239,7 @@ def read_xlsx(data: bytes) -> LeadTable:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # zipfile, XML and openpyxl errors alike: not a workbook
-        raise InvalidInput(f"This is not an .xlsx workbook Lyra can read ({exc}).") from None
+        raise InvalidInput("not_xlsx", detail=str(exc)) from None
     try:
         sheet = book.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
@@ -275,7 +275,7 @@ def header_fields(header: list[str]) -> list[str | None]:
     fields: list[str | None] = []
     unknown: list[str] = []
     seen: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[dict[str, object]] = []
     for name in header:
         if not name.strip():
             fields.append(None)
@@ -284,23 +284,32 @@ def header_fields(header: list[str]) -> list[str | None]:
         if target is None:
             unknown.append(name)
         elif target in seen:
-            problems.append(f"columns '{seen[target]}' and '{name}' both mean {target}")
+            problems.append(
+                {
+                    "phrase": "columns_clash",
+                    "line": 1,
+                    "first": seen[target],
+                    "second": name,
+                    "field": target,
+                }
+            )
         else:
             seen[target] = name
         fields.append(target)
     missing = [f for f in ("product", "region") if f not in seen]
     if missing:
-        problems.insert(0, "missing column(s): " + ", ".join(missing))
+        problems.insert(0, {"phrase": "missing_columns", "line": 1, "fields": missing})
     if unknown:
         problems.append(
-            "unknown column(s): "
-            + ", ".join(unknown)
-            + " (known: "
-            + ", ".join(LEAD_FIELDS)
-            + ", or their names in German, French or Italian)"
+            {
+                "phrase": "unknown_columns",
+                "line": 1,
+                "fields": unknown,
+                "choices": list(LEAD_FIELDS),
+            }
         )
     if problems:
-        raise InvalidInput("line 1: " + "; ".join(problems), problems=problems)
+        raise InvalidInput("lead_invalid", problems=problems)
     return fields
 
 
@@ -308,7 +317,7 @@ def records(table: LeadTable) -> list[tuple[int, dict[str, str]]]:
     """Each non-empty row as (line, {lead field: text}); a row with more values than the
     header has columns keeps them under ``EXTRA`` so the handler can name the line."""
     if not any(h.strip() for h in table.header):
-        raise InvalidInput("The file is empty; it needs a header line with product and region.")
+        raise InvalidInput("import_empty")
     fields = header_fields(table.header)
     result: list[tuple[int, dict[str, str]]] = []
     for line, values in table.rows:

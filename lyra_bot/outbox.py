@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -278,29 +279,50 @@ async def pending_after(channel: str, dedupe_prefix: str, row_id: int) -> bool:
     ).exists()
 
 
-def slack_dm(
+def slack_say(
     uow: UnitOfWork,
     *,
-    tenant_id: int,
+    tenant_id: int | None,
     kind: str,
-    slack_user_id: str,
-    text: str,
-    blocks: list[dict[str, Any]],
+    say: str,
+    locale: str | None,
+    context: dict[str, Any],
+    channel: str,
+    user: str | None = None,
     dedupe_key: str,
     lead_id: int | None = None,
 ) -> OutboxMessage:
-    """Queue a Slack direct message: ``chat.postMessage`` to the user's id (the Slack
-    transport delivers it; ``text`` is the notification and fallback, ``blocks`` the body)."""
+    """Queue what to tell a Slack channel or user: ``say`` (the message kind), the reader's
+    ``locale`` and the ``context``; the Slack renderer (``adapters.slack.render``) turns it
+    into Block Kit when the row is delivered (``lyra.say``). With ``user`` and a
+    ``channel``, only that user sees it there (ephemeral, else their DM); ``channel`` alone
+    is a post (a user id there is their DM)."""
+    args = {
+        "say": {"kind": say, "locale": locale, "context": _json_shaped(context)},
+        "channel": channel,
+        "user": user,
+    }
     return slack(
         uow,
         tenant_id=tenant_id,
         kind=kind,
-        recipient=slack_user_id,
-        method="chat.postMessage",
-        args={"channel": slack_user_id, "text": text, "blocks": blocks},
+        recipient=channel if user is None or channel else user,
+        method="lyra.say",
+        args=args,
         dedupe_key=dedupe_key,
         lead_id=lead_id,
     )
+
+
+def _json_shaped(value: Any) -> Any:
+    """Datetimes as ISO text, decimals and the like as strings: a payload is JSON."""
+    return json.loads(json.dumps(value, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -310,7 +332,9 @@ async def outbox_rows(status: str | None = None, limit: int = 50) -> list[dict[s
         try:
             query = query.filter(status=OutboxStatus(status))
         except ValueError:
-            raise InvalidInput(f"'{status}' is not a status (pending, sent, dead).") from None
+            raise InvalidInput(
+                "bad_status", value=status, choices=[s.value for s in OutboxStatus]
+            ) from None
     return await query.values(
         "id", "status", "channel", "kind", "recipient", "attempts", "created_at", "last_error"
     )

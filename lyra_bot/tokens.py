@@ -100,18 +100,18 @@ def verify(settings: Settings, token: str, now: datetime, purpose: str = "reply"
     allowed = PURPOSES[purpose]
     token = token.strip().lower()
     if not _TOKEN_RE.fullmatch(token):
-        raise TokenInvalid("This reply address is not one of ours.")
+        raise TokenInvalid("token_foreign")
     body, mac = token.rsplit(".", 1)
     kid, kind_tenant, subject, lead, expires = body.split(".")
     key = _keys(settings).get(kid)
     if key is None or not hmac.compare_digest(_mac(key, body, purpose), mac):
-        raise TokenInvalid("This reply address is not valid.")
+        raise TokenInvalid("token_mangled")
     kind = kind_tenant[:1]
     if kind not in allowed:
-        raise TokenInvalid("This reply address is not valid.")
+        raise TokenInvalid("token_mangled")
     expires_at = datetime.fromtimestamp(int(expires, 36) * 3600, UTC)
     if now >= expires_at:
-        raise TokenExpired("This mail is too old to answer; ask for a fresh digest with LEADS.")
+        raise TokenExpired()
     lead_id = int(lead, 36)
     return ReplyToken(kind, int(kind_tenant[1:], 36), int(subject, 36), lead_id or None, expires_at)
 

@@ -65,7 +65,7 @@ def _setup(env, tmp_path, partners=("alpine",)):
         "VPN,CH-BE,Remote access,Keller GmbH,Marc Keller,marc@keller.example,+41 31 555 02 02\n",
         encoding="utf-8-sig",
     )
-    assert "Imported 2 lead(s)" in cli(env, "lead", "import", str(csv)).stdout
+    assert "Imported 2 leads." in cli(env, "lead", "import", str(csv)).stdout
 
 
 def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
@@ -158,16 +158,16 @@ def test_excel_export_with_semicolons_imports_after_a_dry_run(env, tmp_path):
         "VPN;CH-VD;Société SA;Luc Favre;;+41 21 555 00 00\r\n".encode("utf-8-sig")
     )
     dry = cli(env, "lead", "import", str(export), "--dry-run").stdout
-    assert "Dry run: would import 2 lead(s), 2 into the pool" in dry
+    assert "Dry run: would import 2 leads, 2 into the pool" in dry
     assert len(cli_json(env, "lead", "list")["leads"]) == 2
-    assert "Imported 2 lead(s)" in cli(env, "lead", "import", str(export)).stdout
+    assert "Imported 2 leads." in cli(env, "lead", "import", str(export)).stdout
     leads = cli_json(env, "lead", "list")["leads"]
     assert [lead["region"] for lead in leads[:2]] == ["CH-VD", "CH-ZH"]
 
 
 def test_listings_page_with_a_total_and_records_show_as_panels_or_json(env):
     page = cli(env, "lead", "list", "--limit", "1").stdout
-    assert "1 of 2 lead(s)" in page and "Showing 1–1 of 2 leads; next: --offset 1." in page
+    assert "1 of 2 leads" in page and "Showing 1–1 of 2 leads; next: --offset 1." in page
     rest = cli_json(env, "lead", "list", "--limit", "1", "--offset", "1")
     assert (rest["total"], [lead["ref"] for lead in rest["leads"]]) == (2, ["L-1001"])
     assert "Showing" not in cli(env, "lead", "list").stdout  # everything shown: no caption
@@ -209,11 +209,11 @@ def test_dead_letters_are_shown_and_sent_again(env, tmp_path):
     assert f"Message {first}: dead" in cli(env, "outbox", "show", str(first)).stdout
     refused = cli(env, "outbox", "retry", ok=False)
     assert refused.returncode == 1 and "--all" in refused.stderr
-    assert "1 dead message(s) queued again" in cli(env, "outbox", "retry", str(first)).stdout
+    assert "1 dead message queued again" in cli(env, "outbox", "retry", str(first)).stdout
     again = cli(env, "outbox", "retry", str(first), ok=False)
     assert again.returncode == 1 and f"Not a dead message: {first}" in again.stderr
     retried = cli(env, "outbox", "retry", "--all").stdout
-    assert f"{total - 1} dead message(s) queued again" in retried
+    assert f"{total - 1} dead messages queued again" in retried
     assert cli_json(env, "outbox", "list", "--status", "dead")["total"] == 0
     assert f"Delivered {total} message(s)" in cli(env, "outbox", "deliver").stdout
 
@@ -288,7 +288,7 @@ def test_privacy_commands(env, tmp_path):
     refused = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", ok=False)
     assert refused.returncode == 1  # no --yes and no terminal to confirm
     erased = cli(env, "privacy", "erase", "acme", "--customer", "anna@huber.example", "--yes")
-    assert "Erased anna@huber.example from 1 lead(s)" in erased.stdout
+    assert "Erased anna@huber.example from 1 lead." in erased.stdout
     shown = cli(env, "lead", "show", "L-1001").stdout
     assert "anna@huber.example" not in shown and "[erased]" in shown
-    assert "Erased customer data of 0 lead(s)" in cli(env, "privacy", "purge").stdout
+    assert "Erased the customer data of 0 leads." in cli(env, "privacy", "purge").stdout

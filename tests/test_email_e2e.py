@@ -362,7 +362,7 @@ def test_cli_mail_poll_once_and_digest_send(tmp_path, dovecot, smtp_server, sqli
     assert cli("user", "add", "mia@alp.example", "--partner", "alp").returncode == 0
     assert cli("lead", "add", "--product", "VPN", "--region", "CH-ZH").returncode == 0
     sent = cli("digest", "send")
-    assert sent.returncode == 0 and "Queued 1 digest" in sent.stdout
+    assert sent.returncode == 0 and "Digests queued: 1;" in sent.stdout
     dovecot.append(
         b"From: x@y.example\r\nTo: leads@localhost\r\nSubject: hi\r\n\r\nclaim L-1001\r\n"
     )

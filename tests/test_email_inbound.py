@@ -116,15 +116,21 @@ async def test_lead_taken_is_answered_with_similar_leads_threaded_to_the_reply(s
     assert payload["reply_to"].startswith("leads+")
 
 
-async def test_error_answers_are_limited_to_one_per_kind_and_day(services, clock):
+async def test_a_known_user_is_always_answered_strangers_once_a_day(services, clock):
     await build_world(services.bus)
     to = await address_for(services.settings, clock, "mia@alpine.example")
-    for _ in range(3):
-        await services.mail.process(reply_mail(MIA, to, "hello there, any news?"))
-    assert len(await answers_to("mia@alpine.example")) == 1
+    for n in range(3):  # the same mistake three times: told three times
+        await services.mail.process(
+            reply_mail(MIA, to, "hello there, any news?", message_id=f"<m{n}@x>")
+        )
+    assert len(await answers_to("mia@alpine.example")) == 3
+    stranger, inbound = "Sam <sam@nowhere.example>", services.settings.inbound_address
+    for n in range(3):  # an unknown sender (or a robot) gets one error answer a day
+        await services.mail.process(reply_mail(stranger, inbound, "hello?", message_id=f"<s{n}@x>"))
+    assert len(await answers_to("sam@nowhere.example")) == 1
     clock.advance(days=1)
-    await services.mail.process(reply_mail(MIA, to, "hello again"))
-    assert len(await answers_to("mia@alpine.example")) == 2
+    await services.mail.process(reply_mail(stranger, inbound, "hello again", message_id="<s9@x>"))
+    assert len(await answers_to("sam@nowhere.example")) == 2
 
 
 async def test_quoted_commands_only_get_a_help_answer_and_do_nothing(services, clock):
@@ -144,15 +150,29 @@ async def test_several_commands_each_answered_in_order(services, clock):
     await world.ok(c.ClaimLead("L-1004"), "eve@romandie.example")
     to = await address_for(services.settings, clock, "mia@alpine.example")
     body = "claim L-1001\nclaim L-1004\nrelease L-1001\nmine\n"
-    outcome = await services.mail.process(reply_mail(MIA, to, body))
+    mail = reply_mail(MIA, to, body, message_id="<four@client.example>")
+    outcome = await services.mail.process(mail)
     assert [(d, r.code) for d, r in outcome.results] == [
         ("ClaimLead L-1001", "claimed"),
         ("ClaimLead L-1004", "lead_taken"),
         ("ReleaseClaim L-1001", "released"),
         ("ListMine", "mine"),
     ]
-    kinds = [a.payload["subject"] for a in await answers_to("mia@alpine.example")]
-    assert len(kinds) == 3  # taken, released, mine (the claim mail answers the claim)
+    mine, answer = await answers_to("mia@alpine.example")  # one answer; MINE is a listing
+    text = answer.payload["text"]
+    assert answer.payload["headers"]["In-Reply-To"] == "<four@client.example>"
+    said = [
+        "You wrote: claim L-1001",
+        "You have claimed L-1001.",
+        "anna@huber.example",  # the claimed lead's customer
+        "You wrote: claim L-1004",
+        "L-1004 has already been taken",
+        "You wrote: release L-1001",
+        "L-1001 is back in the pool",
+    ]
+    assert [text.find(part) for part in said] == sorted(text.find(part) for part in said)
+    assert all(part in text for part in said), text
+    assert "holds no leads" in mine.payload["text"] and "holds no leads" not in text
 
 
 async def test_leads_and_mine_answers(services, clock):
@@ -238,7 +258,8 @@ async def test_owner_reply_gets_a_short_answer(services, clock):
     outcome = await services.mail.process(raw)
     assert outcome.verdict == "owner"
     [answer] = await answers_to("owner@acme.example")
-    assert "lyra-bot" in answer.payload["text"]
+    assert "APPROVE and DECLINE" in answer.payload["text"]
+    assert "lyra-bot" not in answer.payload["text"]  # no shell command in a mail
 
 
 async def test_stop_and_start_digests(services, clock):
@@ -312,7 +333,7 @@ async def test_partner_asks_for_more_time_and_the_owner_approves_by_reply(servic
     claim = await Claim.get(lead__ref="L-1001", lead__tenant_id=world.tenant_id)
     assert claim.due_at > before
     [owner_answer] = await answers_to("owner@acme.example")
-    assert "granted" in owner_answer.payload["text"]
+    assert "Approved: L-1001 is now due" in owner_answer.payload["text"]
 
 
 async def test_customer_answers_the_contact_check_by_reply(services, clock):
@@ -339,6 +360,42 @@ async def test_customer_answers_the_contact_check_by_reply(services, clock):
     assert "Alpine" in ack.payload["text"]
     again = await services.mail.process(raw)
     assert again.duplicate
+
+
+async def test_three_commands_get_one_answer_listing_three_results(services, clock):
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    body = "CLAIM L-1001\nWON L-1002 12000\nRELEASE L-1001\n"
+    await services.mail.process(reply_mail(MIA, to, body, message_id="<three@client.example>"))
+    [answer] = await answers_to("mia@alpine.example")
+    text = answer.payload["text"]
+    wrote = ["You wrote: CLAIM L-1001", "You wrote: WON L-1002 12000", "You wrote: RELEASE L-1001"]
+    assert [text.find(w) for w in wrote] == sorted(text.find(w) for w in wrote) and -1 not in [
+        text.find(w) for w in wrote
+    ]
+    assert "You have claimed L-1001" in text and "anna@huber.example" in text
+    assert "You do not hold L-1002." in text  # the refusal, with its reason
+    assert "L-1001 is back in the pool" in text
+    assert answer.payload["headers"]["In-Reply-To"] == "<three@client.example>"
+    assert "<three@client.example>" in answer.payload["headers"]["References"]
+
+
+async def test_a_changed_or_expired_reply_address_is_answered_as_such(services, clock):
+    await build_world(services.bus)
+    to = await address_for(services.settings, clock, "mia@alpine.example")
+    local, _, domain = to.partition("@")
+    mangled = f"{local[:-3]}{'abc' if not local.endswith('abc') else 'xyz'}@{domain}"
+    outcome = await services.mail.process(reply_mail(MIA, mangled, "CLAIM L-1001"))
+    assert (outcome.status, outcome.reason) == ("failed", "token_invalid")
+    [answer] = await answers_to("mia@alpine.example")
+    assert "reply address arrived changed" in answer.payload["text"]
+    assert "new one" not in answer.payload["text"]  # they did reply: not "a new mail"
+
+    clock.advance(days=services.settings.reply_token_days + 1)
+    outcome = await services.mail.process(reply_mail(MIA, to, "CLAIM L-1001"))
+    assert outcome.reason == "token_expired"
+    assert "too old" in (await answers_to("mia@alpine.example"))[-1].payload["text"]
+    assert await Claim.all().count() == 0
 
 
 async def test_lyra_s_own_text_below_a_reply_is_quoted_even_without_marker(services, clock):

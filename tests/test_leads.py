@@ -62,15 +62,15 @@ async def test_import_with_one_bad_row_imports_nothing_and_names_the_line(bus):
     reply = await world.do(c.ImportLeads(text), world.owner)
     assert reply.code == "invalid_input"
     assert "Nothing was imported" in reply.message and "line 4: region is missing" in reply.message
-    assert reply.data["problems"] == ["line 4: region is missing"]
+    assert reply.data["problems"] == [{"phrase": "missing_field", "field": "region", "line": 4}]
     assert await Lead.all().count() == before
 
 
 async def test_import_reports_bad_header_and_multiline_rows(bus):
     world = await build_world(bus)
     reply = await world.do(c.ImportLeads("colour,region\nX,CH\n"), world.owner)
-    assert reply.message.startswith("line 1:") and "missing column(s): product" in reply.message
-    assert "unknown column(s): colour" in reply.message
+    assert reply.message.startswith("line 1:") and "missing columns: product" in reply.message
+    assert "unknown columns: colour" in reply.message
     text = (
         HEADER.strip()
         + ",address\n"

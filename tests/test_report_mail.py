@@ -15,6 +15,7 @@ import lyra_bot.handlers.reports
 import pytest
 from babel.dates import format_interval
 from babel.numbers import format_currency, format_percent
+from lyra_bot.adapters.slack.render import render
 from PIL import Image
 
 from lyra_bot import commands as c
@@ -221,8 +222,10 @@ async def test_the_summary_goes_to_the_owners_slack_channel_when_linked(services
     [row] = await OutboxMessage.filter(kind="report.slack", tenant_id=world.tenant_id)
     assert row.channel == "slack" and row.recipient == "C0OWNER1"
     assert row.dedupe_key == f"report:{world.tenant_id}:2026-W45:slack"
-    args = row.payload["args"]
-    assert row.payload["method"] == "chat.postMessage" and args["channel"] == "C0OWNER1"
+    assert row.payload["method"] == "lyra.say" and row.payload["args"]["channel"] == "C0OWNER1"
+    said = row.payload["args"]["say"]  # what to say; Block Kit is made when it is delivered
+    assert (said["kind"], said["locale"]) == ("owner_report", "en")
+    args = render(said["kind"], said["locale"], said["context"], services.bus.renderer)
     assert args["text"] == "Weekly report · Acme · Week 45, 2–8 Nov 2026"  # en_CH
     body = "\n".join(block["text"]["text"] for block in args["blocks"])
     assert "• Claims: *5* (+5)" in body

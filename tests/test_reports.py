@@ -244,7 +244,7 @@ async def test_show_report_is_for_the_owner_only(services, clock):
     clock.set(at(16, 9))
     reply = await world.ok(c.ShowReport(week="last"), world.owner)
     assert reply.code == "report"
-    assert reply.message == "Acme, Week 46, 9–15 Nov 2026: 2 claim(s), 1 won, 1 lapse(s), 2 open."
+    assert reply.message == "Acme, Week 46, 9–15 Nov 2026: claims 2, won 1, lapses 1, open 2."
     assert reply.data["period"]["label"] == "2026-W46"
     assert reply.data["headline"]["claims"] == {"value": 2, "previous": 5, "change": -3}
     assert reply.data["view"]["summary"]["revenue"] == "CHF\xa03'000.00"  # en_CH

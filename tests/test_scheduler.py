@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from lyra_bot.adapters.slack.render import render
 from tortoise.transactions import in_transaction
 
 from lyra_bot import commands as c
@@ -59,7 +60,7 @@ async def test_claim_lapses_exactly_at_its_business_deadline_across_weekend_and_
     )
     clock.set(local(2026, 4, 30, 14, 0))  # Thursday; Friday 1 May is a holiday in Zurich
     reply = await world.ok(c.ClaimLead("L-1001"), "mia@alpine.example")
-    assert "2026-05-05 12:00 CEST" in reply.message
+    assert "by May 5, 2026, 12:00\u202fPM." in reply.message  # 10:00 UTC, local (CEST) time
     claim = await claim_of(world, "L-1001")
     assert claim.due_at == local(2026, 5, 5, 12, 0)
 
@@ -113,9 +114,11 @@ async def test_reminders_fire_once_each_at_the_right_local_times_across_a_dst_ch
     slack = await OutboxMessage.filter(kind="reminder.slack").order_by("id")
     assert [s.recipient for s in slack] == ["U0MIA", "U0MIA"]
     args = slack[0].payload["args"]
-    assert slack[0].channel == "slack" and slack[0].payload["method"] == "chat.postMessage"
-    assert args["channel"] == "U0MIA" and "L-1001" in args["text"]
-    assert args["blocks"][0]["text"]["text"] == args["text"]
+    assert slack[0].channel == "slack" and slack[0].payload["method"] == "lyra.say"
+    assert args["channel"] == "U0MIA" and args["say"]["kind"] == "reminder"
+    said = render(args["say"]["kind"], args["say"]["locale"], args["say"]["context"])
+    assert "Feedback on L-1001 is due" in said["blocks"][0]["text"]["text"]
+    assert "in about 24 hours" in said["text"]
     assert (await Claim.get(id=claim.id)).next_remind_at is None
 
 
@@ -164,7 +167,7 @@ async def test_service_down_over_a_deadline_expires_the_claim_at_start_up_once(
         rows = {r.name: r for r in await JobRun.all()}
         assert set(rows) == {job.name for job in JOBS}
         assert rows["expire-overdue"].last_ok is True
-        assert rows["expire-overdue"].last_result.startswith("1 claim(s) lapsed: L-1001")
+        assert rows["expire-overdue"].last_result.startswith("1 claim lapsed: L-1001")
         assert rows["expire-overdue"].next_run_at == clock.now() + timedelta(minutes=1)
         assert set(services.scheduler.next_runs()) == {job.name for job in JOBS}
     finally:

@@ -172,15 +172,15 @@ def test_demo_tells_the_whole_story(tmp_path):
     )
     out = proc.stdout
     for expected in (
-        "Imported 5 lead(s)",
+        "Imported 5 leads.",
         "You have claimed L-1001",
         "L-1001 has already been taken",
         "the limit is 2",
         "recorded as won",
-        "1 claim(s) lapsed: L-1001",
+        "1 claim lapsed: L-1001",
         "others get a turn",
         "recorded as contacted",
-        "Sent 1 weekly report(s): acme 2026-W45.",
+        "Weekly reports sent (1): acme 2026-W45.",
         "Partner scorecard",
     ):
         assert expected in out, expected

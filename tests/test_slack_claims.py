@@ -86,7 +86,7 @@ async def test_thirty_concurrent_clicks_by_different_partners_have_one_winner(sl
     winners = [a for a in answers if "anna@huber.example" in texts(a)]
     assert len(winners) == 1
     losers = [a for a in answers if a not in winners]
-    assert len(losers) == 29 and all(" been taken." in a["text"] for a in losers)
+    assert len(losers) == 29 and all(" been taken by another partner." in a["text"] for a in losers)
     assert all("anna@huber.example" not in texts(a) for a in losers + similar)
     assert sorted(a["user"] for a in similar) == sorted(a["user"] for a in losers)
     assert all('"value": "L-1002"' in texts(a) for a in similar)  # other leads to claim
@@ -109,7 +109,7 @@ async def test_refusals_are_answered_clearly(slack):  # noqa: F811
     await slack.settle()
 
     answers = {a["user"] + ":" + a["text"] for a in slack.fake.of("chat.postEphemeral")}
-    assert "U0TOM:L-1001 has already been taken." in answers
+    assert "U0TOM:Sorry, L-1001 has already been taken by another partner." in answers
     assert "U0TOM:L-1002 is not in your products or regions." in answers
     assert "U0MAX:You already hold L-1001." in answers  # Max's partner holds it, whatever channel
     assert await Claim.all().count() == 1

@@ -111,14 +111,14 @@ async def test_slash_command_lists_and_claims_and_releases(slack):  # noqa: F811
     answers = [a for a in slack.fake.of("chat.postEphemeral")]
     assert all(a["user"] == "U0MIA" and a["channel"] == ALPINE_CHANNEL for a in answers)
     leads, claimed, mine, released, helped = answers
-    assert leads["text"] == "4 lead(s) in the pool."
+    assert leads["text"] == "4 leads in your pool."
     buttons = [
         b["accessory"]["value"] for b in leads["blocks"] if b.get("accessory", {}).get("value")
     ]
     assert buttons == ["L-1001", "L-1002", "L-1003", "L-1004"]
     assert "limmat.example" not in json.dumps(leads)  # teasers only
     assert "You have claimed L-1003" in claimed["text"]
-    assert mine["text"] == "You hold 1 lead(s)." and "sara@limmat.example" in json.dumps(mine)
+    assert mine["text"] == "You hold 1 lead." and "sara@limmat.example" in json.dumps(mine)
     assert "<!date^" in json.dumps(mine)  # deadlines in each reader's own time zone
     assert released["text"] == "L-1003 is back in the pool. Thank you."
     assert "/lyra" in json.dumps(helped)
@@ -200,7 +200,7 @@ async def test_app_home_shows_open_claims_and_waiting_leads(slack):  # noqa: F81
     [published] = slack.fake.of("views.publish")  # the retry did nothing
     assert published["user_id"] == "U0MIA"
     view = json.dumps(published["view"])
-    assert "*3* lead(s) waiting in your pool" in view
+    assert "*3* leads waiting in your pool" in view
     assert "L-1001" in view and "Huber Maschinen AG" in view and "lyra.feedback" in view
     assert await InboundKey.filter(key__startswith="slack:T0LYRA:Ev").count() == 1
 
@@ -223,4 +223,4 @@ async def test_feedback_from_app_home_refreshes_it(slack):  # noqa: F811
     [published] = slack.fake.of("views.publish")
     assert "You hold no leads awaiting feedback" in json.dumps(published["view"])
     [thanks] = slack.fake.of("chat.postMessage")  # no channel on App Home: a DM
-    assert thanks["channel"] == "U0MIA" and "no_contact" in thanks["text"]
+    assert thanks["channel"] == "U0MIA" and "recorded as could not reach them" in thanks["text"]

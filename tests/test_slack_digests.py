@@ -74,7 +74,7 @@ async def test_big_digest_is_split_at_fifty_blocks_and_new_leads_follow_later(sl
     alpine = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == ALPINE_CHANNEL]
     assert [len(m["blocks"]) for m in alpine] == [50, 50, 27]  # header + 49, 49, 26 leads
     assert all(len(m["blocks"]) <= 50 for m in alpine)
-    assert alpine[0]["blocks"][0]["text"]["text"] == "124 new lead(s) for Alpine (1/3)"
+    assert alpine[0]["blocks"][0]["text"]["text"] == "124 new leads for Alpine (1/3)"
     await world.ok(c.AddLead("VPN", "CH-ZH", need="fresh"), world.owner)
     await slack.digests()
     alpine = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == ALPINE_CHANNEL]

@@ -89,10 +89,10 @@ async def test_reminder_dm_buttons_open_feedback_and_grant_more_time(slack, cloc
     await slack.settle()
     claim = await claim_of(slack)
     assert claim.due_at == before + timedelta(days=1)
-    [answer] = [e for e in slack.ephemerals_to("U0MIA") if "Granted" in e["text"]]
+    [answer] = [e for e in slack.ephemerals_to("U0MIA") if "More time granted" in e["text"]]
     assert answer["channel"] == channel
     told = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == "U0MIA"]
-    assert "1 more day(s) on L-1001" in told[-1]["text"]
+    assert "1 more day on L-1001" in told[-1]["text"]
     assert await OutboxMessage.filter(kind="extension.partner").count() == 1  # and by mail
     assert not posted_with(slack, "lyra.extension.approve")  # the owner had nothing to decide
 
@@ -104,11 +104,11 @@ async def test_owner_approves_in_a_dm_and_the_partner_is_told(slack, clock):  # 
     status, body = await ask(slack, "U0MIA", meta, "5", "waiting for <!channel> budget")
     assert (status, body) == (200, "")
     await slack.settle()
-    assert any("Asked Acme for 5 more day" in e["text"] for e in slack.ephemerals_to("U0MIA"))
+    assert any("You asked Acme for 5 more days" in e["text"] for e in slack.ephemerals_to("U0MIA"))
 
     [(owner_channel, owner_ts, request)] = posted_with(slack, "lyra.extension.approve")
     assert owner_channel == "U0BOSS"  # the owner's staff user linked to Slack, by DM
-    assert "Alpine asks for 5 more day(s) on L-1001" in request["text"]
+    assert "Alpine asks for 5 more days on L-1001" in request["text"]
     assert "&lt;!channel&gt;" in request["text"] and "<!channel>" not in request["text"]
     assert await OutboxMessage.filter(kind="extension.owner").count() == 1  # mail as before
 
@@ -130,7 +130,7 @@ async def test_owner_approves_in_a_dm_and_the_partner_is_told(slack, clock):  # 
     assert updated["text"].startswith("Approved by <@U0BOSS>: Approved: L-1001 is now due")
     assert "lyra.extension" not in json.dumps(updated["blocks"])  # the buttons are gone
     told = [m for m in slack.fake.of("chat.postMessage") if m["channel"] == "U0MIA"]
-    assert "5 more day(s) on L-1001, granted by Acme" in told[-1]["text"]
+    assert "5 more days on L-1001, granted by Acme" in told[-1]["text"]
     partner_mails = await OutboxMessage.filter(kind="extension.partner")
     assert len(partner_mails) == 1 and "granted" in partner_mails[0].payload["text"]
 

@@ -113,8 +113,8 @@ def test_cli_links_a_channel_and_queues_digests(tmp_path: Path, monkeypatch):
             "--slack-team",
             "T0LYRA",
         )
-        assert "Queued 1 Slack message(s) with 1 lead(s) for 1 channel(s)." in run("digest", "send")
-        assert "Queued 0" in run("digest", "send")
+        assert "Slack messages queued: 1 (leads: 1, channels: 1)." in run("digest", "send")
+        assert "Slack messages queued: 0 (leads: 0, channels: 0)." in run("digest", "send")
         run("lead", "withdraw", "L-1001")  # the CLI's bus queues the update of the message too
         kinds = run("outbox", "list", "--json")
         assert '"slack.digest"' in kinds and '"slack.update"' in kinds

@@ -1,14 +1,16 @@
-"""Answers to a mail's sender: text, threading and the reply address for the next mail.
+"""Answers to a mail's sender: one per mail, threaded on it, with the reply address for the
+next mail.
 
-Each answer is queued in the outbox inside the transaction of the command it answers, so a
-second delivery of the same mail (same key) writes nothing new. Error answers are limited to
-one per address, kind and day.
+The answer lists every result of the mail in order, each under the line it answers, in the
+reader's words (``lyra_bot.phrases``). Its dedupe key is the mail's, so a second delivery of
+the same mail writes nothing new. Only mails from unknown senders are limited to one error
+answer per address, kind and day: a known user is always told what went wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +22,7 @@ from lyra_bot.adapters.email.parsing import ParsedMail
 from lyra_bot import tokens
 from lyra_bot.bus import Reply, UnitOfWork
 from lyra_bot.outbox import mail
+from lyra_bot.phrases import say
 from lyra_bot.render import mailto, one_line, pick_locale
 
 
@@ -32,6 +35,16 @@ class Context:
     tenant: TenantView | None = None
     identity: Identity | None = None
     locale: str = "en"
+
+
+@dataclass
+class Result:
+    """One line of the mail and what came of it."""
+
+    line: str  # what the sender wrote ("" for the mail as a whole)
+    code: str
+    data: dict[str, Any] = field(default_factory=dict)
+    ok: bool = True
 
 
 def reply_address(uow: UnitOfWork, ctx: Context) -> str | None:
@@ -62,22 +75,30 @@ def answer(
     error: bool,
     command: str = "",
 ) -> None:
-    """Queue one answer to the sender. Errors: at most one per address, kind and day."""
+    """Queue the answer to a mail that carried no command (a refusal, a note): one result."""
+    answer_all(uow, ctx, [Result(command, code, data, not error)], key)
+
+
+def answer_all(
+    uow: UnitOfWork, ctx: Context, results: list[Result], key: str | None = None
+) -> None:
+    """Queue the one answer to the mail: every result in order."""
     sender = ctx.mail.sender
     tenant = ctx.tenant
     reply_to = reply_address(uow, ctx)
     identity = ctx.identity
-    similar = [
-        {**lead, "claim_url": mailto(reply_to, f"CLAIM {lead['ref']}")}
-        for lead in data.get("similar") or []
-        if reply_to
-    ]
-    if error:
-        ref = data.get("ref") if code not in {"no_command", "quoted_only"} else ""
-        digest = hashlib.sha256(f"{sender}|{code}|{ref or ''}".encode()).hexdigest()[:24]
+    shown = [_shown(ctx, result, reply_to) for result in results]
+    error = not any(result.ok for result in results)
+    if error and identity is None:
+        # An unknown sender (or a loop of two robots) gets one error answer a day.
+        first = results[0]
+        ref = first.data.get("ref") if first.code not in {"no_command", "quoted_only"} else ""
+        digest = hashlib.sha256(f"{sender}|{first.code}|{ref or ''}".encode()).hexdigest()[:24]
         dedupe = f"error:{tenant.id if tenant else 0}:{digest}:{day(uow.now, tenant)}"
     else:
-        dedupe = f"answer:{key}"
+        dedupe = f"answer:{key or ctx.key}"
+    code = results[0].code
+    similar = shown[0]["similar"] if len(shown) == 1 else []
     mail(
         uow,
         tenant_id=tenant.id if tenant else None,  # type: ignore[arg-type]
@@ -88,11 +109,9 @@ def answer(
         context={
             "subject": re_subject(ctx.mail.subject),
             "code": code,
-            "data": data,
-            "message": message,
-            "command": one_line(command)[:200],
+            "results": shown,
             "similar": similar,
-            "show_help": bool(data.get("show_help")) or code == "help",
+            "show_help": any(r.data.get("show_help") or r.code == "help" for r in results),
             "user": {"name": identity.user.name or identity.user.email}
             if identity and identity.user
             else None,
@@ -106,14 +125,33 @@ def answer(
     )
 
 
+def _shown(ctx: Context, result: Result, reply_to: str | None) -> dict[str, Any]:
+    """A result as the answer shows it: the line quoted, the sentence in the reader's words,
+    the customer of a lead just claimed, leads like one that got away."""
+    tz = ctx.tenant.timezone if ctx.tenant else None
+    lead = result.data.get("lead") if result.code == "claimed" else None
+    return {
+        "wrote": one_line(result.line)[:200],
+        "wrote_text": say("you_wrote", {"line": one_line(result.line)[:200]}, ctx.locale)
+        if result.line
+        else "",
+        "text": say(result.code, result.data, ctx.locale, tz),
+        "ok": result.ok,
+        "lead": lead,
+        "similar_text": say("similar_intro", {}, ctx.locale),
+        "similar": [
+            {**item, "claim_url": mailto(reply_to, f"CLAIM {item['ref']}")}
+            for item in result.data.get("similar") or []
+            if reply_to
+        ],
+    }
+
+
 def answer_mine(uow: UnitOfWork, ctx: Context, reply: Reply, key: str) -> None:
     identity = ctx.identity
     assert identity is not None and identity.user is not None and identity.partner
     tenant = identity.tenant
-    claims = [
-        {**item, "due_at": when(item.get("due_at"))}
-        for item in reply.data.get("claims", [])
-    ]
+    claims = [{**item, "due_at": when(item.get("due_at"))} for item in reply.data.get("claims", [])]
     mail(
         uow,
         tenant_id=tenant.id,

@@ -93,6 +93,7 @@ _REF_RE = re.compile(r"(?<![\w@/.+=%?&#~])([A-Za-z]{1,6})-?(\d{1,9})(?![\w@])")
 _BARE_NUMBER_RE = re.compile(r"^#?(\d{3,9})(?![\w.,'’])")
 _ATTEMPT_RE = re.compile(r"^([^\W\d_]{3,20})[\s:,.-]*[A-Za-z]{1,6}-?\d{1,9}\b")
 
+
 @dataclass(frozen=True)
 class ParsedCommand:
     """One command read from a line: ready for the bus, or an error to explain."""

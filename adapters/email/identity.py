@@ -112,6 +112,19 @@ class Identifier:
                     referred.append(token)
         return list(dict.fromkeys(addressed)), list(dict.fromkeys(referred))
 
+    def replied_to_us(self, parsed: ParsedMail) -> bool:
+        """The mail answers one of ours (it went to a reply address of ours, or refers to a
+        Message-ID of ours), even when no valid token survived the way back."""
+        for address in parsed.recipients:
+            local, _, domain = address.lower().rpartition("@")
+            base, plus, _ = local.partition("+")
+            if plus and base == self.inbound_local and domain == self.inbound_domain:
+                return True
+        return any(
+            message_id.strip("<>").rpartition("@")[2].lower() == self.domain
+            for message_id in parsed.references
+        )
+
     async def identify(
         self, parsed: ParsedMail
     ) -> tuple[Identity | None, str | None, TenantView | None]:

@@ -105,9 +105,7 @@ def _windows_1252(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("lyra-1252", _windows_1252)
 # An RFC 2047 word labelled iso-8859-1 decodes 0x80 to U+0080: read those C1 controls as the
 # windows-1252 characters they were meant to be (no one writes C1 controls in a subject).
-_C1_AS_1252 = {
-    b: bytes([b]).decode("windows-1252", errors="lyra-1252") for b in range(0x80, 0xA0)
-}
+_C1_AS_1252 = {b: bytes([b]).decode("windows-1252", errors="lyra-1252") for b in range(0x80, 0xA0)}
 # Characters lxml refuses (controls, lone surrogates, non-characters); no mail client means them.
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 

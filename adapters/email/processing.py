@@ -9,8 +9,11 @@ The IMAP poller and the webhook both call ``MailProcessor.process``. The steps:
    recovered from our Message-ID in In-Reply-To/References) *and* a From address that
    belongs to the token's person. Anything else is refused, with a short answer where one is safe.
 4. Each command runs in its own bus transaction, keyed by the mail's Message-ID and the
-   command's position, and its answer (``answers``) is queued in that same transaction. A
-   second delivery of the same mail finds every key used and changes nothing.
+   command's position. Then *one* answer lists every result in order, each under the line
+   it answers ("You wrote: WON L-1042"), threaded on the sender's mail (``answers``); its
+   dedupe key is the mail's, so a second delivery of the same mail changes nothing and
+   answers nothing. A mail whose only commands were answered by the handler's own mail to
+   the sender (a claim, a feedback) gets no second one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lyra_bot.adapters.email import answers
-from lyra_bot.adapters.email.answers import Context, complete, when
+from lyra_bot.adapters.email.answers import Context, complete
 from lyra_bot.adapters.email.grammar import (
     ParsedCommand,
     is_reply,
@@ -40,7 +43,7 @@ from lyra_bot.commands import Actor, Role
 from lyra_bot.config import Settings
 from lyra_bot.domain import REF_PREFIX
 from lyra_bot.logs import correlation
-from lyra_bot.render import local_time, pick_locale
+from lyra_bot.render import pick_locale
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,15 @@ class MailProcessor:
         log.warning(
             "refused mail %s from %s: %s", ctx.mail.message_id, ctx.mail.sender or "?", reason
         )
-        outcome = await self._record(ctx, "refused", answer=reason, error=True, reason=reason)
+        data: dict[str, Any] = {}
+        if reason == "token_invalid" or (
+            reason == "no_token" and self.identifier.replied_to_us(ctx.mail)
+        ):
+            # They did answer one of our mails: its reply address arrived changed.
+            data["phrase"] = "token_mangled"
+        outcome = await self._record(
+            ctx, "refused", answer=reason, error=True, reason=reason, data=data
+        )
         outcome.status = "failed"
         return outcome
 
@@ -257,19 +268,21 @@ class MailProcessor:
         return await self._run(ctx, [item], actor)
 
     async def _run(self, ctx: Context, found: list[ParsedCommand], actor: Actor) -> Outcome:
-        """Each command in order, in its own transaction with its own answer."""
+        """Each command in order, in its own transaction; then one answer with every result."""
         outcome = Outcome("processed", "commands")
+        results: list[answers.Result] = []
+        alone = len(found) == 1
         for index, item in enumerate(found[:20], start=1):
             key = f"{ctx.key}#{index}"
             if item.command is None:
                 verdict = "help" if item.error is None else "parse_error"
-                answer = "help" if item.error is None else item.error
+                code = "help" if item.error is None else item.error
                 data = {**item.data, "show_help": item.error in {None, "unknown_command"}}
-                sub = await self._record(
-                    ctx, verdict, answer=answer, error=item.error is not None, data=data, key=key
-                )
+                sub = await self._record(ctx, verdict, key=key)
                 outcome.results.append((item.describe(), sub.results[0][1]))
+                results.append(answers.Result(item.line, code, data, item.error is None))
                 continue
+            told: list[bool] = []
             command = item.command
             if isinstance(command, c.ListPool):
                 # LEADS by mail is answered with a digest mail, threaded on the partner's.
@@ -277,44 +290,42 @@ class MailProcessor:
                     f"answer:{key}", tuple(answers.thread_headers(ctx).items())
                 )
             reply = await self.bus.dispatch(
-                command, actor, key, self._responder(ctx, item, key, actor)
+                command, actor, key, self._responder(ctx, key, alone, told)
             )
             outcome.results.append((item.describe(), reply))
-        return outcome
-
-    def _responder(self, ctx: Context, item: ParsedCommand, key: str, actor: Actor):
-        async def respond(reply: Reply, uow: UnitOfWork) -> None:
-            sender = ctx.mail.sender
-            if reply.ok and reply.code == "pool_sent":
-                return  # the digest mail is the answer
-            if reply.ok and any(m.recipient == sender for m in uow.outbox):
-                return  # the handler already wrote to the sender (claim, feedback): that answers
-            await complete(ctx)
-            if reply.ok and reply.code == "pool_empty":
-                answers.answer(uow, ctx, "pool_empty", {}, "", key, error=False)
-                return
-            if reply.code == "mine":
-                answers.answer_mine(uow, ctx, reply, key)
-                return
+            if told:
+                continue  # answered by its own mail (the handler's, or a listing)
             data = dict(reply.data)
             data.setdefault("ref", _ref_of(item.command))
-            if data.get("due_at") and ctx.tenant is not None:
-                data["due"] = local_time(ctx.tenant.timezone, when(data["due_at"]))
             if reply.code == "lead_taken" and data["ref"] and "similar" not in data:
-                # Up to three leads like the one that got away (a read in this short
-                # transaction: the claim's own transaction has already ended).
+                # Up to three leads like the one that got away (the claim's transaction has
+                # ended; this read is a query of its own).
                 similar = await self.bus.dispatch(c.SimilarLeads(data["ref"], 3), actor)
-                data["similar"] = similar.data.get("leads", [])
-            answers.answer(
-                uow,
-                ctx,
-                reply.code,
-                data,
-                reply.message,
-                key,
-                error=not reply.ok,
-                command=item.line,
-            )
+                data["similar"] = similar.data.get("leads", []) if similar.ok else []
+            if reply.code == "claimed" and not reply.data.get("duplicate"):
+                await self.bus.disclosed(reply, actor, "email answer")
+            results.append(answers.Result(item.line, reply.code, data, reply.ok))
+        if results and not outcome.duplicate:
+            await complete(ctx)
+            await self.bus.send(actor, lambda uow: answers.answer_all(uow, ctx, results))
+        return outcome
+
+    def _responder(self, ctx: Context, key: str, alone: bool, told: list[bool]):
+        """Inside a command's transaction: whether it already answered the sender, and the
+        listings, which are documents of their own (the pool as a digest, the open claims
+        with their customers) rather than lines of the answer."""
+
+        async def respond(reply: Reply, uow: UnitOfWork) -> None:
+            sender = ctx.mail.sender
+            if reply.ok and alone and any(m.recipient == sender for m in uow.outbox):
+                told.append(True)  # the handler wrote to the sender (claim, feedback)
+                return
+            if reply.ok and reply.code == "pool_sent":
+                told.append(True)  # the digest mail is the answer
+            elif reply.ok and reply.code == "mine":
+                await complete(ctx)
+                answers.answer_mine(uow, ctx, reply, key)
+                told.append(True)
 
         return respond
 

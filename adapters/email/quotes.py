@@ -318,8 +318,10 @@ def _attribution_at(lines: list[str], i: int) -> int:
         joined = f"{joined} {part}".strip() if joined else part
         if len(joined) > 600:
             break
-        if (opens or span == 1) and joined.endswith(":") and _is_attribution(
-            joined, lines, i + span
+        if (
+            (opens or span == 1)
+            and joined.endswith(":")
+            and _is_attribution(joined, lines, i + span)
         ):
             return span
     return 0

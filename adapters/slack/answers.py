@@ -16,6 +16,7 @@ from typing import Any
 
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.identity import SYSTEM, Identity, Installed, SlackPerson, identify
+from lyra_bot.adapters.slack.render import report_summary
 from slack_sdk.web.async_client import AsyncWebClient
 
 from lyra_bot.bus import Bus, Reply, UnitOfWork
@@ -23,7 +24,6 @@ from lyra_bot.clock import Clock
 from lyra_bot.commands import Actor, ClaimLead, Command, LocateSlackRequest, SimilarLeads
 from lyra_bot.config import Settings
 from lyra_bot.outbox import slack, slack_update
-from lyra_bot.slack_actions import slack_summary
 
 NOT_OFFERED = "This lead is offered by an owner you do not work with in Lyra."
 PARTNERS_ONLY = "Only partner users can do this."
@@ -158,7 +158,7 @@ class Answers:
         if reply.code == "pool":
             return blocks.pool_answer(reply.message, data["leads"], data["total"])
         if reply.code == "report":
-            text, summary = slack_summary(self.bus.renderer, data["view"], data.get("locale"))
+            text, summary = report_summary(self.bus.renderer, data["view"], data.get("locale"))
             return {
                 "text": blocks.clip(text, blocks.MAX_TEXT),
                 "blocks": summary[: blocks.MAX_BLOCKS],

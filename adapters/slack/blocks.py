@@ -15,6 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from lyra_bot.domain import Outcome
+from lyra_bot.phrases import moment, outcome_label, say
+from lyra_bot.phrases import ntr as ngettext
+from lyra_bot.phrases import tr as _
 from lyra_bot.render import local_time  # noqa: F401  (times in the tenant's zone)
 from lyra_bot.slack_actions import (  # noqa: F401  (the adapter's names for them)
     APPROVE_EXTENSION,
@@ -30,26 +33,26 @@ HOME_MAX_BLOCKS = 100
 MAX_TEXT = 3000  # section text limit
 Block = dict[str, Any]
 
-OUTCOME_LABELS = {
-    Outcome.WON: "Won",
-    Outcome.LOST: "Lost",
-    Outcome.CONTACTED: "Contacted (not decided yet)",
-    Outcome.NO_CONTACT: "Could not reach them",
-    Outcome.NOT_QUALIFIED: "Not qualified",
-    Outcome.DUPLICATE: "Duplicate",
-}
 
-HELP = (
-    "*Lyra* finds you sales leads. Use `/lyra` with:\n"
-    "• `leads` — leads you may claim now\n"
-    "• `mine` — your open claims and their feedback deadlines\n"
-    "• `claim L-1042` — claim a lead\n"
-    "• `feedback L-1042` — report what came of it\n"
-    "• `release L-1042 [reason]` — give a lead back to the pool\n"
-    "• `report [week]` — the owner report: this week so far, `last`, `2026-W48` or "
-    "`2026-11-01..2026-11-30` (owner staff only)\n"
-    "• `help` — this text"
-)
+def help_text(locale: str | None) -> str:
+    """``/lyra``'s help: the verbs (typed as they are) and what each does, in the reader's
+    words."""
+    lines = [
+        _("*Lyra* finds you sales leads. Use `/lyra` with:", locale),
+        "• `leads` — " + _("leads you may claim now", locale),
+        "• `mine` — " + _("your open claims and their feedback deadlines", locale),
+        "• `claim L-1042` — " + _("claim a lead", locale),
+        "• `feedback L-1042` — " + _("report what came of it", locale),
+        "• `release L-1042 [reason]` — " + _("give a lead back to the pool", locale),
+        "• `report [week]` — "
+        + _(
+            "the owner report: this week so far, `last`, `2026-W48` or "
+            "`2026-11-01..2026-11-30` (owner staff only)",
+            locale,
+        ),
+        "• `help` — " + _("this text", locale),
+    ]
+    return "\n".join(lines)
 
 
 def esc(value: Any) -> str:
@@ -91,27 +94,52 @@ def header(text: str) -> Block:
     return {"type": "header", "text": plain(text, 150)}
 
 
-def claim_button(ref: str) -> Block:
+def claim_button(ref: str, locale: str | None = None) -> Block:
     return {
         "type": "button",
         "action_id": CLAIM,
-        "text": plain("Claim"),
+        "text": plain(_("Claim", locale)),
         "value": ref,
         "style": "primary",
     }
 
 
-def feedback_button(ref: str) -> Block:
-    return {"type": "button", "action_id": FEEDBACK, "text": plain("Give feedback"), "value": ref}
+def feedback_button(ref: str, locale: str | None = None) -> Block:
+    label = _("Give feedback", locale)
+    return {"type": "button", "action_id": FEEDBACK, "text": plain(label), "value": ref}
 
 
-def slack_date(when: datetime | str | None, fallback: str) -> str:
-    """A date Slack shows in each reader's own time zone; ``fallback`` where it cannot."""
+def button(action_id: str, label: str, value: str, style: str | None = None) -> Block:
+    """A Block Kit button (``style``: primary, danger or None)."""
+    block: Block = {"type": "button", "action_id": action_id, "text": plain(label), "value": value}
+    if style:
+        block["style"] = style
+    return block
+
+
+def actions(*buttons: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(buttons)}
+    if block_id:
+        block["block_id"] = block_id[:255]
+    return block
+
+
+def extend_button(ref: str, locale: str | None = None) -> Block:
+    label = _("Ask for more time", locale)
+    return {"type": "button", "action_id": EXTEND, "text": plain(label), "value": ref}
+
+
+def slack_date(
+    when: datetime | str | None, locale: str | None = None, tz: str | None = None
+) -> str:
+    """A date Slack shows in each reader's own time zone; where it cannot, the reader's
+    words in the tenant's zone (never an ISO timestamp)."""
     if when is None:
-        return esc(fallback)
+        return ""
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{esc(fallback)}>"
+    fallback = esc(moment(when, locale, tz))
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def teaser_text(teaser: Mapping[str, Any]) -> str:
@@ -162,37 +190,40 @@ def text_answer(text: str) -> dict:
     return {"text": fallback(text), "blocks": [section(esc(text))]}
 
 
-def help_answer(prefix: str = "") -> dict:
-    text = (esc(prefix) + "\n\n" if prefix else "") + HELP
-    return {"text": fallback(prefix or "How to use /lyra"), "blocks": [section(text)]}
+def help_answer(prefix: str = "", locale: str | None = None) -> dict:
+    text = (esc(prefix) + "\n\n" if prefix else "") + help_text(locale)
+    summary = prefix or _("How to use /lyra", locale)
+    return {"text": fallback(summary), "blocks": [section(text)]}
 
 
-def customer(lead: Mapping[str, Any]) -> list[Block]:
+def customer(lead: Mapping[str, Any], locale: str | None = None) -> list[Block]:
     """The customer's contact data: only ever in an answer to the partner holding the claim."""
     labels = (
-        ("company", "Company"),
-        ("contact_name", "Contact"),
-        ("email", "Email"),
-        ("phone", "Phone"),
-        ("address", "Address"),
+        ("company", _("Company", locale)),
+        ("contact_name", _("Contact", locale)),
+        ("email", _("Email", locale)),
+        ("phone", _("Phone", locale)),
+        ("address", _("Address", locale)),
     )
     fields = [mrkdwn(f"*{label}*\n{esc(lead[k])}") for k, label in labels if lead.get(k)]
     blocks: list[Block] = []
     if fields:
         blocks.append({"type": "section", "fields": fields})
     if lead.get("notes"):
-        blocks.append(section(f"*Notes*\n{esc(lead['notes'])}"))
+        blocks.append(section(f"*{_('Notes', locale)}*\n{esc(lead['notes'])}"))
     return blocks
 
 
-def claimed_answer(message: str, lead: Mapping[str, Any], due_at: Any) -> dict:
+def claimed_answer(
+    message: str, lead: Mapping[str, Any], due_at: Any, locale: str | None = None
+) -> dict:
     blocks = [section(f":white_check_mark: {esc(message)}"), section(teaser_text(lead))]
-    blocks += customer(lead)
+    blocks += customer(lead, locale)
     blocks.append(
         {
             "type": "actions",
             "block_id": f"claimed:{lead['ref']}",
-            "elements": [feedback_button(lead["ref"])],
+            "elements": [feedback_button(lead["ref"], locale)],
         }
     )
     return {"text": fallback(message), "blocks": blocks}
@@ -202,62 +233,81 @@ def taken_answer(message: str) -> dict:
     return {"text": fallback(message), "blocks": [section(f":no_entry: {esc(message)}")]}
 
 
-def similar_answer(similar: list[Mapping[str, Any]]) -> dict:
+def similar_answer(similar: list[Mapping[str, Any]], locale: str | None = None) -> dict:
     """Leads like one that got away, each with its Claim button."""
-    blocks = [context("Similar leads you can claim now:")]
-    blocks += [lead_section(t, button=claim_button(t["ref"])) for t in similar[:3]]
+    intro = say("similar_intro", {}, locale)
+    blocks = [context(intro)]
+    blocks += [lead_section(t, button=claim_button(t["ref"], locale)) for t in similar[:3]]
     refs = ", ".join(teaser_line(t) for t in similar[:3])
-    return {"text": fallback(f"Similar leads you can claim now: {refs}"), "blocks": blocks}
+    return {"text": fallback(f"{intro} {refs}"), "blocks": blocks}
 
 
-def pool_answer(message: str, leads: list[Mapping[str, Any]], total: int) -> dict:
+def pool_answer(
+    message: str, leads: list[Mapping[str, Any]], total: int, locale: str | None = None
+) -> dict:
     room = MAX_BLOCKS - 2
     blocks = [section(f"*{esc(message)}*")]
-    blocks += [lead_section(t, button=claim_button(t["ref"])) for t in leads[:room]]
+    blocks += [lead_section(t, button=claim_button(t["ref"], locale)) for t in leads[:room]]
     if total > min(len(leads), room):
-        blocks.append(context(f"{total - min(len(leads), room)} more in your pool."))
+        more = total - min(len(leads), room)
+        blocks.append(context(say("pool_more", {"more": more}, locale)))
     return {"text": fallback(message), "blocks": blocks}
 
 
-def claim_lines(claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> list[Block]:
+def claim_lines(
+    claims: list[Mapping[str, Any]], locale: str | None = None, tz: str | None = None
+) -> list[Block]:
     """Open claims with customer, deadline and a feedback button (for their holder only)."""
     blocks: list[Block] = []
     for item in claims:
         who = " · ".join(esc(item[k]) for k in ("company", "contact_name") if item.get(k))
         reach = " · ".join(esc(item[k]) for k in ("email", "phone") if item.get(k))
-        due = slack_date(item.get("due_at"), due_text.get(item["ref"], ""))
+        due = slack_date(item.get("due_at"), locale, tz)
         text = teaser_text(item) + "".join(f"\n{part}" for part in (who, reach) if part)
-        text += f"\n:alarm_clock: Feedback due {due}"
-        blocks.append(section(text, feedback_button(item["ref"]), block_id=f"mine:{item['ref']}"))
+        text += "\n:alarm_clock: " + _("Feedback due %(due)s", locale, due=due)
+        button = feedback_button(item["ref"], locale)
+        blocks.append(section(text, button, block_id=f"mine:{item['ref']}"))
     return blocks
 
 
-def mine_answer(message: str, claims: list[Mapping[str, Any]], due_text: Mapping[str, str]) -> dict:
-    blocks = [section(f"*{esc(message)}*"), *claim_lines(claims, due_text)[: MAX_BLOCKS - 1]]
-    return {"text": fallback(message), "blocks": blocks}
+def mine_answer(
+    message: str,
+    claims: list[Mapping[str, Any]],
+    locale: str | None = None,
+    tz: str | None = None,
+) -> dict:
+    lines = claim_lines(claims, locale, tz)[: MAX_BLOCKS - 1]
+    return {"text": fallback(message), "blocks": [section(f"*{esc(message)}*"), *lines]}
 
 
 # --- App Home -------------------------------------------------------------------------------
 
 
 def home_partner(
-    pool_total: int, claims: list[Mapping[str, Any]], due_text: Mapping[str, str]
+    pool_total: int,
+    claims: list[Mapping[str, Any]],
+    locale: str | None = None,
+    tz: str | None = None,
 ) -> dict:
-    waiting = (
-        f"*{pool_total}* lead(s) waiting in your pool." if pool_total else "Your pool is empty."
-    )
-    blocks = [
-        header("Lyra"),
-        section(f"{waiting} Type `/lyra leads` to see them."),
-        {"type": "divider"},
-    ]
-    if claims:
-        blocks.append(section(f"*Your open claims ({len(claims)})*"))
-        blocks += claim_lines(claims, due_text)
+    if pool_total:
+        waiting = ngettext(
+            "*%(num)d* lead waiting in your pool. Type `/lyra leads` to see it.",
+            "*%(num)d* leads waiting in your pool. Type `/lyra leads` to see them.",
+            pool_total,
+            locale,
+        )
     else:
-        blocks.append(section("You hold no leads awaiting feedback."))
+        waiting = _("Your pool is empty.", locale)
+    blocks = [header("Lyra"), section(waiting), {"type": "divider"}]
+    if claims:
+        title = _("*Your open claims (%(count)d)*", locale, count=len(claims))
+        blocks.append(section(title))
+        blocks += claim_lines(claims, locale, tz)
+    else:
+        blocks.append(section(say("mine_none", {}, locale)))
     if len(blocks) > HOME_MAX_BLOCKS:
-        blocks = [*blocks[: HOME_MAX_BLOCKS - 1], context("More: `/lyra mine`.")]
+        more = context(_("More: `/lyra mine`.", locale))
+        blocks = [*blocks[: HOME_MAX_BLOCKS - 1], more]
     return {"type": "home", "blocks": blocks}
 
 
@@ -286,49 +336,56 @@ def _input(block_id: str, label: str, element: Block, optional: bool, hint: str 
     return block
 
 
-def feedback_modal(lead: Mapping[str, Any], currency: str, metadata: str) -> dict:
+def feedback_modal(
+    lead: Mapping[str, Any], currency: str, metadata: str, locale: str | None = None
+) -> dict:
     """Outcome, amount + currency, reason and note. ``metadata`` carries ids only."""
     options = [
-        {"text": plain(label), "value": outcome.value} for outcome, label in OUTCOME_LABELS.items()
+        {"text": plain(outcome_label(outcome.value, locale)), "value": outcome.value}
+        for outcome in Outcome
     ]
     return {
         "type": "modal",
         "callback_id": FEEDBACK,
         "private_metadata": metadata,
-        "title": plain(f"Feedback {lead['ref']}", 24),
-        "submit": plain("Send"),
-        "close": plain("Cancel"),
+        "title": plain(_("Feedback %(ref)s", locale, ref=lead["ref"]), 24),
+        "submit": plain(_("Send", locale)),
+        "close": plain(_("Cancel", locale)),
         "blocks": [
             section(teaser_text(lead)),
             _input(
                 "outcome",
-                "Outcome",
-                {"type": "static_select", "placeholder": plain("Choose"), "options": options},
+                _("Outcome", locale),
+                {
+                    "type": "static_select",
+                    "placeholder": plain(_("Choose", locale)),
+                    "options": options,
+                },
                 False,
             ),
             _input(
                 "amount",
-                "Amount",
-                {"type": "plain_text_input", "placeholder": plain("e.g. 12000")},
+                _("Amount", locale),
+                {"type": "plain_text_input", "placeholder": plain(_("e.g. 12000", locale))},
                 True,
-                "Needed when won.",
+                _("Needed when won.", locale),
             ),
             _input(
                 "currency",
-                "Currency",
+                _("Currency", locale),
                 {"type": "plain_text_input", "initial_value": currency, "max_length": 3},
                 True,
             ),
             _input(
                 "reason",
-                "Reason",
+                _("Reason", locale),
                 {"type": "plain_text_input", "max_length": 500},
                 True,
-                "Needed when lost.",
+                _("Needed when lost.", locale),
             ),
             _input(
                 "note",
-                "Note",
+                _("Note", locale),
                 {"type": "plain_text_input", "multiline": True, "max_length": 3000},
                 True,
             ),
@@ -336,23 +393,34 @@ def feedback_modal(lead: Mapping[str, Any], currency: str, metadata: str) -> dic
     }
 
 
-def extension_modal(lead: Mapping[str, Any], max_days: int, auto_days: int, metadata: str) -> dict:
+def extension_modal(
+    lead: Mapping[str, Any],
+    max_days: int,
+    auto_days: int,
+    metadata: str,
+    locale: str | None = None,
+) -> dict:
     """Days and reason of an extension request. ``metadata`` carries ids only."""
-    hint = f"1 to {max_days} days."
+    hint = _("1 to %(max)d days.", locale, max=max_days)
     if auto_days:
-        hint += f" A first request of up to {auto_days} day(s) is granted at once."
+        hint += " " + ngettext(
+            "A first request of up to %(num)d day is granted at once.",
+            "A first request of up to %(num)d days is granted at once.",
+            auto_days,
+            locale,
+        )
     return {
         "type": "modal",
         "callback_id": EXTEND,
         "private_metadata": metadata,
-        "title": plain(f"More time {lead['ref']}", 24),
-        "submit": plain("Ask"),
-        "close": plain("Cancel"),
+        "title": plain(_("More time %(ref)s", locale, ref=lead["ref"]), 24),
+        "submit": plain(_("Ask", locale)),
+        "close": plain(_("Cancel", locale)),
         "blocks": [
             section(teaser_text(lead)),
             _input(
                 "days",
-                "Days",
+                _("Days", locale),
                 {
                     "type": "number_input",
                     "is_decimal_allowed": False,
@@ -364,20 +432,24 @@ def extension_modal(lead: Mapping[str, Any], max_days: int, auto_days: int, meta
             ),
             _input(
                 "reason",
-                "Reason",
+                _("Reason", locale),
                 {"type": "plain_text_input", "multiline": True, "max_length": 500},
                 True,
-                "The owner reads it when deciding.",
+                _("The owner reads it when deciding.", locale),
             ),
         ],
     }
 
 
-def decided(verdict: str, slack_user: str, message: str) -> dict:
+def decided(approved: bool, slack_user: str, message: str, locale: str | None = None) -> dict:
     """An owner's extension request once decided: the buttons give way to the outcome,
     with a mention of who decided (a Slack user id, nothing else, is put in the mention)."""
     user = "".join(ch for ch in slack_user if ch.isalnum())
-    text = clip(f"{verdict} by <@{user}>: {esc(message)}", MAX_TEXT)
+    if approved:
+        verdict = _("Approved by %(user)s", locale, user=f"<@{user}>")
+    else:
+        verdict = _("Declined by %(user)s", locale, user=f"<@{user}>")
+    text = clip(f"{verdict}: {esc(message)}", MAX_TEXT)
     return {"text": text, "blocks": [section(text)]}
 
 

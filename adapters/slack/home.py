@@ -8,11 +8,11 @@ from typing import Any
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.answers import Answers, request_key
 from lyra_bot.adapters.slack.identity import SlackPerson
+from lyra_bot.adapters.slack.render import report_summary
 from lyra_bot.adapters.slack.transport import slack_error
 from slack_sdk.errors import SlackApiError
 
 from lyra_bot.commands import Actor, ListMine, ListPool, Role, ShowReport, TenantProfile
-from lyra_bot.slack_actions import slack_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ class Home:
                 return blocks.home_unknown(pool.message if not pool.ok else mine.message)
             claims = mine.data["claims"]
             profile = await self.bus.dispatch(TenantProfile(), actor)
-            timezone = profile.data["tenant"]["timezone"]
-            due = {c["ref"]: blocks.local_time(timezone, c["due_at"]) for c in claims}
+            tenant = profile.data["tenant"]
+            locale = tenant.get("locale")
             await self.bus.disclosed(mine, actor, "slack App Home")
-            return blocks.home_partner(pool.data["total"], claims, due)
+            return blocks.home_partner(pool.data["total"], claims, locale, tenant.get("timezone"))
         week = await self.bus.dispatch(ShowReport(), actor)
         if not week.ok:
             return blocks.home_unknown(week.message)
-        _, summary = slack_summary(self.bus.renderer, week.data["view"], week.data.get("locale"))
+        _, summary = report_summary(self.bus.renderer, week.data["view"], week.data.get("locale"))
         return blocks.home_owner(summary)

@@ -116,13 +116,12 @@ class Listeners:
             return
         container = body.get("container") or {}
         message_ts = container.get("message_ts")
-        verdict = "Approved" if approve else "Declined"
 
         async def respond(reply: Reply, uow: UnitOfWork) -> None:
             content = blocks.text_answer(reply.message)
             answers.queue_answer(uow, key, where, content, actor.tenant_id)
             if reply.ok and where.channel and message_ts:
-                content = blocks.decided(verdict, person.user_id, reply.message)
+                content = blocks.decided(approve, person.user_id, reply.message)
                 slack(
                     uow,
                     tenant_id=actor.tenant_id,

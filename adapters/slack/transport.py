@@ -19,6 +19,10 @@ Methods:
   that, or when a later update of the same message is queued (it will show the latest
   state). A message or channel gone from Slack is marked gone and not retried.
 
+- ``lyra.say`` ``{"say": {"kind", "locale", "context"}, "channel": …, "user": … or null}``:
+  what to tell whom, turned into Block Kit *now* by ``adapters.slack.render`` in the
+  reader's language; to ``user`` only (ephemeral in ``channel``, else their DM) when a user
+  is given, else posted in ``channel`` (a user id there is their DM).
 - ``lyra.claims_answer`` ``{"user": ..., "channel": ... or null, "partner": <id>,
   "lyra_user": <id>}``: a partner user's open claims with their customers (``ListMine``),
   rendered *now* and shown to that user only (ephemeral, else DM), so the outbox never
@@ -45,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from lyra_bot.adapters.slack import blocks
 from lyra_bot.adapters.slack.messages import render_claims, render_message
+from lyra_bot.adapters.slack.render import render
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -64,6 +69,7 @@ from lyra_bot.commands import (
 )
 from lyra_bot.config import Settings
 from lyra_bot.outbox import PermanentError, Waiting, pending_after, pending_before
+from lyra_bot.render import Renderer
 
 if TYPE_CHECKING:  # the row the outbox worker hands a transport (read, never queried here)
     from lyra_bot.outbox import OutboxMessage
@@ -173,6 +179,7 @@ class SlackTransport:
         """``bus``: what the transport reads and records of digest messages goes through it."""
         self.settings = settings
         self.bus = bus
+        self.renderer: Renderer = bus.renderer
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         # Rows delivered in the worker's current batch are marked sent only when the batch
@@ -211,6 +218,14 @@ class SlackTransport:
                 await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
             else:
                 await self._call("chat.postMessage", {"channel": args["user"], **content})
+        elif method == "lyra.say":
+            said = args["say"]
+            content = render(said["kind"], said.get("locale"), said["context"], self.renderer)
+            if args.get("user") and args.get("channel"):
+                await self._ephemeral({"channel": args["channel"], "user": args["user"], **content})
+            else:
+                target = args.get("channel") or args["user"]
+                await self._call("chat.postMessage", {"channel": target, **content})
         elif method == "chat.postEphemeral":
             await self._ephemeral(args)
         else:
@@ -229,7 +244,9 @@ class SlackTransport:
         profile = await self.bus.dispatch(TenantProfile(), actor)
         if not (mine.ok and profile.ok):
             raise PermanentError(f"lyra.claims_answer: {mine.message or profile.message}")
-        return render_claims(mine, profile.data["tenant"]["timezone"])
+        tenant = profile.data["tenant"]
+        locale = args.get("locale") or tenant.get("locale")
+        return render_claims(mine, tenant["timezone"], locale)
 
     async def _view(self, message_id: int) -> dict[str, Any] | None:
         """The recorded message as it should look now (None: deleted)."""

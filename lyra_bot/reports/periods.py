@@ -71,11 +71,11 @@ def parse_week(text: str, zone: ZoneInfo, now: datetime) -> Period:
         return week_containing(today - timedelta(days=7), zone)
     match = _WEEK_RE.match(text)
     if not match:
-        raise InvalidInput(f"'{text}' is not a week like 2026-W48 (or this, last).")
+        raise InvalidInput("bad_week", value=text)
     try:
         monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
     except ValueError:
-        raise InvalidInput(f"'{text}' is not a week of that year.") from None
+        raise InvalidInput("no_such_week", value=text) from None
     return week_containing(monday, zone)
 
 
@@ -83,16 +83,16 @@ def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"'{text}' is not a date like 2026-11-02.") from None
+        raise InvalidInput("bad_date", value=text) from None
 
 
 def parse_range(first: str, last: str, zone: ZoneInfo) -> Period:
     """Local days ``first`` to ``last``, both included."""
     a, b = parse_day(first), parse_day(last)
     if b < a:
-        raise InvalidInput(f"The range ends ({b}) before it starts ({a}).")
+        raise InvalidInput("range_backwards", start=a.isoformat(), end=b.isoformat())
     if (b - a).days >= MAX_RANGE_DAYS:
-        raise InvalidInput(f"A report covers at most {MAX_RANGE_DAYS} days.")
+        raise InvalidInput("range_too_long", max=MAX_RANGE_DAYS)
     return days_period("range", a, b, zone)
 
 
@@ -105,14 +105,14 @@ def choose_period(
 ) -> Period:
     """The period a user asked for: a week, or a range (``last`` defaults to today)."""
     if week and (first or last):
-        raise InvalidInput("Give either a week or a date range, not both.")
+        raise InvalidInput("week_or_range")
     if first or last:
         if not first:
-            raise InvalidInput("Say where the range starts (--from 2026-11-01).")
+            raise InvalidInput("range_start_missing")
         return parse_range(first, last or now.astimezone(zone).date().isoformat(), zone)
     period = parse_week(week or "this", zone, now)
     if period.start > now:
-        raise InvalidInput(f"{period.label} has not started yet.")
+        raise InvalidInput("not_started", period=period.label)
     return period
 
 

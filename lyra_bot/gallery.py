@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from lyra_bot import commands as c
+from lyra_bot import phrases
 from lyra_bot.app import bootstrap
 from lyra_bot.clock import FrozenClock
 from lyra_bot.commands import Actor
@@ -217,7 +218,47 @@ def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict
     claim = seen.get("claim_partner") or next(iter(seen.values()))
     base = {k: claim[k] for k in ("tenant", "tz", "partner", "user", "lead") if k in claim}
     lead = base.get("lead", {})
+    tz = base.get("tz")
+
+    def result(code: str, data: dict[str, Any], line: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "wrote_text": phrases.say("you_wrote", {"line": line}, lang),
+            "text": phrases.say(code, data, lang, tz),
+            "lead": None,
+            "similar": [],
+            "similar_text": phrases.say("similar_intro", {}, lang),
+            **extra,
+        }
+
+    claim_word, won_word = phrases.command("claim", lang), phrases.command("won", lang)
+    teaser = {k: lead.get(k, "") for k in ("ref", "product", "region", "need")}
+    reply = {
+        **base,
+        "subject": f"Re: {lead.get('ref', '')}",
+        "token": True,
+        "show_help": False,
+        "results": [
+            result(
+                "claimed",
+                {"ref": lead.get("ref"), "due_at": claim.get("due")},
+                f"{claim_word} {lead.get('ref')}",
+                lead=lead,
+            ),
+            result(
+                "lead_taken",
+                {"ref": "L-1006"},
+                f"{claim_word} L-1006",
+                similar=[{**teaser, "claim_url": "mailto:leads@lyra.example"}],
+            ),
+            result(
+                "feedback",
+                {"ref": "L-1003", "outcome": "won", "amount": "12000", "currency": "CHF"},
+                f"{won_word} L-1003 12000",
+            ),
+        ],
+    }
     return {
+        "reply": reply,
         "mine": {**base, "claims": [{**lead, "due_at": claim.get("due")}]},
         "bounce_owner": {
             **base,

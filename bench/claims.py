@@ -141,8 +141,11 @@ async def outcome(tenant_id: int) -> tuple[int, int]:
 
 # --- the raw-SQL baseline ---------------------------------------------------------------
 
+TENANT_COLUMNS = ", ".join(f"t.{c} AS t__{c}" for c in Tenant._meta.db_fields)
+"""Every tenant column, as the ORM path's ``select_related`` reads them (and notify uses them)."""
 CONTEXT_SQL = (
-    "SELECT u.id AS user_id, u.email, u.name AS user_name, u.locale AS user_locale, u.active,"
+    f"SELECT {TENANT_COLUMNS},"
+    " u.id AS user_id, u.email, u.name AS user_name, u.locale AS user_locale, u.active,"
     " p.id AS partner_id, p.name AS partner_name, p.locale AS partner_locale, p.products,"
     " p.regions, p.active AS partner_active, t.id AS tenant_id, t.name AS tenant_name,"
     " t.owner_email, t.timezone, t.locale, t.cap_open_claims, t.claim_deadline_hours,"
@@ -175,14 +178,8 @@ def render_mails(
     now: datetime,
 ) -> list[tuple]:
     """The three claim mails, rendered exactly as the handler renders them."""
-    tenant = SimpleNamespace(
-        id=ctx["tenant_id"],
-        name=ctx["tenant_name"],
-        owner_email=ctx["owner_email"],
-        timezone=ctx["timezone"],
-        locale=ctx["locale"],
-        mail_customers=bool(ctx["mail_customers"]),
-    )
+    columns = {k[3:]: v for k, v in ctx.items() if k.startswith("t__")}
+    tenant = SimpleNamespace(**{**columns, "mail_customers": bool(columns["mail_customers"])})
     partner = SimpleNamespace(name=ctx["partner_name"], locale=ctx["partner_locale"])
     user = SimpleNamespace(
         id=ctx["user_id"], name=ctx["user_name"], email=ctx["email"], locale=ctx["user_locale"]

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from lyra_bot import commands as c
+from lyra_bot import phrases
 from lyra_bot.adapters.slack import gallery as slack_gallery
 from lyra_bot.app import bootstrap
 from lyra_bot.clock import FrozenClock
@@ -215,46 +216,53 @@ async def _more(services: Any, tenant_id: int, lang: str) -> None:
     await services.worker.close()
 
 
-def _reply_context(base: dict[str, Any], lang: str) -> dict[str, Any]:
-    """The one answer to a reply with three commands: a claim (with its customer), a lead
-    already taken (with similar ones), a refusal."""
-    from lyra_bot.phrases import command, say
-
-    lead = base.get("lead", {})
-    ref, tz = lead.get("ref", "L-1001"), base.get("tz")
-    due = "2026-11-12T09:00:00+00:00"
-    similar = [{**lead, "ref": "L-1005", "claim_url": "mailto:leads@lyra.example"}]
-    lines = [
-        (f"{command('claim', lang)} {ref}", "claimed", {"lead": lead, "due_at": due}, lead, []),
-        (f"{command('claim', lang)} L-1003", "lead_taken", {"ref": "L-1003"}, None, similar),
-        (f"{command('won', lang)} L-1004", "not_your_lead", {"ref": "L-1004"}, None, []),
-    ]
-    results = [
-        {
-            "wrote_text": say("you_wrote", {"line": line}, lang),
-            "text": say(code, data, lang, tz),
-            "lead": shown,
-            "similar": leads,
-            "similar_text": say("similar_intro", {}, lang),
-        }
-        for line, code, data, shown, leads in lines
-    ]
-    return {
-        **base,
-        "subject": "Re: Lyra",
-        "results": results,
-        "show_help": False,
-        "token": True,
-    }
-
-
 def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict[str, Any]]:
     """Mails the email adapter writes (answers, bounces, customer replies, dead letters):
     their contexts from the story's own data."""
     claim = seen.get("claim_partner") or next(iter(seen.values()))
     base = {k: claim[k] for k in ("tenant", "tz", "partner", "user", "lead") if k in claim}
     lead = base.get("lead", {})
+    tz = base.get("tz")
+
+    def result(code: str, data: dict[str, Any], line: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "wrote_text": phrases.say("you_wrote", {"line": line}, lang),
+            "text": phrases.say(code, data, lang, tz),
+            "lead": None,
+            "similar": [],
+            "similar_text": phrases.say("similar_intro", {}, lang),
+            **extra,
+        }
+
+    claim_word, won_word = phrases.command("claim", lang), phrases.command("won", lang)
+    teaser = {k: lead.get(k, "") for k in ("ref", "product", "region", "need")}
+    reply = {
+        **base,
+        "subject": f"Re: {lead.get('ref', '')}",
+        "token": True,
+        "show_help": False,
+        "results": [
+            result(
+                "claimed",
+                {"ref": lead.get("ref"), "due_at": claim.get("due")},
+                f"{claim_word} {lead.get('ref')}",
+                lead=lead,
+            ),
+            result(
+                "lead_taken",
+                {"ref": "L-1006"},
+                f"{claim_word} L-1006",
+                similar=[{**teaser, "claim_url": "mailto:leads@lyra.example"}],
+            ),
+            result(
+                "feedback",
+                {"ref": "L-1003", "outcome": "won", "amount": "12000", "currency": "CHF"},
+                f"{won_word} L-1003 12000",
+            ),
+        ],
+    }
     return {
+        "reply": reply,
         "mine": {**base, "claims": [{**lead, "due_at": claim.get("due")}]},
         "bounce_owner": {
             **base,
@@ -271,7 +279,6 @@ def _adapter_kinds(seen: dict[str, dict[str, Any]], lang: str) -> dict[str, dict
             "text": SAID[lang][4],
             "holder": base.get("partner", {}).get("name", ""),
         },
-        "reply": _reply_context(base, lang),
         "delivery_failed": {
             **base,
             "kind": "claim.partner",

@@ -117,11 +117,15 @@ def _contexts() -> dict[str, dict]:
         "reply": {
             **base,
             "subject": "Re: leads",
-            "code": "lead_taken",
-            "data": {"ref": "L-1042"},
-            "message": "",
-            "command": "CLAIM L-1042",
-            "similar": [lead],
+            "results": [
+                {
+                    "wrote_text": "You wrote: CLAIM L-1042",
+                    "text": "Sorry, L-1042 has already been taken by another partner.",
+                    "lead": None,
+                    "similar": [lead],
+                    "similar_text": "Similar leads you can claim now:",
+                }
+            ],
             "show_help": True,
             "token": True,
         },

@@ -43,7 +43,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "pas qualifie",
         "non qualificato",
     ),
-    "duplicate": ("duplicate", "duplikat", "doublon", "duplicato"),
+    "duplicate": ("duplicate", "duplikat", "doublon", "duplicato", "doppione"),
     "release": (
         "release",
         "zuruckgeben",
@@ -58,7 +58,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
     "mine": ("mine", "meine", "meine leads", "mes leads", "miei", "i miei lead"),
     "help": ("help", "hilfe", "aide", "aiuto"),
     "stop": ("stop", "stopp", "abmelden", "unsubscribe", "desabonner", "se desabonner"),
-    "start": ("start", "starten", "anmelden", "subscribe", "abonner"),
+    "start": ("start", "starten", "anmelden", "subscribe", "abonner", "avvia"),
 }
 FEEDBACK = {"won", "lost", "contacted", "no_contact", "not_qualified", "duplicate"}
 BARE = {"leads", "mine", "help", "stop", "start"}  # must stand alone on their line

@@ -19,8 +19,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection, get_connections
-from tortoise.migrations.api import migrate as migrate_api
-from tortoise.migrations.autodetector import MigrationAutodetector
 
 from lyra_bot.config import Settings, get_settings
 
@@ -208,6 +206,7 @@ async def upgrade(config: dict[str, Any] | None = None, progress: Any = None) ->
     """Apply every pending migration (``lyra-bot db upgrade``)."""
     config = config or _settings_config()
     from tortoise.context import TortoiseContext
+    from tortoise.migrations.api import migrate as migrate_api
 
     async with TortoiseContext():
         await migrate_api(config=config, progress=progress)
@@ -217,6 +216,7 @@ async def pending_model_changes(config: dict[str, Any] | None = None) -> list[st
     """Names of migrations the models would need beyond the committed ones (empty = in sync)."""
     config = config or _settings_config()
     from tortoise.context import TortoiseContext
+    from tortoise.migrations.autodetector import MigrationAutodetector
 
     async with TortoiseContext() as ctx:
         await ctx.init(config=config, init_connections=False)
@@ -226,11 +226,38 @@ async def pending_model_changes(config: dict[str, Any] | None = None) -> list[st
 
 
 async def pending_migrations() -> list[str]:
-    """Migrations not yet applied to the open store (empty when the schema is current)."""
+    """Migrations not yet applied to the open store (empty when the schema is current).
+
+    Every CLI command asks this: when each migration module of the package is recorded as
+    applied the answer is empty without importing Tortoise's migration machinery and every
+    migration (bench/cli.py); otherwise Tortoise plans, as ``db upgrade`` will."""
+    if await _all_recorded():
+        return []
     from tortoise.migrations.executor import MigrationExecutor
 
     steps = await MigrationExecutor(get_connection("default"), APPS).plan()
     return [f"{step.migration.app_label}.{step.migration.name}" for step in steps]
+
+
+MIGRATIONS_TABLE = "tortoise_migrations"  # tortoise.migrations.recorder's default (1.1.9)
+
+
+async def _all_recorded() -> bool:
+    """True when the migrations table lists every module of ``MIGRATIONS_MODULE``."""
+    import importlib.util
+    import pkgutil
+
+    spec = importlib.util.find_spec(MIGRATIONS_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    names = {info.name for info in pkgutil.iter_modules(spec.submodule_search_locations)}
+    try:
+        _, rows = await get_connection("default").execute_query(
+            f'SELECT "name" FROM "{MIGRATIONS_TABLE}" WHERE "app" = \'{APP}\''
+        )
+    except Exception:  # no table yet: a new database, let Tortoise plan
+        return False
+    return names <= {row["name"] for row in rows}
 
 
 def _like(needle: str) -> str:

@@ -28,10 +28,12 @@ from lyra_bot.phrases import say
 from lyra_bot.prepared import insert, insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
-from lyra_bot.render import Renderer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from lyra_bot.metrics import Metrics
+    from lyra_bot.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,22 @@ def prepares(command_type: type[C]) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+class _LazyRenderer:
+    """A ``Renderer`` made on first use: a CLI listing renders no template and so never
+    imports jinja2 (bench/cli.py). Every attribute is the real renderer's."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self._templates_dir = templates_dir
+        self._renderer: Renderer | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._renderer is None:
+            from lyra_bot.render import Renderer
+
+            self._renderer = Renderer(self._templates_dir)
+        return getattr(self._renderer, name)
 
 
 def handler_of(command_type: type[Command]) -> Handler:
@@ -191,7 +209,7 @@ class Bus:
     ) -> None:
         self.settings = settings or get_settings()
         self.clock = clock or clock_for(self.settings.clock_start)
-        self.renderer = renderer or Renderer(self.settings.templates_dir)
+        self.renderer: Renderer = renderer or _LazyRenderer(self.settings.templates_dir)  # type: ignore[assignment]
         self.rate_limits = RateLimits(self.settings)
         self.before_commit: list[Hook] = []
         self._metrics: Metrics | None = None

@@ -26,6 +26,7 @@ from lyra_bot.bus import Bus, UnitOfWork
 from lyra_bot.clock import Clock, clock_for
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import close_db, init_db
+from lyra_bot.handlers import register_all
 from lyra_bot.lease import Lease, instance_id
 from lyra_bot.logs import add_settings_secrets
 from lyra_bot.outbox import OutboxWorker, Transport
@@ -68,6 +69,7 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> S
     settings = settings or get_settings()
     add_settings_secrets(settings)
     clock = clock or clock_for(settings.clock_start)
+    register_all()  # the service answers every kind of command: import them at start
     bus = build_bus(settings, clock)
     worker = OutboxWorker(
         settings, transports(settings, bus), clock, bus.renderer, metrics=bus.metrics

@@ -14,7 +14,7 @@ from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 
@@ -23,13 +23,15 @@ from lyra_bot.commands import Actor, Command, RecordDisclosure, Sweep
 from lyra_bot.config import Settings, get_settings
 from lyra_bot.db import transaction, try_advisory_xact_lock
 from lyra_bot.domain import PRIVATE_FIELDS, DomainError
-from lyra_bot.metrics import Metrics
 from lyra_bot.models import AuditEvent, InboundKey, OutboxMessage
 from lyra_bot.phrases import say
 from lyra_bot.prepared import insert, insert_skipping_duplicates
 from lyra_bot.privacy import MARKER, private_views, scrub
 from lyra_bot.ratelimit import RateLimits
 from lyra_bot.render import Renderer
+
+if TYPE_CHECKING:
+    from lyra_bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,20 @@ def prepares(command_type: type[C]) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+def handler_of(command_type: type[Command]) -> Handler:
+    """The handler of ``command_type``, importing its module on first use (only that one:
+    ``lyra_bot.handlers.HANDLER_MODULES``)."""
+    handler = _HANDLERS.get(command_type)
+    if handler is None:
+        from lyra_bot.handlers import load
+
+        load(command_type.__name__)
+        handler = _HANDLERS.get(command_type)
+        if handler is None:
+            raise LookupError(f"no handler for {command_type.__name__}")
+    return handler
 
 
 @dataclass
@@ -173,15 +189,24 @@ class Bus:
         clock: Clock | None = None,
         renderer: Renderer | None = None,
     ) -> None:
-        import lyra_bot.handlers  # noqa: F401  (registers every handler)
-
         self.settings = settings or get_settings()
         self.clock = clock or clock_for(self.settings.clock_start)
         self.renderer = renderer or Renderer(self.settings.templates_dir)
         self.rate_limits = RateLimits(self.settings)
         self.before_commit: list[Hook] = []
-        self.metrics = Metrics()
+        self._metrics: Metrics | None = None
+        self.counted = True  # False: no Prometheus counting (a CLI command, gone in a moment)
         self.after_commit: list[Callable[[UnitOfWork], None]] = [self._count_committed]
+
+    @property
+    def metrics(self) -> Metrics:
+        """The bus's Prometheus counters, made on first use: a CLI command that only reads
+        should not import prometheus_client (bench/cli.py)."""
+        if self._metrics is None:
+            from lyra_bot.metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
 
     async def dispatch(
         self,
@@ -209,7 +234,8 @@ class Bus:
             return reply
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.command(cmd.kind, result, elapsed)
+            if self.counted:
+                self.metrics.command(cmd.kind, result, elapsed)
             log.debug(
                 "%s via %s (tenant %s): %s in %.1f ms",
                 cmd.kind,
@@ -220,7 +246,7 @@ class Bus:
             )
 
     def _count_committed(self, uow: UnitOfWork) -> None:
-        if uow.event_counts:
+        if uow.event_counts and self.counted:
             self.metrics.committed(uow.event_counts, uow.actor.channel)
 
     async def _dispatch(
@@ -231,9 +257,7 @@ class Bus:
         respond: Responder | None,
         fingerprint: str | None,
     ) -> Reply:
-        handler = _HANDLERS.get(type(cmd))
-        if handler is None:
-            raise LookupError(f"no handler for {cmd.kind}")
+        handler = handler_of(type(cmd))
         uow = UnitOfWork(
             actor, self.clock.now(), self.settings, self.renderer, rate_limits=self.rate_limits
         )

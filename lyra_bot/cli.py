@@ -195,7 +195,10 @@ def say_cli(code: str, data: dict[str, Any]) -> str:
 async def send(cmd: "c.Command", actor: "Actor", bus: "Bus | None" = None) -> "Reply":
     from lyra_bot.wiring import build_bus
 
-    reply = await (bus or build_bus()).dispatch(cmd, actor)
+    if bus is None:
+        bus = build_bus()
+        bus.counted = False  # nobody scrapes a CLI process's metrics: skip prometheus_client
+    reply = await bus.dispatch(cmd, actor)
     if not reply.ok:
         fail(text_of(reply))
     return reply

@@ -71,3 +71,26 @@ async def test_query_commands_do_not_record_keys(bus):
     world = await build_world(bus)
     await world.ok(c.ListPool(), "mia@alpine.example")
     assert await InboundKey.all().count() == 0
+
+
+def test_every_command_type_resolves_to_its_handler_module() -> None:
+    """The bus imports only the module of the command it dispatches: the map must name, for
+    every command with a handler, the module that registers it (else a lazily built bus
+    would import every module, or miss one registered under another name)."""
+    import inspect
+
+    from lyra_bot.handlers import HANDLER_MODULES, register_all
+
+    from lyra_bot import bus as bus_module
+    from lyra_bot import commands
+
+    register_all()
+    handled = {t.__name__: f.__module__.rsplit(".", 1)[1] for t, f in bus_module._HANDLERS.items()}
+    assert handled == HANDLER_MODULES
+    command_types = {
+        name
+        for name, obj in inspect.getmembers(commands, inspect.isclass)
+        if issubclass(obj, commands.Command) and obj.__module__ == commands.__name__
+    }
+    unhandled = command_types - set(handled)
+    assert unhandled <= {"Command", "Sweep"}, unhandled

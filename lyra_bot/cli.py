@@ -117,10 +117,7 @@ def run(body: Callable[[], Awaitable[T]], *, migrate: bool = False) -> T:
             await init_db(settings, migrate=migrate)
             await get_connection("default").execute_query("SELECT 1")
             if not migrate and (pending := await pending_migrations()):
-                fail(
-                    f"The database needs {len(pending)} migration(s); run 'lyra-bot db upgrade'.",
-                    2,
-                )
+                fail(say_cli("migrations_pending", {"count": len(pending)}), 2)
             return await body()
         finally:
             await close_db()
@@ -185,9 +182,14 @@ def text_of(reply: "Reply") -> str:
 
 
 def error_text(exc: "DomainError") -> str:
+    return say_cli(exc.code, exc.data)
+
+
+def say_cli(code: str, data: dict[str, Any]) -> str:
+    """A phrase of the CLI's own (not a reply) in the reader's language."""
     from lyra_bot.phrases import say
 
-    return say(exc.code, exc.data, reader_locale())
+    return say(code, data, reader_locale())
 
 
 async def send(cmd: "c.Command", actor: "Actor", bus: "Bus | None" = None) -> "Reply":
@@ -1108,7 +1110,7 @@ def outbox_deliver() -> None:
         finally:
             await services.worker.close()
 
-    out.print(f"Delivered {run(body)} message(s).")
+    out.print(say_cli("outbox_delivered", {"count": run(body)}))
 
 
 # --- privacy ------------------------------------------------------------------------------
@@ -1280,9 +1282,13 @@ def mail_poll(
         try:
             if once:
                 result = await poller.poll_once()
-                return (
-                    f"Processed {result.processed} mail(s), {result.failed} refused or failed, "
-                    f"{result.deferred} left for the next poll."
+                return say_cli(
+                    "mail_polled",
+                    {
+                        "count": result.processed,
+                        "failed": result.failed,
+                        "deferred": result.deferred,
+                    },
                 )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -228,7 +228,7 @@ async def play_story(services: Services, console: Console, locale: str = "en") -
 
     async def deliver() -> None:
         sent = await services.worker.run_once()
-        console.print(f"  [dim]outbox: {sent} email(s) written[/dim]")
+        console.print(f"  [dim]outbox: {sent} {'email' if sent == 1 else 'emails'} written[/dim]")
 
     console.print("[bold]Lyra demo[/bold]: Acme Security sells firewalls through three partners.\n")
     reply = await bus.dispatch(

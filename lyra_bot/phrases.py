@@ -403,6 +403,27 @@ PHRASES: dict[str, Phrase] = {
     "hint_approve": P(
         N_("Approve it with 'lyra-bot lead approve %(ref)s' if it is a new customer.")
     ),
+    "migrations_pending": P(
+        *ngettext(
+            "The database needs %(num)d migration; run 'lyra-bot db upgrade'.",
+            "The database needs %(num)d migrations; run 'lyra-bot db upgrade'.",
+        ),
+        "count",
+    ),
+    "outbox_delivered": P(
+        *ngettext("Delivered %(num)d message.", "Delivered %(num)d messages."),
+        "count",
+        zero=N_("No message was waiting."),
+    ),
+    "mail_polled": P(
+        *ngettext(
+            "Processed %(num)d mail, %(failed)s refused or failed, %(deferred)s left for the "
+            "next poll.",
+            "Processed %(num)d mails, %(failed)s refused or failed, %(deferred)s left for the "
+            "next poll.",
+        ),
+        "count",
+    ),
     "imported": P(*ngettext("Imported %(num)d lead.", "Imported %(num)d leads."), "count"),
     "imported_held": P(
         *ngettext(

@@ -105,6 +105,26 @@ PROVEN_ELSEWHERE = {
         "tests/test_privacy.py::test_erase_leaves_no_trace_in_any_column_or_in_the_sqlite_files",
         "tests/test_privacy.py::test_every_text_and_json_column_is_classified_for_erasure",
     ],
+    "a reply address of another partner user outranked by References": [
+        "tests/test_attacks.py::test_references_never_outrank_another_users_valid_reply_address",
+    ],
+    "a suite that depends on the hour (start-up sweeps, leases, e2e at four instants)": [
+        "tests/test_email_e2e.py::test_lyra_bot_run_polls_imap_and_sends_over_smtp",
+        "tests/test_service.py::"
+        "test_run_serves_health_delivers_mail_from_other_processes_and_stops_on_sigterm",
+        "tests/test_lease.py::test_one_holder_at_a_time_and_takeover_after_expiry",
+        "tests/test_digest_cadence.py::"
+        "test_start_up_sends_todays_digests_only_when_due_at_each_instant",
+    ],
+    "database connections cut mid-load (a lane that never recovers)": [
+        "tests/test_faults.py::test_database_connections_terminated_mid_load_lose_and_double_nothing",
+        "tests/test_transactions.py::"
+        "test_a_connection_that_cannot_be_handed_back_does_not_stick_to_the_task",
+    ],
+    "a delivered answer sent twice (partial outbox batches)": [
+        "tests/test_outbox_partial.py::"
+        "test_rows_delivered_before_a_failure_whose_recording_fails_are_not_sent_again",
+    ],
 }
 
 

@@ -97,7 +97,7 @@ def test_admin_flow_from_import_to_delivered_mail(env, tmp_path):
             "feedback.customer",
         ]
     )
-    assert "Delivered 6 message(s)" in cli(env, "outbox", "deliver").stdout
+    assert "Delivered 6 messages." in cli(env, "outbox", "deliver").stdout
     assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 6
     leads = cli_json(env, "lead", "list")["leads"]
     assert {lead["ref"]: lead["status"] for lead in leads} == {"L-1001": "closed", "L-1002": "open"}
@@ -215,7 +215,7 @@ def test_dead_letters_are_shown_and_sent_again(env, tmp_path):
     retried = cli(env, "outbox", "retry", "--all").stdout
     assert f"{total - 1} dead messages queued again" in retried
     assert cli_json(env, "outbox", "list", "--status", "dead")["total"] == 0
-    assert f"Delivered {total} message(s)" in cli(env, "outbox", "deliver").stdout
+    assert f"Delivered {total} messages." in cli(env, "outbox", "deliver").stdout
 
 
 def test_store_problems_exit_2(tmp_path):

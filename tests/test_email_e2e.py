@@ -368,5 +368,5 @@ def test_cli_mail_poll_once_and_digest_send(tmp_path, dovecot, smtp_server, sqli
     )
     polled = cli("mail", "poll", "--once")
     assert polled.returncode == 0, polled.stderr
-    assert "Processed 0 mail(s), 1 refused" in polled.stdout
+    assert "Processed 0 mails, 1 refused" in polled.stdout
     assert dovecot.count("Failed") == 1

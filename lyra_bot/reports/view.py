@@ -8,13 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel.dates import format_date, format_datetime, format_interval
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.units import format_unit
 
 from lyra_bot.domain import Outcome
-from lyra_bot.render import pick_locale
+from lyra_bot.i18n import babel_locale
 from lyra_bot.reports.exports import headline
 from lyra_bot.reports.labels import labels as labels_for
 from lyra_bot.reports.metrics import AGE_BANDS, Metrics
@@ -27,18 +27,6 @@ LOWER_IS_BETTER = frozenset(
 )
 """Headline figures where a rise is bad news (shown in red)."""
 MAX_ROWS = 10  # products and regions in the demand table, partners in the idle list
-
-
-def babel_locale(language: str | None, country: str = "") -> Locale:
-    """The tenant's language with its country's conventions where CLDR knows them
-    (``de`` + ``CH`` → ``de_CH``: 12'000.00), else the language alone."""
-    lang = pick_locale(language)
-    if country:
-        try:
-            return Locale.parse(f"{lang}_{country.upper()}")
-        except (UnknownLocaleError, ValueError):
-            pass
-    return Locale.parse(lang)
 
 
 @dataclass(frozen=True)

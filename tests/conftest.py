@@ -20,8 +20,9 @@ from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from lyra_bot.app import Services, bootstrap
+from lyra_bot.app import Services, bootstrap, build_web_app
 from lyra_bot.bus import Bus
 from lyra_bot.clock import FrozenClock
 from lyra_bot.config import Settings
@@ -152,6 +153,17 @@ async def services(store: Settings, clock: FrozenClock) -> AsyncIterator[Service
     services = bootstrap(store, clock)
     yield services
     await services.worker.close()
+
+
+@pytest.fixture
+async def http(services: Services) -> AsyncIterator[TestClient]:
+    """A client of the service's web app (links in mails, pages, webhooks)."""
+    client = TestClient(TestServer(build_web_app(services)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -12,22 +12,18 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from limits import RateLimitItemPerMinute
 from lyra_bot.adapters.api import ROUTES
 from lyra_bot.adapters.email.smtp import mime_bytes
 
 from lyra_bot import commands as c
 from lyra_bot import tokens
-from lyra_bot.app import build_web_app
 from lyra_bot.config import Settings
 from lyra_bot.models import (
     ApiKey,
@@ -526,16 +522,6 @@ async def test_a_partner_cannot_sweep_the_pool_by_spreading_claims_over_its_user
 
 LINK_RE = re.compile(r"https?://[^\s\"'<>]+")
 ACTING = ("/check/", "/privacy/opt-out/", "/email/unsubscribe/")
-
-
-@pytest.fixture
-async def http(services) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(build_web_app(services)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def _mails_with_every_link(world: Any, services: Any, clock: Any) -> Claim:

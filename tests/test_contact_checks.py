@@ -4,31 +4,18 @@ by the words of a reply), a "no" alerting the owner and counting against the par
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from lyra_bot import commands as c
 from lyra_bot import tokens
-from lyra_bot.app import build_web_app
 from lyra_bot.commands import Actor
 from lyra_bot.domain import ClaimState
 from lyra_bot.models import AuditEvent, Claim, ContactCheck, Lead, OutboxMessage, Tenant
 from tests.world import build_world
 
 LINK_RE = re.compile(r"http://\S+/check/(\S+)/(yes|no)")
-
-
-@pytest.fixture
-async def http(services) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(build_web_app(services)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def asked(world, services, clock, ref: str = "L-1001") -> tuple[Claim, dict[str, str]]:

@@ -45,7 +45,7 @@ def validate_feedback(values: Mapping[str, str], locale: str | None = None) -> d
     checks = (
         ("outcome", lambda v: parse_outcome(v)),
         ("amount", lambda v: parse_amount(v)),
-        ("currency", lambda v: parse_currency(v, "XXX")),
+        ("currency", lambda v: parse_currency(v, "XXX")),  # checked only when filled in
     )
     if not values.get("outcome"):
         errors["outcome"] = phrase("choose_outcome", {}, locale)
